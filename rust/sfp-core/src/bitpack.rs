@@ -32,7 +32,13 @@ pub struct BitWriter<'a> {
 impl<'a> BitWriter<'a> {
     /// A writer of `width`-bit fields (0..=64) appending to `out`.
     pub fn new(width: u32, out: &'a mut Vec<u8>) -> Self {
-        Self { out, width, mask: low_mask(width), acc: 0, filled: 0 }
+        Self {
+            out,
+            width,
+            mask: low_mask(width),
+            acc: 0,
+            filled: 0,
+        }
     }
 
     /// Appends the low `width` bits of `v`.
@@ -50,7 +56,8 @@ impl<'a> BitWriter<'a> {
     /// Flushes the last partial bytes.
     pub fn finish(self) {
         let tail = self.filled.div_ceil(8) as usize;
-        self.out.extend_from_slice(&(self.acc as u64).to_le_bytes()[..tail]);
+        self.out
+            .extend_from_slice(&(self.acc as u64).to_le_bytes()[..tail]);
     }
 }
 

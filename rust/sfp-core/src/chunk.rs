@@ -58,7 +58,11 @@ pub(crate) fn encode(
         for (i, code) in codes.iter_mut().enumerate() {
             let bits = load(src, size, i);
             match r.reduce(bits, first + i as u64) {
-                Slot::Value { sign, code: c, mant } => {
+                Slot::Value {
+                    sign,
+                    code: c,
+                    mant,
+                } => {
                     *code = c;
                     any_negative |= sign;
                     sign_writer.push(u64::from(sign));
@@ -78,7 +82,9 @@ pub(crate) fn encode(
     let mut exps = Vec::new();
     let coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
     let n_exceptions = exceptions.len() / (4 + size);
-    let mut out = Vec::with_capacity(CHUNK_HEADER + signs.len() + exps.len() + mantissas.len() + exceptions.len());
+    let mut out = Vec::with_capacity(
+        CHUNK_HEADER + signs.len() + exps.len() + mantissas.len() + exceptions.len(),
+    );
     out.push(if any_negative { HAS_SIGNS } else { 0 });
     out.push(coder.id());
     out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
@@ -101,7 +107,13 @@ struct Parsed<'a> {
     exceptions: &'a [u8],
 }
 
-fn parse<'a>(bytes: &'a [u8], n: usize, man_bits: u32, size: usize, may_have_exceptions: bool) -> Result<Parsed<'a>> {
+fn parse<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    man_bits: u32,
+    size: usize,
+    may_have_exceptions: bool,
+) -> Result<Parsed<'a>> {
     let mut r = Reader { bytes, pos: 0 };
     let flags = r.u8("chunk flags")?;
     if flags & !HAS_SIGNS != 0 {
@@ -111,16 +123,25 @@ fn parse<'a>(bytes: &'a [u8], n: usize, man_bits: u32, size: usize, may_have_exc
     let exponent_bytes = r.u32("exponent stream length")? as usize;
     let exceptions = r.u32("exception count")? as usize;
     if exceptions > n || (exceptions > 0 && !may_have_exceptions) {
-        return Err(Error::decode(format!("{exceptions} exceptions in a chunk of {n} values")));
+        return Err(Error::decode(format!(
+            "{exceptions} exceptions in a chunk of {n} values"
+        )));
     }
-    let signs = if flags & HAS_SIGNS != 0 { Some(r.take(n.div_ceil(8), "sign stream")?) } else { None };
+    let signs = if flags & HAS_SIGNS != 0 {
+        Some(r.take(n.div_ceil(8), "sign stream")?)
+    } else {
+        None
+    };
     let exponents = r.take(exponent_bytes, "exponent stream")?;
     let mantissa_bytes = packed_len(n, man_bits).map_err(|e| Error::decode(e.to_string()))?;
     let mantissas = r.take(mantissa_bytes, "mantissa stream")?;
     let exception_bytes = exceptions * (4 + size);
     let exception_stream = r.take(exception_bytes, "exception stream")?;
     if r.pos != bytes.len() {
-        return Err(Error::decode(format!("{} stray bytes after the chunk's streams", bytes.len() - r.pos)));
+        return Err(Error::decode(format!(
+            "{} stray bytes after the chunk's streams",
+            bytes.len() - r.pos
+        )));
     }
     let layout = ChunkLayout {
         values: n,
@@ -132,7 +153,13 @@ fn parse<'a>(bytes: &'a [u8], n: usize, man_bits: u32, size: usize, may_have_exc
         exceptions,
         exception_bytes,
     };
-    Ok(Parsed { layout, signs, exponents, mantissas, exceptions: exception_stream })
+    Ok(Parsed {
+        layout,
+        signs,
+        exponents,
+        mantissas,
+        exceptions: exception_stream,
+    })
 }
 
 /// The stream sizes of a chunk of `n` values, without decoding it.
@@ -147,29 +174,47 @@ pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Resu
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
-pub(crate) fn decode(r: &Reducer, exp_bits: u32, man_bits: u32, bytes: &[u8], out: &mut [u8]) -> Result<()> {
+pub(crate) fn decode(
+    r: &Reducer,
+    exp_bits: u32,
+    man_bits: u32,
+    bytes: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     let size = r.size();
     let n = out.len() / size;
     let p = parse(bytes, n, man_bits, size, r.has_exceptions())?;
     let mut codes = vec![0u16; n];
     p.layout.coder.decode(p.exponents, exp_bits, &mut codes)?;
-    let max_code = if exp_bits >= 16 { u16::MAX } else { ((1u32 << exp_bits) - 1) as u16 };
+    let max_code = if exp_bits >= 16 {
+        u16::MAX
+    } else {
+        ((1u32 << exp_bits) - 1) as u16
+    };
     if let Some(bad) = codes.iter().find(|&&c| c > max_code) {
-        return Err(Error::decode(format!("exponent code {bad} exceeds {exp_bits} bits")));
+        return Err(Error::decode(format!(
+            "exponent code {bad} exceeds {exp_bits} bits"
+        )));
     }
     let sign = |i: usize| p.signs.is_some_and(|s| (s[i / 8] >> (i % 8)) & 1 == 1);
-    unpack(p.mantissas, n, man_bits, |i, mant| store(out, size, i, r.expand(sign(i), codes[i], mant)))?;
+    unpack(p.mantissas, n, man_bits, |i, mant| {
+        store(out, size, i, r.expand(sign(i), codes[i], mant))
+    })?;
     let mut previous: Option<usize> = None;
     for e in p.exceptions.chunks_exact(4 + size) {
         let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
         if index >= n || previous.is_some_and(|p| index <= p) {
-            return Err(Error::decode(format!("exception index {index} is out of order or beyond {n}")));
+            return Err(Error::decode(format!(
+                "exception index {index} is out of order or beyond {n}"
+            )));
         }
         previous = Some(index);
         out[index * size..(index + 1) * size].copy_from_slice(&e[4..]);
         let bits = load(out, size, index);
         if !r.is_special(bits) {
-            return Err(Error::decode(format!("exception at {index} is not a NaN or infinity")));
+            return Err(Error::decode(format!(
+                "exception at {index} is not a NaN or infinity"
+            )));
         }
     }
     Ok(())

@@ -27,7 +27,9 @@ impl Options {
     fn chunk(&self) -> Result<usize> {
         let c = self.chunk_size.unwrap_or(DEFAULT_CHUNK);
         if c == 0 || c > MAX_CHUNK {
-            return Err(Error::invalid(format!("chunk_size={c} is outside 1..={MAX_CHUNK}")));
+            return Err(Error::invalid(format!(
+                "chunk_size={c} is outside 1..={MAX_CHUNK}"
+            )));
         }
         Ok(c)
     }
@@ -36,7 +38,10 @@ impl Options {
 /// Checks that `bytes` holds a whole number of `dtype` elements matching `shape`.
 fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
     if shape.len() > MAX_NDIM {
-        return Err(Error::invalid(format!("ndim={} exceeds {MAX_NDIM}", shape.len())));
+        return Err(Error::invalid(format!(
+            "ndim={} exceeds {MAX_NDIM}",
+            shape.len()
+        )));
     }
     let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let expected = n.and_then(|n| n.checked_mul(dtype.size() as u64));
@@ -55,7 +60,13 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the format does not fit `dtype`, `shape` does not match the buffer,
 /// or an option is out of range.
-pub fn encode(src: &[u8], dtype: DType, shape: &[u64], format: &Format, options: &Options) -> Result<Vec<u8>> {
+pub fn encode(
+    src: &[u8],
+    dtype: DType,
+    shape: &[u64],
+    format: &Format,
+    options: &Options,
+) -> Result<Vec<u8>> {
     check_len(src.len(), dtype, shape)?;
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
@@ -67,7 +78,14 @@ pub fn encode(src: &[u8], dtype: DType, shape: &[u64], format: &Format, options:
             .par_chunks(chunk * size)
             .enumerate()
             .map(|(c, part)| {
-                chunk::encode(&reducer, target.exp_bits, target.man_bits, format.exponent_coding, part, (c * chunk) as u64)
+                chunk::encode(
+                    &reducer,
+                    target.exp_bits,
+                    target.man_bits,
+                    format.exponent_coding,
+                    part,
+                    (c * chunk) as u64,
+                )
             })
             .collect();
         let header = Header {
@@ -75,7 +93,10 @@ pub fn encode(src: &[u8], dtype: DType, shape: &[u64], format: &Format, options:
             window_top: window_top_field(window),
             shape: shape.to_vec(),
             chunk_size: chunk,
-            chunks: chunks.iter().map(|c| (c.len() as u64, xxh3_64(c))).collect(),
+            chunks: chunks
+                .iter()
+                .map(|c| (c.len() as u64, xxh3_64(c)))
+                .collect(),
             header_len: 0,
         };
         let mut out = header.to_bytes();
@@ -88,7 +109,11 @@ pub fn encode(src: &[u8], dtype: DType, shape: &[u64], format: &Format, options:
 /// Parses a frame's header and the reducer that expands its values.
 fn open(frame: &[u8]) -> Result<(Header, Reducer)> {
     let header = Header::parse(frame)?;
-    let window = window_from_top(header.window_top, header.target.exp_bits, header.target.dtype);
+    let window = window_from_top(
+        header.window_top,
+        header.target.exp_bits,
+        header.target.dtype,
+    );
     let reducer = Reducer::new(&header.target, window);
     Ok((header, reducer))
 }
@@ -120,7 +145,9 @@ pub fn decode_into(frame: &[u8], out: &mut [u8], threads: Option<usize>) -> Resu
             .try_for_each(|(c, ((dst, range), &(_, sum)))| {
                 let bytes = &frame[range.clone()];
                 if xxh3_64(bytes) != sum {
-                    return Err(Error::decode(format!("checksum mismatch in chunk {c}: the data is corrupt")));
+                    return Err(Error::decode(format!(
+                        "checksum mismatch in chunk {c}: the data is corrupt"
+                    )));
                 }
                 chunk::decode(&reducer, t.exp_bits, t.man_bits, bytes, dst)
                     .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
@@ -134,7 +161,13 @@ pub fn decode_into(frame: &[u8], out: &mut [u8], threads: Option<usize>) -> Resu
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the format does not fit `dtype` or the buffers differ in size.
-pub fn quantize(src: &[u8], out: &mut [u8], dtype: DType, format: &Format, threads: Option<usize>) -> Result<()> {
+pub fn quantize(
+    src: &[u8],
+    out: &mut [u8],
+    dtype: DType,
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
     if src.len() != out.len() || src.len() % dtype.size() != 0 {
         return Err(Error::invalid(format!(
             "quantize needs equal whole buffers of {}: got {} and {} bytes",
@@ -148,12 +181,20 @@ pub fn quantize(src: &[u8], out: &mut [u8], dtype: DType, format: &Format, threa
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK)?);
         let step = DEFAULT_CHUNK / 16 * size;
-        out.par_chunks_mut(step).zip(src.par_chunks(step)).enumerate().for_each(|(c, (dst, part))| {
-            let first = (c * step / size) as u64;
-            for i in 0..part.len() / size {
-                store(dst, size, i, reducer.quantize(load(part, size, i), first + i as u64));
-            }
-        });
+        out.par_chunks_mut(step)
+            .zip(src.par_chunks(step))
+            .enumerate()
+            .for_each(|(c, (dst, part))| {
+                let first = (c * step / size) as u64;
+                for i in 0..part.len() / size {
+                    store(
+                        dst,
+                        size,
+                        i,
+                        reducer.quantize(load(part, size, i), first + i as u64),
+                    );
+                }
+            });
         Ok(())
     })?
 }
@@ -162,9 +203,18 @@ pub fn quantize(src: &[u8], out: &mut [u8], dtype: DType, format: &Format, threa
 ///
 /// # Errors
 /// As [`quantize`].
-pub fn quantize_in_place(buf: &mut [u8], dtype: DType, format: &Format, threads: Option<usize>) -> Result<()> {
+pub fn quantize_in_place(
+    buf: &mut [u8],
+    dtype: DType,
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
     if buf.len() % dtype.size() != 0 {
-        return Err(Error::invalid(format!("{} bytes is not a whole number of {}", buf.len(), dtype.name())));
+        return Err(Error::invalid(format!(
+            "{} bytes is not a whole number of {}",
+            buf.len(),
+            dtype.name()
+        )));
     }
     let target = format.resolve(dtype)?;
     let size = dtype.size();
@@ -174,7 +224,12 @@ pub fn quantize_in_place(buf: &mut [u8], dtype: DType, format: &Format, threads:
         buf.par_chunks_mut(step).enumerate().for_each(|(c, part)| {
             let first = (c * step / size) as u64;
             for i in 0..part.len() / size {
-                store(part, size, i, reducer.quantize(load(part, size, i), first + i as u64));
+                store(
+                    part,
+                    size,
+                    i,
+                    reducer.quantize(load(part, size, i), first + i as u64),
+                );
             }
         });
         Ok(())
@@ -203,8 +258,16 @@ pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
         .chunk_ranges()
         .into_iter()
         .enumerate()
-        .map(|(c, range)| chunk::layout(&reducer, t.man_bits, &frame[range], header.chunk_values(c)))
+        .map(|(c, range)| {
+            chunk::layout(&reducer, t.man_bits, &frame[range], header.chunk_values(c))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let window_top = t.has_window().then(|| i32::from(header.window_top) - t.dtype.bias());
-    Ok(FrameInfo { header, window_top, chunks })
+    let window_top = t
+        .has_window()
+        .then(|| i32::from(header.window_top) - t.dtype.bias());
+    Ok(FrameInfo {
+        header,
+        window_top,
+        chunks,
+    })
 }

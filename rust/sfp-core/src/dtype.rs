@@ -24,11 +24,14 @@ impl DType {
     /// # Errors
     /// [`Error::UnsupportedDtype`] for any other name.
     pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
-            Error::UnsupportedDtype(format!(
-                "dtype {name:?} is not supported: use float32, float64, float16 or bfloat16"
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| {
+                Error::UnsupportedDtype(format!(
+                    "dtype {name:?} is not supported: use float32, float64, float16 or bfloat16"
+                ))
+            })
     }
 
     /// The numpy-style name.

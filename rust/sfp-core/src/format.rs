@@ -29,6 +29,9 @@ pub enum Underflow {
 macro_rules! named_enum {
     ($ty:ident, $what:literal, $(($variant:ident, $name:literal, $id:literal)),+) => {
         impl $ty {
+            /// Every value, in frame-id order.
+            pub const ALL: &'static [$ty] = &[$(Self::$variant),+];
+
             /// Parses the name used by the Python API.
             ///
             /// # Errors
@@ -66,8 +69,19 @@ macro_rules! named_enum {
     };
 }
 
-named_enum!(Rounding, "rounding", (Truncate, "truncate", 0), (Nearest, "nearest", 1), (Stochastic, "stochastic", 2));
-named_enum!(Underflow, "underflow", (Flush, "flush", 0), (Stochastic, "stochastic", 1));
+named_enum!(
+    Rounding,
+    "rounding",
+    (Truncate, "truncate", 0),
+    (Nearest, "nearest", 1),
+    (Stochastic, "stochastic", 2)
+);
+named_enum!(
+    Underflow,
+    "underflow",
+    (Flush, "flush", 0),
+    (Stochastic, "stochastic", 1)
+);
 
 /// A requested container, independent of the source type. `None` keeps the source's field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -125,13 +139,19 @@ impl Format {
         let man_bits = self.man_bits.unwrap_or(src_m);
         let name = dtype.name();
         if exp_bits == 0 {
-            return Err(Error::invalid("exp_bits=0 is below 1: a value needs at least one exponent bit"));
+            return Err(Error::invalid(
+                "exp_bits=0 is below 1: a value needs at least one exponent bit",
+            ));
         }
         if exp_bits > src_e {
-            return Err(Error::invalid(format!("exp_bits={exp_bits} exceeds {name}'s {src_e}")));
+            return Err(Error::invalid(format!(
+                "exp_bits={exp_bits} exceeds {name}'s {src_e}"
+            )));
         }
         if man_bits > src_m {
-            return Err(Error::invalid(format!("man_bits={man_bits} exceeds {name}'s {src_m}")));
+            return Err(Error::invalid(format!(
+                "man_bits={man_bits} exceeds {name}'s {src_m}"
+            )));
         }
         if let Some(top) = self.window_top {
             if exp_bits == src_e {
@@ -146,7 +166,12 @@ impl Format {
                 )));
             }
         }
-        Ok(Target { dtype, exp_bits, man_bits, format: *self })
+        Ok(Target {
+            dtype,
+            exp_bits,
+            man_bits,
+            format: *self,
+        })
     }
 }
 
@@ -177,14 +202,36 @@ mod tests {
 
     #[test]
     fn messages_name_the_value() {
-        let f = Format { man_bits: Some(31), ..Format::LOSSLESS };
-        assert_eq!(f.resolve(DType::F32).unwrap_err().to_string(), "man_bits=31 exceeds float32's 23");
-        let f = Format { exp_bits: Some(9), ..Format::LOSSLESS };
-        assert_eq!(f.resolve(DType::F32).unwrap_err().to_string(), "exp_bits=9 exceeds float32's 8");
-        let f = Format { exp_bits: Some(4), window_top: Some(1000), ..Format::LOSSLESS };
+        let f = Format {
+            man_bits: Some(31),
+            ..Format::LOSSLESS
+        };
+        assert_eq!(
+            f.resolve(DType::F32).unwrap_err().to_string(),
+            "man_bits=31 exceeds float32's 23"
+        );
+        let f = Format {
+            exp_bits: Some(9),
+            ..Format::LOSSLESS
+        };
+        assert_eq!(
+            f.resolve(DType::F32).unwrap_err().to_string(),
+            "exp_bits=9 exceeds float32's 8"
+        );
+        let f = Format {
+            exp_bits: Some(4),
+            window_top: Some(1000),
+            ..Format::LOSSLESS
+        };
         let msg = f.resolve(DType::F32).unwrap_err().to_string();
-        assert!(msg.starts_with("window_top=1000 is outside -112..=127"), "{msg}");
-        assert!(Rounding::from_name("up").unwrap_err().to_string().contains("\"truncate\""));
+        assert!(
+            msg.starts_with("window_top=1000 is outside -112..=127"),
+            "{msg}"
+        );
+        assert!(Rounding::from_name("up")
+            .unwrap_err()
+            .to_string()
+            .contains("\"truncate\""));
     }
 
     #[test]
@@ -192,7 +239,12 @@ mod tests {
         let t = Format::LOSSLESS.resolve(DType::BF16).unwrap();
         assert_eq!((t.exp_bits, t.man_bits), (8, 7));
         assert!(t.is_lossless());
-        let t = Format { man_bits: Some(2), ..Format::LOSSLESS }.resolve(DType::F64).unwrap();
+        let t = Format {
+            man_bits: Some(2),
+            ..Format::LOSSLESS
+        }
+        .resolve(DType::F64)
+        .unwrap();
         assert!(!t.is_lossless() && !t.has_window());
     }
 }

@@ -67,10 +67,16 @@ impl Header {
     /// Serialises the header (with the given chunk table) to bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let t = &self.target;
-        let mut out = Vec::with_capacity(FIXED + 8 * self.shape.len() + ENTRY * self.chunks.len() + 8);
+        let mut out =
+            Vec::with_capacity(FIXED + 8 * self.shape.len() + ENTRY * self.chunks.len() + 8);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&[t.dtype.id(), self.shape.len() as u8, t.exp_bits as u8, t.man_bits as u8]);
+        out.extend_from_slice(&[
+            t.dtype.id(),
+            self.shape.len() as u8,
+            t.exp_bits as u8,
+            t.man_bits as u8,
+        ]);
         out.extend_from_slice(&[t.format.rounding.id(), t.format.underflow.id()]);
         out.extend_from_slice(&self.window_top.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
@@ -95,7 +101,10 @@ impl Header {
     /// # Errors
     /// [`Error::Decode`] for anything that is not a well-formed frame of this or an earlier version.
     pub fn parse(frame: &[u8]) -> Result<Self> {
-        let mut r = Reader { bytes: frame, pos: 0 };
+        let mut r = Reader {
+            bytes: frame,
+            pos: 0,
+        };
         let magic = r.take(4, "magic")?;
         if magic != MAGIC {
             return Err(Error::decode(format!(
@@ -133,7 +142,9 @@ impl Header {
             seed,
             exponent_coding: ExponentCoding::Auto,
         };
-        let target = format.resolve(dtype).map_err(|e| Error::decode(format!("bad format in header: {e}")))?;
+        let target = format
+            .resolve(dtype)
+            .map_err(|e| Error::decode(format!("bad format in header: {e}")))?;
         check_window(&target, window_top)?;
         let mut shape = Vec::with_capacity(ndim);
         for _ in 0..ndim {
@@ -145,7 +156,9 @@ impl Header {
             .filter(|&n| usize::try_from(n).is_ok_and(|n| n.checked_mul(dtype.size()).is_some()))
             .ok_or_else(|| Error::decode(format!("shape {shape:?} is too large")))?;
         if chunk_size == 0 || chunk_size > MAX_CHUNK {
-            return Err(Error::decode(format!("chunk size {chunk_size} is outside 1..={MAX_CHUNK}")));
+            return Err(Error::decode(format!(
+                "chunk size {chunk_size} is outside 1..={MAX_CHUNK}"
+            )));
         }
         let expected_chunks = len.div_ceil(chunk_size as u64);
         if n_chunks as u64 != expected_chunks {
@@ -154,7 +167,10 @@ impl Header {
             )));
         }
         // The table must be present before it is allocated.
-        let table = r.take(n_chunks.checked_mul(ENTRY).unwrap_or(usize::MAX), "chunk table")?;
+        let table = r.take(
+            n_chunks.checked_mul(ENTRY).unwrap_or(usize::MAX),
+            "chunk table",
+        )?;
         let chunks: Vec<(u64, u64)> = table
             .chunks_exact(ENTRY)
             .map(|e| (le_u64(&e[..8]), le_u64(&e[8..])))
@@ -162,17 +178,28 @@ impl Header {
         let header_len = r.pos + 8;
         let stored = r.u64("header checksum")?;
         if xxh3_64(&frame[..header_len - 8]) != stored {
-            return Err(Error::decode("header checksum mismatch: the frame header is corrupt"));
+            return Err(Error::decode(
+                "header checksum mismatch: the frame header is corrupt",
+            ));
         }
         let payload = (frame.len() - header_len) as u64;
-        let total = chunks.iter().try_fold(0u64, |acc, &(l, _)| acc.checked_add(l));
+        let total = chunks
+            .iter()
+            .try_fold(0u64, |acc, &(l, _)| acc.checked_add(l));
         if total != Some(payload) {
             return Err(Error::decode(format!(
                 "chunk lengths add up to {}, but {payload} bytes follow the header",
                 total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string())
             )));
         }
-        Ok(Self { target, window_top, shape, chunk_size, chunks, header_len })
+        Ok(Self {
+            target,
+            window_top,
+            shape,
+            chunk_size,
+            chunks,
+            header_len,
+        })
     }
 
     /// Byte ranges of the chunks within the frame.
@@ -201,7 +228,9 @@ fn check_window(target: &Target, top: u16) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::decode(format!("window top field {top} is invalid for this format")))
+        Err(Error::decode(format!(
+            "window top field {top} is invalid for this format"
+        )))
     }
 }
 
@@ -219,13 +248,17 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::decode(format!(
-                "truncated: {what} needs {n} bytes at offset {}, only {} left",
-                self.pos,
-                self.bytes.len().saturating_sub(self.pos)
-            ))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                Error::decode(format!(
+                    "truncated: {what} needs {n} bytes at offset {}, only {} left",
+                    self.pos,
+                    self.bytes.len().saturating_sub(self.pos)
+                ))
+            })?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)

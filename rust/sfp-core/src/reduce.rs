@@ -104,7 +104,11 @@ impl Reducer {
         let mag = bits & self.mag_mask;
         if self.lossless {
             let code = (mag >> self.src_m) as u16;
-            return Slot::Value { sign, code, mant: mag & self.src_man_mask };
+            return Slot::Value {
+                sign,
+                code,
+                mant: mag & self.src_man_mask,
+            };
         }
         if mag >> self.src_m == self.inf_field {
             return Slot::Special;
@@ -114,32 +118,54 @@ impl Reducer {
         let mant = (rounded & self.src_man_mask) >> self.drop;
         let Some(w) = self.window else {
             // Raw exponent: a carry out of the largest binade is IEEE overflow to infinity.
-            return Slot::Value { sign, code: field as u16, mant };
+            return Slot::Value {
+                sign,
+                code: field as u16,
+                mant,
+            };
         };
         if field > w.top {
             let code = (w.top - w.bottom + 1) as u16;
-            return Slot::Value { sign, code, mant: low_mask(self.man_bits) };
+            return Slot::Value {
+                sign,
+                code,
+                mant: low_mask(self.man_bits),
+            };
         }
         if field >= w.bottom {
-            return Slot::Value { sign, code: (field - w.bottom + 1) as u16, mant };
+            return Slot::Value {
+                sign,
+                code: (field - w.bottom + 1) as u16,
+                mant,
+            };
         }
         if field == 0 && w.bottom == 1 {
             // The zero code stands for field 0: subnormals survive when the window reaches them.
-            return Slot::Value { sign, code: 0, mant };
+            return Slot::Value {
+                sign,
+                code: 0,
+                mant,
+            };
         }
         let up = self.underflow == Underflow::Stochastic
             && rounded != 0
             && self.underflow_rounds_up(rounded, w.bottom, index);
-        Slot::Value { sign, code: u16::from(up), mant: 0 }
+        Slot::Value {
+            sign,
+            code: u16::from(up),
+            mant: 0,
+        }
     }
 
     /// Stochastic underflow: up to the smallest window value `2^bottom` with probability `|x| / 2^bottom`.
     fn underflow_rounds_up(&self, rounded: u64, bottom: u64, index: u64) -> bool {
         let field = rounded >> self.src_m;
-        let significand = (rounded & self.src_man_mask) | if field == 0 { 0 } else { 1 << self.src_m };
+        let significand =
+            (rounded & self.src_man_mask) | if field == 0 { 0 } else { 1 << self.src_m };
         let shift = field.max(1) as i32 - bottom as i32 - self.src_m as i32;
         let p = significand as f64 * 2f64.powi(shift);
-        let u = (random_bits(self.seed, index, UNDERFLOW_STREAM) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let u = (random_bits(self.seed, index, UNDERFLOW_STREAM) >> 11) as f64
+            * (1.0 / (1u64 << 53) as f64);
         u < p
     }
 
@@ -189,19 +215,31 @@ pub(crate) fn window_for(target: &Target, src: &[u8], chunk: usize) -> Result<Op
         Some(top) => (top + dtype.bias()) as u64,
         None => largest_rounded_field(target, src, chunk).max(span + 1),
     };
-    Ok(Some(Window { bottom: top - span, top }))
+    Ok(Some(Window {
+        bottom: top - span,
+        top,
+    }))
 }
 
 /// The largest finite exponent field after mantissa rounding (0 when there is none).
 fn largest_rounded_field(target: &Target, src: &[u8], chunk: usize) -> u64 {
     let reducer = Reducer::new(target, None);
     let size = target.dtype.size();
-    let field_of = |i: usize| reducer.rounded_field(load(src, size, i), i as u64).unwrap_or(0);
+    let field_of = |i: usize| {
+        reducer
+            .rounded_field(load(src, size, i), i as u64)
+            .unwrap_or(0)
+    };
     let n = src.len() / size;
     if target.format.rounding == Rounding::Stochastic {
         return (0..n.div_ceil(chunk.max(1)))
             .into_par_iter()
-            .map(|c| (c * chunk..((c + 1) * chunk).min(n)).map(field_of).max().unwrap_or(0))
+            .map(|c| {
+                (c * chunk..((c + 1) * chunk).min(n))
+                    .map(field_of)
+                    .max()
+                    .unwrap_or(0)
+            })
             .max()
             .unwrap_or(0);
     }
@@ -233,5 +271,8 @@ pub(crate) fn window_from_top(top: u16, exp_bits: u32, dtype: DType) -> Option<W
         return None;
     }
     let span = (1u64 << exp_bits) - 2;
-    Some(Window { bottom: u64::from(top) - span, top: u64::from(top) })
+    Some(Window {
+        bottom: u64::from(top) - span,
+        top: u64::from(top),
+    })
 }

@@ -28,10 +28,18 @@ mod tests {
     #[test]
     fn bits_are_balanced_and_streams_differ() {
         let n = 100_000u64;
-        let ones: u32 = (0..n).map(|i| random_bits(7, i, MANTISSA_STREAM).count_ones()).sum();
+        let ones: u32 = (0..n)
+            .map(|i| random_bits(7, i, MANTISSA_STREAM).count_ones())
+            .sum();
         let mean = f64::from(ones) / n as f64;
         assert!((mean - 32.0).abs() < 0.1, "mean popcount {mean}");
-        assert_ne!(random_bits(7, 3, MANTISSA_STREAM), random_bits(7, 3, UNDERFLOW_STREAM));
-        assert_ne!(random_bits(7, 3, MANTISSA_STREAM), random_bits(8, 3, MANTISSA_STREAM));
+        assert_ne!(
+            random_bits(7, 3, MANTISSA_STREAM),
+            random_bits(7, 3, UNDERFLOW_STREAM)
+        );
+        assert_ne!(
+            random_bits(7, 3, MANTISSA_STREAM),
+            random_bits(8, 3, MANTISSA_STREAM)
+        );
     }
 }

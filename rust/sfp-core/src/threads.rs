@@ -18,14 +18,18 @@ static POOLS: OnceLock<Mutex<Vec<(usize, Arc<ThreadPool>)>>> = OnceLock::new();
 pub fn run<R: Send>(threads: Option<usize>, work: impl FnOnce() -> R + Send) -> Result<R> {
     let Some(n) = threads else { return Ok(work()) };
     if n == 0 || n > MAX_THREADS {
-        return Err(Error::invalid(format!("threads={n} is outside 1..={MAX_THREADS}")));
+        return Err(Error::invalid(format!(
+            "threads={n} is outside 1..={MAX_THREADS}"
+        )));
     }
     Ok(pool(n)?.install(work))
 }
 
 fn pool(n: usize) -> Result<Arc<ThreadPool>> {
     let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
-    let mut pools = pools.lock().map_err(|_| Error::invalid("thread pool registry was poisoned"))?;
+    let mut pools = pools
+        .lock()
+        .map_err(|_| Error::invalid("thread pool registry was poisoned"))?;
     if let Some((_, p)) = pools.iter().find(|(size, _)| *size == n) {
         return Ok(Arc::clone(p));
     }

@@ -2,10 +2,14 @@
 //! and the lossless format is the identity.
 
 use proptest::prelude::*;
-use sfp_core::{decode_into, encode, quantize, DType, ExponentCoding, Format, Options, Rounding, Underflow};
+use sfp_core::{
+    decode_into, encode, quantize, DType, ExponentCoding, Format, Options, Rounding, Underflow,
+};
 
 fn bytes_of(bits: &[u64], size: usize) -> Vec<u8> {
-    bits.iter().flat_map(|b| b.to_le_bytes()[..size].to_vec()).collect()
+    bits.iter()
+        .flat_map(|b| b.to_le_bytes()[..size].to_vec())
+        .collect()
 }
 
 fn dtype_strategy() -> impl Strategy<Value = DType> {
@@ -13,7 +17,11 @@ fn dtype_strategy() -> impl Strategy<Value = DType> {
 }
 
 fn format_for(dtype: DType) -> impl Strategy<Value = Format> {
-    let rounding = prop::sample::select(vec![Rounding::Truncate, Rounding::Nearest, Rounding::Stochastic]);
+    let rounding = prop::sample::select(vec![
+        Rounding::Truncate,
+        Rounding::Nearest,
+        Rounding::Stochastic,
+    ]);
     let underflow = prop::sample::select(vec![Underflow::Flush, Underflow::Stochastic]);
     (
         prop::option::of(1..=dtype.exp_bits()),
@@ -36,10 +44,24 @@ fn format_for(dtype: DType) -> impl Strategy<Value = Format> {
 /// Raw bit patterns biased toward the interesting ones: zeros, specials, subnormals, extremes.
 fn bits_strategy(dtype: DType) -> impl Strategy<Value = Vec<u64>> {
     let width = 8 * dtype.size() as u32;
-    let all = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+    let all = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
     let sign = 1u64 << (width - 1);
     let inf = ((1u64 << dtype.exp_bits()) - 1) << dtype.man_bits();
-    let special = prop::sample::select(vec![0, sign, inf, inf | sign, inf | 1, inf | 3 | sign, 1, sign | 5, inf - 1]);
+    let special = prop::sample::select(vec![
+        0,
+        sign,
+        inf,
+        inf | sign,
+        inf | 1,
+        inf | 3 | sign,
+        1,
+        sign | 5,
+        inf - 1,
+    ]);
     let element = prop_oneof![4 => any::<u64>().prop_map(move |b| b & all), 1 => special];
     prop::collection::vec(element, 0..300)
 }
