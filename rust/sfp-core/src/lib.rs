@@ -13,6 +13,9 @@ pub mod format;
 pub mod frame;
 mod reduce;
 mod rng;
+/// Harness logic for fuzz targets, corpus replay, golden frames and corruption tests.
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod threads;
 
 pub use chunk::ChunkLayout;
