@@ -1,0 +1,111 @@
+//! Replays the checked-in fuzz corpora (`fuzz/corpus/<target>/`) through the same checks the fuzz
+//! targets run, so CI keeps every input a fuzzer ever found interesting without nightly or cargo-fuzz.
+//!
+//! With `SFP_WRITE_SEEDS=1`, first writes seed inputs built from the golden cases into the corpora
+//! (real frames for the decoders, so that mutations start past the checksums).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sfp_core::exponent::Coder;
+use sfp_core::testkit::{self, golden, Failure};
+use sfp_core::{encode, Options};
+
+/// The check each fuzz target runs; a corpus directory without one here fails the test.
+fn check_for(target: &str) -> Option<fn(&[u8]) -> Result<(), Failure>> {
+    Some(match target {
+        "decode" => |d| testkit::check_decode(d).map(drop),
+        "decode_repaired" => |d| testkit::check_decode_repaired(d).map(drop),
+        "roundtrip" => testkit::check_roundtrip,
+        "coder_raw" => |d| testkit::check_coder(Coder::Raw, d),
+        _ => return None,
+    })
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
+}
+
+fn write_seeds() {
+    let dir = corpus_dir();
+    let put = |target: &str, name: &str, bytes: &[u8]| {
+        let d = dir.join(target);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    for case in golden::cases() {
+        // Keep seeds small: a handful of values per chunk, several chunks.
+        let size = case.dtype.size();
+        let values = &case.values[..case.values.len().min(40 * size)];
+        let n = (values.len() / size) as u64;
+        let options = Options {
+            chunk_size: Some(16),
+            threads: Some(1),
+        };
+        let frame = encode(values, case.dtype, &[n], &case.format, &options).unwrap();
+        put("decode", &case.name, &frame);
+        put("decode_repaired", &case.name, &frame);
+    }
+    for (i, dtype) in sfp_core::DType::ALL.into_iter().enumerate() {
+        for (j, head) in [
+            [0u8, 0xff, 1, 0],
+            [3, 2, 0x0a, 0x85],
+            [2, 1, 2, 0],
+            [1, 0, 4, 0],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut input = vec![i as u8, head[0], head[1], head[2], head[3], 7, 5, 1];
+            input.extend_from_slice(&golden::values(dtype, 64));
+            put("roundtrip", &format!("{}-{j}", dtype.name()), &input);
+        }
+    }
+    for width in [1u8, 4, 5, 8, 10] {
+        let mut skewed = vec![width - 1, 0x80 | 40];
+        skewed.extend((0..200u32).map(|i| (i * 7 % 251) as u8));
+        put("coder_raw", &format!("w{width}-skewed"), &skewed);
+        let mut flat = vec![width - 1, 12];
+        flat.extend((0..200u32).map(|i| (i * 31 % 253) as u8));
+        put("coder_raw", &format!("w{width}-flat"), &flat);
+    }
+}
+
+#[test]
+fn fuzz_corpora_replay_cleanly() {
+    if std::env::var_os("SFP_WRITE_SEEDS").is_some() {
+        write_seeds();
+    }
+    let mut targets: Vec<PathBuf> = fs::read_dir(corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    targets.sort();
+    let mut total = 0;
+    for dir in &targets {
+        let target = dir.file_name().unwrap().to_string_lossy().to_string();
+        let check = check_for(&target)
+            .unwrap_or_else(|| panic!("fuzz/corpus/{target} has no replay check in this test"));
+        let mut inputs: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        inputs.sort();
+        for input in &inputs {
+            let data = fs::read(input).unwrap();
+            if let Err(e) = check(&data) {
+                panic!("{}: {e}", input.display());
+            }
+        }
+        println!("{target}: {} inputs", inputs.len());
+        total += inputs.len();
+    }
+    assert!(
+        total > 0,
+        "no corpus inputs found under {}",
+        corpus_dir().display()
+    );
+}
