@@ -99,7 +99,10 @@ pub fn check_decode(data: &[u8]) -> Result<Outcome, Failure> {
         .map_err(|e| format!("quantizing the decoded array failed: {e}"))?;
     if let Some(i) = first_difference(&again, &out, size) {
         return Err(format!(
-            "decoded value {i} is not in the frame's format {format:?}: quantizing changes it"
+            "decoded value {i} ({:02x?}) is not in the frame's format {format:?}: quantizing \
+             gives {:02x?}",
+            &out[i * size..(i + 1) * size],
+            &again[i * size..(i + 1) * size]
         ));
     }
     Ok(Outcome::Decoded)
