@@ -200,6 +200,16 @@ pub(crate) fn decode(
     unpack(p.mantissas, n, man_bits, |i, mant| {
         store(out, size, i, r.expand(sign(i), codes[i], mant))
     })?;
+    if man_bits > 0 && r.zero_code_is_zero() {
+        // The encoder stores no mantissa with the zero code here; one would decode to a value outside
+        // the format (a subnormal below the window).
+        let bad = (0..n).find(|&i| codes[i] == 0 && r.is_nonzero(load(out, size, i)));
+        if let Some(i) = bad {
+            return Err(Error::decode(format!(
+                "value {i} has the zero exponent code and a nonzero mantissa"
+            )));
+        }
+    }
     let mut previous: Option<usize> = None;
     for e in p.exceptions.chunks_exact(4 + size) {
         let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;

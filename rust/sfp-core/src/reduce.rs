@@ -180,6 +180,17 @@ impl Reducer {
         (u64::from(sign) << self.sign_shift) | (field << self.src_m) | (mant << self.drop)
     }
 
+    /// True when the zero code can only stand for a signed zero (the window lies above the
+    /// subnormals), so a value with that code and nonzero magnitude bits is malformed.
+    pub(crate) fn zero_code_is_zero(&self) -> bool {
+        self.window.is_some_and(|w| w.bottom > 1)
+    }
+
+    /// True when `bits` has nonzero magnitude bits (sign ignored).
+    pub(crate) fn is_nonzero(&self, bits: u64) -> bool {
+        bits & self.mag_mask != 0
+    }
+
     /// True for the bits of a NaN or infinity.
     pub(crate) fn is_special(&self, bits: u64) -> bool {
         (bits & self.mag_mask) >> self.src_m == self.inf_field

@@ -357,6 +357,12 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         "exception index 1 is out of order",
     );
     add(
+        "mantissa on the zero code above the subnormals",
+        lossy(4, 4),
+        &[&chunk(0, 0, &[0x20, 0x43], 0, &[0x1b])],
+        "zero exponent code and a nonzero mantissa",
+    );
+    add(
         "exception that is a number",
         lossy(4, 4),
         &[&chunk(0, 0, &[0x21, 0x43], 1, &exc(0, 0x3f80_0000))],
