@@ -216,7 +216,7 @@ def assert_bitwise_equal(actual: np.ndarray, expected: np.ndarray, msg: str = ""
 
 
 def assert_quantize_equal(actual: np.ndarray, x: np.ndarray, fmt: Format) -> None:
-    """Assert ``actual`` is bit-identical to ``quantize(x, fmt)`` (a framework's own rounding, say)."""
+    """Assert ``actual`` is bit-identical to ``quantize(x, fmt)`` (a framework's rounding, say)."""
     assert_bitwise_equal(actual, quantize(x, fmt), f"quantize(x, {fmt})")
 
 
