@@ -28,7 +28,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidArgument(m) | Self::UnsupportedDtype(m) | Self::Decode(m) => f.write_str(m),
+            Self::InvalidArgument(m) | Self::UnsupportedDtype(m) | Self::Decode(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
