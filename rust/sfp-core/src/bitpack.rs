@@ -15,23 +15,50 @@ pub fn packed_len(n: usize, width: u32) -> Result<usize> {
 
 /// Appends the low `width` bits of each value to `out`, LSB first.
 pub fn pack<I: IntoIterator<Item = u64>>(values: I, width: u32, out: &mut Vec<u8>) {
-    if width == 0 {
-        return;
-    }
-    let mask = low_mask(width);
-    let mut acc: u128 = 0;
-    let mut filled: u32 = 0;
-    for v in values {
-        acc |= u128::from(v & mask) << filled;
-        filled += width;
-        while filled >= 64 {
-            out.extend_from_slice(&(acc as u64).to_le_bytes());
-            acc >>= 64;
-            filled -= 64;
+    let mut writer = BitWriter::new(width, out);
+    values.into_iter().for_each(|v| writer.push(v));
+    writer.finish();
+}
+
+/// Appends fixed-width fields to a byte vector one at a time, LSB first.
+pub struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    width: u32,
+    mask: u64,
+    acc: u128,
+    filled: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    /// A writer of `width`-bit fields (0..=64) appending to `out`.
+    pub fn new(width: u32, out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            width,
+            mask: low_mask(width),
+            acc: 0,
+            filled: 0,
         }
     }
-    let tail = filled.div_ceil(8) as usize;
-    out.extend_from_slice(&(acc as u64).to_le_bytes()[..tail]);
+
+    /// Appends the low `width` bits of `v`.
+    #[inline(always)]
+    pub fn push(&mut self, v: u64) {
+        self.acc |= u128::from(v & self.mask) << self.filled;
+        self.filled += self.width;
+        if self.filled >= 64 {
+            self.out.extend_from_slice(&(self.acc as u64).to_le_bytes());
+            self.acc >>= 64;
+            self.filled -= 64;
+        }
+    }
+
+    /// Flushes the last partial bytes.
+    pub fn finish(self) {
+        let tail = self.filled.div_ceil(8) as usize;
+        self.out
+            .extend_from_slice(&(self.acc as u64).to_le_bytes()[..tail]);
+    }
 }
 
 /// Reads `n` fields of `width` bits from `bytes` (exactly [`packed_len`] bytes) and hands each to `sink`.

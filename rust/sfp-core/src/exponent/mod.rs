@@ -25,6 +25,9 @@ pub enum ExponentCoding {
 }
 
 impl ExponentCoding {
+    /// Every choice, as the Python API lists them.
+    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Auto];
+
     /// Parses the name used by the Python API.
     ///
     /// # Errors
