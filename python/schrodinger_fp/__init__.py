@@ -11,6 +11,7 @@ from ._core import FORMAT_VERSION, MAX_CHUNK
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .stats import exponent_entropy, exponent_histogram
 
 __all__ = [
     "EXPONENT_CODINGS",
@@ -24,6 +25,8 @@ __all__ = [
     "FrameInfo",
     "decode",
     "encode",
+    "exponent_entropy",
+    "exponent_histogram",
     "inspect",
     "quantize",
 ]

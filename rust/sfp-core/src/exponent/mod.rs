@@ -26,7 +26,7 @@ pub enum ExponentCoding {
 
 impl ExponentCoding {
     /// Every choice, as the Python API lists them.
-    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Auto];
+    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Gecko, Self::Entropy, Self::Auto];
 
     /// Parses the name used by the Python API.
     ///

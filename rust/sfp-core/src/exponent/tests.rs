@@ -1,5 +1,7 @@
 //! Round trips, size claims and malformed streams for every exponent coder.
 
+#![allow(clippy::unwrap_used)]
+
 use super::gecko::{Base, Params, Zeros};
 use super::*;
 use proptest::prelude::*;
@@ -308,7 +310,7 @@ fn codes_strategy() -> impl Strategy<Value = (u32, Vec<u16>)> {
         let max = (1u16 << width) - 1;
         let any = prop::collection::vec(0..=max, 0..300);
         let near_top = prop::collection::vec(
-            prop_oneof![4 => (max.saturating_sub(3)..=max), 1 => Just(0u16), 1 => 0..=max],
+            prop_oneof![4 => max.saturating_sub(3)..=max, 1 => Just(0u16), 1 => 0..=max],
             0..300,
         );
         (Just(width), prop_oneof![any, near_top])
