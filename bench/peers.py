@@ -126,7 +126,7 @@ def zstd(level: int = 3) -> Codec:
     d = zstandard.ZstdDecompressor()
     return Codec(
         f"zstd-{level}",
-        lambda a: c.compress(a.data),
+        lambda a: c.compress(a.reshape(-1).view(np.uint8).data),
         lambda b, like: np.frombuffer(d.decompress(b), dtype=like.dtype),
     )
 

@@ -153,6 +153,18 @@ impl Table {
                 .sum::<usize>()
     }
 
+    /// The stream length the ideal code lengths of the table predict (within a few bytes of the
+    /// real one; not a bound).
+    pub(crate) fn estimated_len(&self, hist: &[u32]) -> usize {
+        let bits: f64 = hist[self.lo..]
+            .iter()
+            .zip(&self.freqs)
+            .filter(|(&h, _)| h > 0)
+            .map(|(&h, &f)| f64::from(h) * (f64::from(self.scale) - f64::from(f).log2()))
+            .sum();
+        self.header_len() + 4 * LANES + (bits / 8.0).ceil() as usize
+    }
+
     /// A lower bound on the stream length for the histogram `hist` the table was built from.
     ///
     /// Each rANS step grows the state by at least `log2(2^scale / f) + log2(1 - f / x)` bits, and
@@ -267,9 +279,10 @@ pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &
     for s in states {
         out.extend_from_slice(&s.to_le_bytes());
     }
-    out.reserve(words.len() * 2);
-    for w in words.iter().rev() {
-        out.extend_from_slice(&w.to_le_bytes());
+    let start = out.len();
+    out.resize(start + words.len() * 2, 0);
+    for (dst, w) in out[start..].chunks_exact_mut(2).zip(words.iter().rev()) {
+        dst.copy_from_slice(&w.to_le_bytes());
     }
 }
 
@@ -336,31 +349,39 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         ));
     }
     let mut wp = 0usize;
+    let mut overrun = false;
     let mask = (1u32 << scale) - 1;
-    let mut step = |x: &mut u32, o: &mut u16| -> Result<()> {
+    // Branch-free renormalisation: the next word is always loaded (0 past the end) and taken when
+    // the state fell below the floor; running out of words is recorded and reported once.
+    let mut step = |x: &mut u32, o: &mut u16| {
         let slot = slots[(*x & mask) as usize];
         *o = slot.sym;
-        *x = slot
+        let y = slot
             .freq
             .wrapping_mul(*x >> scale)
             .wrapping_add(u32::from(slot.off));
-        if *x < RANS_L {
-            let w = words
-                .get(wp..wp + 2)
-                .ok_or_else(|| Error::decode("entropy stream: truncated"))?;
-            *x = (*x << 16) | u32::from(u16::from_le_bytes([w[0], w[1]]));
-            wp += 2;
-        }
-        Ok(())
+        let need = y < RANS_L;
+        let w = match words.get(wp..wp + 2) {
+            Some(w) => u32::from(u16::from_le_bytes([w[0], w[1]])),
+            None => {
+                overrun |= need;
+                0
+            }
+        };
+        *x = if need { (y << 16) | w } else { y };
+        wp += 2 * usize::from(need);
     };
     let mut quads = out.chunks_exact_mut(LANES);
     for quad in &mut quads {
         for (x, o) in states.iter_mut().zip(quad.iter_mut()) {
-            step(x, o)?;
+            step(x, o);
         }
     }
     for (x, o) in states.iter_mut().zip(quads.into_remainder()) {
-        step(x, o)?;
+        step(x, o);
+    }
+    if overrun {
+        return Err(Error::decode("entropy stream: truncated"));
     }
     if wp != words.len() || states.iter().any(|&s| s != RANS_L) {
         return Err(Error::decode(
