@@ -1,10 +1,11 @@
 """Gecko's parameter space measured on real tensors: group size, base, zero handling, header width.
 
-An exact numpy model of the stream Gecko writes (``rust/sfp-core/src/exponent/gecko.rs``): per chunk a
-3-byte prefix, then per group a header (base offset ``bits(r)`` bits with a per-group base; width
-``bits(bits(r))`` bits; one zero flag with the zero code) and the deltas at the group's width. "mask"
-(a zero flag and a G-bit zero mask per group holding zeros, not implemented in the coder: the zero
-code never costs more) is modelled for comparison. ``lossless.py`` checks the model against the coder.
+An exact numpy model of the stream Gecko writes (``rust/sfp-core/src/exponent/gecko.rs``):
+per chunk a 3-byte prefix, then per group a header (with a per-group base, its offset in
+``bits(r)`` bits; the width in ``bits(bits(r))`` bits; one zero flag with the zero code) and the
+deltas at the group's width. "mask" (a zero flag and a G-bit zero mask per group holding zeros;
+not in the coder, as the zero code never costs more) is modelled for comparison. ``lossless.py``
+checks the model against the coder.
 
 Run: ``python bench/gecko_params.py``.
 """
@@ -25,7 +26,9 @@ def _bits(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def gecko_chunk_bits(c: np.ndarray, group: int, base: str = "chunk", zeros: str = "code") -> tuple[int, int]:
+def gecko_chunk_bits(
+    c: np.ndarray, group: int, base: str = "chunk", zeros: str = "code"
+) -> tuple[int, int]:
     """(header bits, total bits incl. the 3-byte prefix and padding) Gecko spends on one chunk."""
     if c.size == 0:
         return 0, 0
@@ -57,7 +60,9 @@ def gecko_chunk_bits(c: np.ndarray, group: int, base: str = "chunk", zeros: str 
     return header_bits, 24 + 8 * ((total + 7) // 8)
 
 
-def gecko_bits(codes: np.ndarray, group: int, base: str = "chunk", zeros: str = "code", chunk: int = CHUNK) -> tuple[float, float]:
+def gecko_bits(
+    codes: np.ndarray, group: int, base: str = "chunk", zeros: str = "code", chunk: int = CHUNK
+) -> tuple[float, float]:
     """(header bits/value, total bits/value) over all chunks of ``codes``."""
     h = t = 0
     for i in range(0, codes.size, chunk):
@@ -78,6 +83,7 @@ def window_codes(fields: np.ndarray, exp_bits: int) -> np.ndarray:
 def datasets() -> dict[str, np.ndarray]:
     """Exponent codes of the corpus and of real activations made from it."""
     import peers
+
     from schrodinger_fp.stats import exponent_fields
 
     t = peers.load_tensors()
@@ -116,8 +122,13 @@ def table(data: dict[str, np.ndarray] | None = None) -> list[str]:
                     key = f"G={group} {base} {zeros}"
                     if n not in best or tb < best[n][0]:
                         best[n] = (tb, key)
-                lines.append(f"{group:>4} {base:>6} {zeros:>8} {hdr0:6.3f} " + " ".join(f"{v:12.3f}" for v in row))
-    lines.append("best per data set: " + "; ".join(f"{n}: {v:.3f} ({k})" for n, (v, k) in best.items()))
+                lines.append(
+                    f"{group:>4} {base:>6} {zeros:>8} {hdr0:6.3f} "
+                    + " ".join(f"{v:12.3f}" for v in row)
+                )
+    lines.append(
+        "best per data set: " + "; ".join(f"{n}: {v:.3f} ({k})" for n, (v, k) in best.items())
+    )
     return lines
 
 

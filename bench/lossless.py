@@ -1,4 +1,4 @@
-"""Lossless benchmark: ours (raw / gecko / entropy / auto) beside ZipNN, pcodec and zstd, in one run.
+"""Lossless benchmark: ours (raw/gecko/entropy/auto) beside ZipNN, pcodec and zstd, in one run.
 
 For the MiniLM weights as float32, bfloat16 and float16 it prints ratio and single-thread encode /
 decode throughput (MB/s of the uncompressed data and as a fraction of memcpy, measured in the same
@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gecko_params  # noqa: E402
-import peers  # noqa: E402
+import gecko_params
+import peers
 
-import schrodinger_fp as sfp  # noqa: E402
-from schrodinger_fp.format import FIELD_WIDTHS  # noqa: E402
-from schrodinger_fp.stats import entropy_of_counts, exponent_fields  # noqa: E402
+import schrodinger_fp as sfp
+from schrodinger_fp.format import FIELD_WIDTHS
+from schrodinger_fp.stats import entropy_of_counts, exponent_fields
 
 CHUNK = 1 << 20
 CODINGS = ("raw", "gecko", "entropy", "auto")
@@ -67,7 +67,9 @@ def bytes_bound_ratio(a: np.ndarray) -> float:
 
 
 def peers_name(a: np.ndarray) -> str:
-    return {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}.get(a.dtype, "bfloat16")
+    return {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}.get(
+        a.dtype, "bfloat16"
+    )
 
 
 def joint_sign_entropy(a: np.ndarray, chunk: int = CHUNK) -> tuple[float, float]:
@@ -87,11 +89,19 @@ def joint_sign_entropy(a: np.ndarray, chunk: int = CHUNK) -> tuple[float, float]
     return sep / codes.size, joint / codes.size
 
 
-def speed_table(label: str, a: np.ndarray, codecs: list[peers.Codec], repeats: int) -> dict[str, dict[str, float]]:
+def speed_table(
+    label: str, a: np.ndarray, codecs: list[peers.Codec], repeats: int
+) -> dict[str, dict[str, float]]:
     mb = a.nbytes / 1e6
     mem = peers.memcpy_seconds(a)
-    print(f"\n## {label}: {a.size:,} values, {mb:.1f} MB; memcpy {mb / mem:,.0f} MB/s (single thread, same run)")
-    print(f"{'codec':<14} {'ratio':>7} {'enc MB/s':>9} {'dec MB/s':>9} {'enc/memcpy':>10} {'dec/memcpy':>10}")
+    print(
+        f"\n## {label}: {a.size:,} values, {mb:.1f} MB;"
+        f" memcpy {mb / mem:,.0f} MB/s (single thread, same run)"
+    )
+    print(
+        f"{'codec':<14} {'ratio':>7} {'enc MB/s':>9} {'dec MB/s':>9}"
+        f" {'enc/memcpy':>10} {'dec/memcpy':>10}"
+    )
     results = {}
     for codec in codecs:
         r = peers.measure(codec, a, repeats)
@@ -102,14 +112,18 @@ def speed_table(label: str, a: np.ndarray, codecs: list[peers.Codec], repeats: i
         )
     print(f"{'bound (whole)':<14} {bound_ratio(a, False):7.4f}")
     print(f"{'bound (chunk)':<14} {bound_ratio(a, True):7.4f}")
-    print(f"{'bound +mant':<14} {bytes_bound_ratio(a):7.4f}   (mantissa byte lanes entropy-coded too; not done by us)")
+    print(
+        f"{'bound +mant':<14} {bytes_bound_ratio(a):7.4f}"
+        "   (mantissa byte lanes entropy-coded too; not done by us)"
+    )
     z = results.get("zipnn")
     if z:
         for c in ("sfp-auto", "sfp-entropy"):
             if c in results:
                 o = results[c]
                 print(
-                    f"{c} vs zipnn: encode {z['enc_s'] / o['enc_s']:.2f}x, decode {z['dec_s'] / o['dec_s']:.2f}x,"
+                    f"{c} vs zipnn: encode {z['enc_s'] / o['enc_s']:.2f}x,"
+                    f" decode {z['dec_s'] / o['dec_s']:.2f}x,"
                     f" ratio {o['ratio'] / z['ratio']:.4f}x"
                 )
     return results
@@ -134,7 +148,10 @@ def gecko_model_check(a: np.ndarray) -> None:
         for i in range(0, codes.size, CHUNK)
     )
     real = sfp.inspect(sfp.encode(a, sfp.Format(exponent_coding="gecko"))).streams["exponents"]
-    print(f"gecko model check ({peers_name(a)}): model {model} B, coder {real} B, {'equal' if model == real else 'DIFFER'}")
+    print(
+        f"gecko model check ({peers_name(a)}): model {model} B, coder {real} B,"
+        f" {'equal' if model == real else 'DIFFER'}"
+    )
 
 
 def main() -> None:
@@ -168,10 +185,22 @@ def main() -> None:
     print(f"{'data':<15} {'sfp-auto':>9} {'zipnn':>7} {'pcodec':>7} {'zstd-3':>7} {'bound':>7}")
     for name, a in acts.items():
         dt = peers_name(a)
-        r = [peers.measure(c, a, 1)["ratio"] for c in (peers.ours("auto"), peers.zipnn(dt), peers.pcodec(), peers.zstd(3))]
-        print(f"{name:<15} " + " ".join(f"{v:7.4f}" for v in r[:1]) + "  " + " ".join(f"{v:7.4f}" for v in r[1:]) + f" {bound_ratio(a, True):7.4f}")
+        r = [
+            peers.measure(c, a, 1)["ratio"]
+            for c in (peers.ours("auto"), peers.zipnn(dt), peers.pcodec(), peers.zstd(3))
+        ]
+        print(
+            f"{name:<15} "
+            + " ".join(f"{v:7.4f}" for v in r[:1])
+            + "  "
+            + " ".join(f"{v:7.4f}" for v in r[1:])
+            + f" {bound_ratio(a, True):7.4f}"
+        )
 
-    print("\n# Sign-exponent joint coding (bits/value, per chunk): exponent H + sign stream vs joint H")
+    print(
+        "\n# Sign-exponent joint coding (bits/value, per chunk):"
+        " exponent H + sign stream vs joint H"
+    )
     for name, a in {**{f"weights {k}": v for k, v in data.items()}, **acts}.items():
         sep, joint = joint_sign_entropy(a)
         print(f"{name:<16} separate {sep:.3f}  joint {joint:.3f}  saves {sep - joint:.3f} b/v")

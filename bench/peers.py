@@ -1,7 +1,8 @@
-"""Benchmark inputs and peer codecs, all behind one shape: ``encode(arr) -> bytes``, ``decode(bytes) -> arr``.
+"""Benchmark inputs and peer codecs, all of one shape: ``encode(arr)``, ``decode(bytes, like)``.
 
-Inputs: the MiniLM-L6-v2 weights of the shared corpus as float32, and their round-to-nearest casts to
-bfloat16 and float16 (ml_dtypes / numpy casts); real activations made from them (GELU and ReLU of the
+Inputs: the MiniLM-L6-v2 weights of the shared corpus as float32, and their round-to-nearest casts
+to bfloat16 and float16 (ml_dtypes / numpy casts); real activations made from them (GELU and ReLU of
+the
 first feed-forward layer over layer-normed token embeddings).
 
 Peers: zstd (zstandard), pcodec, ZipNN (pulls in PyTorch: a benchmark-only dependency), all single
@@ -26,12 +27,19 @@ import schrodinger_fp as sfp
 
 CORPUS_NAME = "minilm_l6_v2.safetensors"
 DTYPES = ("float32", "bfloat16", "float16")
-_NP = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16), "float16": np.dtype(np.float16)}
+_NP = {
+    "float32": np.dtype(np.float32),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float16": np.dtype(np.float16),
+}
 
 
 def corpus_path() -> Path:
     """The corpus file: ``../shared/corpus`` beside the checkout, else ``/work/shared/corpus``."""
-    for base in (Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus", Path("/work/shared/corpus")):
+    for base in (
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus",
+        Path("/work/shared/corpus"),
+    ):
         if (base / CORPUS_NAME).exists():
             return base / CORPUS_NAME
     raise FileNotFoundError(f"{CORPUS_NAME} not found in ../shared/corpus or /work/shared/corpus")
@@ -47,7 +55,9 @@ def load_tensors(path: Path | None = None) -> dict[str, np.ndarray]:
         if name == "__metadata__" or meta["dtype"] != "F32":
             continue
         lo, hi = meta["data_offsets"]
-        out[name] = np.frombuffer(raw, dtype="<f4", count=(hi - lo) // 4, offset=8 + n + lo).reshape(meta["shape"])
+        out[name] = np.frombuffer(
+            raw, dtype="<f4", count=(hi - lo) // 4, offset=8 + n + lo
+        ).reshape(meta["shape"])
     return out
 
 
@@ -72,10 +82,13 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
 
 
-def activations(tensors: dict[str, np.ndarray] | None = None, tokens: int = 2048, seed: int = 0) -> dict[str, np.ndarray]:
+def activations(
+    tensors: dict[str, np.ndarray] | None = None, tokens: int = 2048, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Real activations of MiniLM's feed-forward layers, as float32.
 
-    ``tokens`` random token ids are embedded (word + position + type embeddings, layer norm), then every
+    ``tokens`` random token ids are embedded (word + position + type embeddings, layer norm), then
+    every
     layer's first feed-forward matrix is applied to that hidden state (``h @ W1.T + b1``): the
     pre-activation, its GELU (what BERT uses) and its ReLU are returned, concatenated over layers.
     """
@@ -87,7 +100,9 @@ def activations(tensors: dict[str, np.ndarray] | None = None, tokens: int = 2048
     rng = np.random.default_rng(seed)
     ids = rng.integers(1000, emb.shape[0], size=tokens)
     h = emb[ids] + pos[np.arange(tokens) % pos.shape[0]] + typ[0]
-    h = _layer_norm(h, t[pre + "embeddings.LayerNorm.weight"], t[pre + "embeddings.LayerNorm.bias"]).astype(np.float32)
+    h = _layer_norm(
+        h, t[pre + "embeddings.LayerNorm.weight"], t[pre + "embeddings.LayerNorm.bias"]
+    ).astype(np.float32)
     pres = []
     layer = 0
     while f"{pre}encoder.layer.{layer}.intermediate.dense.weight" in t:
@@ -96,7 +111,11 @@ def activations(tensors: dict[str, np.ndarray] | None = None, tokens: int = 2048
         pres.append((h @ w1.T + b1).astype(np.float32).reshape(-1))
         layer += 1
     z = np.concatenate(pres)
-    return {"pre": z, "gelu": _gelu(z).astype(np.float32), "relu": np.maximum(z, 0).astype(np.float32)}
+    return {
+        "pre": z,
+        "gelu": _gelu(z).astype(np.float32),
+        "relu": np.maximum(z, 0).astype(np.float32),
+    }
 
 
 @dataclass
@@ -132,7 +151,7 @@ def zstd(level: int = 3) -> Codec:
 
 
 def pcodec() -> Codec:
-    """pcodec standalone, default level. bfloat16 (not a pcodec type) goes as its float32 widening."""
+    """pcodec standalone, default level; bfloat16 (not a pcodec type) goes as float32."""
     from pcodec import ChunkConfig, standalone
 
     cfg = ChunkConfig()

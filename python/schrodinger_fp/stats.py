@@ -1,8 +1,8 @@
 """Exponent statistics: why a tensor compresses as it does.
 
-The lossless ratio of a float tensor is set mostly by how its exponent field is distributed: a tensor
-whose values sit in a few binades has a low exponent entropy, and the entropy coder gets within a
-few percent of it (``Format(exponent_coding="entropy")``).
+The lossless ratio of a float tensor is set mostly by how its exponent field is distributed: a
+tensor whose values sit in a few binades has a low exponent entropy, and the entropy coder gets
+within a few percent of it (``Format(exponent_coding="entropy")``).
 
 >>> import numpy as np, schrodinger_fp as sfp
 >>> values, counts = sfp.exponent_histogram(np.array([1.0, 1.5, 2.0, 0.0], dtype=np.float32))

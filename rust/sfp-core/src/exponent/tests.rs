@@ -1,7 +1,5 @@
 //! Round trips, size claims and malformed streams for every exponent coder.
 
-#![allow(clippy::unwrap_used)]
-
 use super::gecko::{Base, Params, Zeros};
 use super::*;
 use proptest::prelude::*;
