@@ -130,14 +130,20 @@ def speed_table(
 
 
 def exponent_table(label: str, a: np.ndarray) -> None:
+    """Exponent bits/value per coding against the per-chunk entropy H. Where a chunk coded signs
+    jointly (its sign stream is gone), the stream holds signs too: compare it with the joint
+    entropy H(s, e) printed beside."""
     codes = exponent_fields(a)
     h = chunk_entropy_bits(codes)
+    _, joint = joint_sign_entropy(a)
     row = []
     for coding in CODINGS:
         info = sfp.inspect(sfp.encode(a, sfp.Format(exponent_coding=coding)))
         bpv = 8 * info.streams["exponents"] / a.size
-        row.append(f"{coding} {bpv:.3f} ({bpv / h - 1:+.1%})")
-    print(f"{label:<16} chunk H {h:.3f} | " + " | ".join(row))
+        has_signs = info.streams["signs"] > 0 or not np.signbit(a).any()
+        ref = h if has_signs else joint
+        row.append(f"{coding} {bpv:.3f} ({bpv / ref - 1:+.1%}{'' if has_signs else ' vs H(s,e)'})")
+    print(f"{label:<16} H {h:.3f} H(s,e) {joint:.3f} | " + " | ".join(row))
 
 
 def gecko_model_check(a: np.ndarray) -> None:

@@ -53,7 +53,7 @@ impl Params {
     /// per-group base, the zero code.
     pub const DEFAULT: Self = Self {
         group_log2: 5,
-        base: Base::Chunk,
+        base: Base::Group,
         zeros: Zeros::Code,
     };
 
