@@ -18,7 +18,9 @@ fn check_for(target: &str) -> Option<fn(&[u8]) -> Result<(), Failure>> {
         "decode" => |d| testkit::check_decode(d).map(drop),
         "decode_repaired" => |d| testkit::check_decode_repaired(d).map(drop),
         "roundtrip" => testkit::check_roundtrip,
-        "coder_raw" => |d| testkit::check_coder(Coder::Raw, d),
+        "exponent_raw" => |d| testkit::check_coder(Coder::Raw, d),
+        "exponent_gecko" => |d| testkit::check_coder(Coder::Gecko, d),
+        "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
         _ => return None,
     })
 }
@@ -62,13 +64,15 @@ fn write_seeds() {
             put("roundtrip", &format!("{}-{j}", dtype.name()), &input);
         }
     }
-    for width in [1u8, 4, 5, 8, 10] {
-        let mut skewed = vec![width - 1, 0x80 | 40];
+    for width in [1u8, 4, 5, 8, 11, 16] {
+        let mut skewed = vec![width, 0x80 | 40];
         skewed.extend((0..200u32).map(|i| (i * 7 % 251) as u8));
-        put("coder_raw", &format!("w{width}-skewed"), &skewed);
-        let mut flat = vec![width - 1, 12];
+        let mut flat = vec![width, 12];
         flat.extend((0..200u32).map(|i| (i * 31 % 253) as u8));
-        put("coder_raw", &format!("w{width}-flat"), &flat);
+        for target in ["exponent_raw", "exponent_gecko", "exponent_entropy"] {
+            put(target, &format!("w{width}-skewed"), &skewed);
+            put(target, &format!("w{width}-flat"), &flat);
+        }
     }
 }
 

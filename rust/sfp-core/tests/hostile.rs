@@ -297,7 +297,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     add(
         "unknown chunk flags",
         lossy(4, 4),
-        &[&chunk(2, 0, &[0x21, 0x43], 0, &[0x1b])],
+        &[&chunk(4, 0, &[0x21, 0x43], 0, &[0x1b])],
+        "unknown chunk flags",
+    );
+    add(
+        "sign stream and joint sign together",
+        lossy(4, 4),
+        &[&chunk(3, 0, &[0x21, 0x43], 0, &[0x1b])],
         "unknown chunk flags",
     );
     add(

@@ -89,11 +89,11 @@ impl Case {
     }
 }
 
-/// A code width (1..=11) from byte 0 and codes from the following little-endian pairs, masked to the
+/// A code width (0..=16, the widest a coder takes) from byte 0 and codes from the following little-endian pairs, masked to the
 /// width. Byte 1's top bit asks for codes packed just under the top (small deltas, as real exponents
 /// are) so that the coders' compact paths are reached too.
 pub fn codes(data: &[u8]) -> (u32, Vec<u16>) {
-    let width = 1 + u32::from(byte(data, 0)) % 11;
+    let width = u32::from(byte(data, 0)) % 17;
     let mask = ((1u32 << width) - 1) as u16;
     let body = data.get(2..).unwrap_or(&[]);
     let skewed = byte(data, 1) & 0x80 != 0;

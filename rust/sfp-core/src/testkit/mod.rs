@@ -220,8 +220,8 @@ pub fn check_roundtrip(data: &[u8]) -> Result<(), Failure> {
 
 /// Round-trips arbitrary codes through `coder` (width and codes read from `data`) and feeds the raw
 /// bytes to its decoder as a stream: encoding then decoding must give the codes back, and decoding
-/// arbitrary bytes must end in codes or [`Error::Decode`]; codes that decode within the width must
-/// re-encode to a stream that decodes to the same codes (codes beyond it are the chunk's to reject).
+/// arbitrary bytes must end in codes within the width or [`Error::Decode`], and codes that decode
+/// must re-encode to a stream that decodes to the same codes.
 ///
 /// # Errors
 /// A description of the first property that failed.
@@ -243,7 +243,9 @@ pub fn check_coder(coder: Coder, data: &[u8]) -> Result<(), Failure> {
     let body = data.get(2..).unwrap_or(&[]);
     let mut decoded = vec![0u16; n];
     match coder.decode(body, width, &mut decoded) {
-        Ok(()) if decoded.iter().any(|&c| u32::from(c) >> width != 0) => Ok(()),
+        Ok(()) if decoded.iter().any(|&c| u32::from(c) >> width != 0) => Err(format!(
+            "{coder:?} decoded a code beyond {width} bits from a hostile stream"
+        )),
         Ok(()) => {
             let mut again = Vec::new();
             coder.encode(&decoded, width, &mut again);
