@@ -21,7 +21,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from schrodinger_fp import SUPPORTED_DTYPES, DecodeError, Format, FrameInfo, decode, encode, inspect
 from schrodinger_fp._atomic import atomic_output
 from schrodinger_fp.archive_index import (
     DTYPES,
@@ -35,6 +34,9 @@ from schrodinger_fp.archive_index import (
     parse,
 )
 from schrodinger_fp.archive_index import MAGIC as MAGIC
+from schrodinger_fp.codec import DecodeError, FrameInfo, decode, encode, inspect
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES
+from schrodinger_fp.format import Format
 from schrodinger_fp.formatrules import PolicyLike, format_lookup
 
 __all__ = ["Archive", "ArchiveWriter", "Entry", "load", "open", "save"]
@@ -115,13 +117,13 @@ class ArchiveWriter:
         except TypeError as exc:
             raise TypeError(f"tensor {name!r}: {exc}") from None
         self._write(padding(self._position))
-        lossless = dtype not in SUPPORTED_DTYPES or fmt is None or fmt.is_lossless_for(dtype)
         stored: bytes | memoryview
         encoding, entry_fmt = "raw", None
         raw = np.ascontiguousarray(arr, dtype=DTYPES[dtype])
         stored = memoryview(raw.reshape(-1).view(np.uint8))
         if dtype in SUPPORTED_DTYPES and arr.size:
             try:
+                lossless = fmt is None or fmt.is_lossless_for(dtype)
                 frame = encode(raw, fmt or Format(), threads=self._threads)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"tensor {name!r}: {exc}") from exc

@@ -27,7 +27,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from schrodinger_fp import SUPPORTED_DTYPES, DecodeError, Format
+from schrodinger_fp.codec import DecodeError
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES
+from schrodinger_fp.format import Format
 
 MAGIC = b"\x89SFP\r\n\x1a\n"
 END_MAGIC = b"SFPAEND\x00"

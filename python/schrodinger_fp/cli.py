@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from schrodinger_fp import Format
 from schrodinger_fp._atomic import atomic_output
 from schrodinger_fp.archive import Archive, Entry, save
 from schrodinger_fp.cliopts import (
@@ -29,6 +28,7 @@ from schrodinger_fp.cliopts import (
     policy_from_args,
     threads_from_args,
 )
+from schrodinger_fp.format import Format
 from schrodinger_fp.tensorfiles import (
     kind_of,
     open_tensors,

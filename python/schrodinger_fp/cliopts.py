@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from schrodinger_fp import Format
+from schrodinger_fp.format import Format
 from schrodinger_fp.formatrules import FormatRules, PolicyLike
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from schrodinger_fp import SUPPORTED_DTYPES, quantize
 from schrodinger_fp.archive import Archive, save
 from schrodinger_fp.cliopts import (
     add_common,
@@ -24,6 +23,8 @@ from schrodinger_fp.cliopts import (
     policy_from_args,
     threads_from_args,
 )
+from schrodinger_fp.codec import quantize
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES
 from schrodinger_fp.formatrules import format_lookup
 from schrodinger_fp.tensorfiles import open_tensors, write_safetensors
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from schrodinger_fp import Format
+from schrodinger_fp.format import Format
 
 
 @runtime_checkable
