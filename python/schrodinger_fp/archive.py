@@ -11,6 +11,7 @@ maps the file and decodes only the tensors asked for. See ``archive_index`` for 
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import zlib
@@ -353,12 +354,13 @@ class Archive(Mapping[str, np.ndarray]):
             if entry.encoding == "raw":
                 return np.frombuffer(view, dtype=DTYPES[entry.dtype]).reshape(entry.shape).copy()
             array = decode(view, threads=self._threads)
-        if str(array.dtype) != entry.dtype or array.shape != entry.shape:
+        if str(array.dtype) != entry.dtype or array.size != math.prod(entry.shape):
             raise DecodeError(
                 f"tensor {name!r}: frame holds {array.dtype} {array.shape}, "
                 f"index says {entry.dtype} {entry.shape}"
             )
-        return array
+        # The checksummed index is authoritative for the shape (frames store 0-d as (1,)).
+        return array.reshape(entry.shape)
 
     def verify(self) -> None:
         """Check every tensor: its checksum, and for frames a full decode.

@@ -51,7 +51,7 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
 
     codec_id = "schrodinger_fp"
 
-    def __init__(self, dtype: Any = "float32", format: Format | dict[str, Any] | None = None):  # noqa: A002
+    def __init__(self, dtype: Any = "float32", format: Format | dict[str, Any] | None = None):
         name = str(dtype) if str(dtype) in SUPPORTED_DTYPES else np.dtype(dtype).name
         if name not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype={name} is not supported; expected one of {SUPPORTED_DTYPES}")

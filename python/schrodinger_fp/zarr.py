@@ -59,7 +59,7 @@ class SchrodingerFPCodec(ArrayBytesCodec):
 
     format: Format
 
-    def __init__(self, *, format: Format | dict[str, Any] | None = None) -> None:  # noqa: A002
+    def __init__(self, *, format: Format | dict[str, Any] | None = None) -> None:
         if format is None:
             fmt = Format()
         elif isinstance(format, Format):
