@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
-
 import schrodinger_fp as sfp
+from safetensors.numpy import load_file, save_file
 from schrodinger_fp import cli
 
 SFP = [sys.executable, "-m", "schrodinger_fp.cli"]
@@ -28,13 +24,18 @@ LOSSY = sfp.Format(exp_bits=4, man_bits=2)
 
 def corpus_file(name: str) -> Path | None:
     """A file of the shared corpus beside the checkout, or None when absent."""
-    for base in (Path(__file__).parents[1] / ".." / "shared" / "corpus", Path("/work/shared/corpus")):
+    for base in (
+        Path(__file__).parents[1] / ".." / "shared" / "corpus",
+        Path("/work/shared/corpus"),
+    ):
         if (base / name).is_file():
             return base / name
     return None
 
 
-def run(*args: object, cwd: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: object, cwd: Path | None = None, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*SFP, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120, **kwargs
     )
@@ -146,12 +147,16 @@ def test_policy_file_selects_formats_per_tensor(model: Path, tmp_path: Path) -> 
     lines = {line.split()[0]: line for line in ok("list", f"{model}.sfp").stdout.splitlines()}
     assert "e8m3 truncate (lossy)" in lines["layer.0.weight"]
     assert "lossy" not in lines["layer.0.bias"] and "lossy" not in lines["emb.half"]
-    fails("compress", model, "--policy", policy, "--man-bits", 2, message="cannot be combined", code=2)
+    fails(
+        "compress", model, "--policy", policy, "--man-bits", 2, message="cannot be combined", code=2
+    )
     policy.write_text('{"rules": [{"pattern": "*", "format": {"man_bits": "x"}}]}')
     fails("compress", model, "-f", "--policy", policy, message="invalid format")
     policy.write_text("{")
     fails("compress", model, "-f", "--policy", policy, message="not valid JSON")
-    fails("compress", model, "-f", "--policy", tmp_path / "missing.json", message="cannot read policy")
+    fails(
+        "compress", model, "-f", "--policy", tmp_path / "missing.json", message="cannot read policy"
+    )
 
 
 @pytest.mark.parametrize("kind", ["npz", "npy"])
@@ -186,8 +191,15 @@ def test_decompress_to_another_type(model: Path) -> None:
         with np.load(model.with_name(name)) as restored:
             assert all(same_bits(restored[k], v) for k, v in src.items())
     fails("decompress", f"{model}.sfp", "-o", model.with_name("y.npz"), message="cannot record")
-    fails("decompress", f"{model}.sfp", "--to", "npy", "-o", model.with_name("y.npy"),
-          message="exactly one tensor")
+    fails(
+        "decompress",
+        f"{model}.sfp",
+        "--to",
+        "npy",
+        "-o",
+        model.with_name("y.npy"),
+        message="exactly one tensor",
+    )
     fails("decompress", f"{model}.sfp", "-o", model.with_name("y.bin"), message="--to")
     keep = {"model.safetensors", "model.safetensors.sfp", "nobf16.sfp", "nobf16.npz", "x.npz"}
     assert leftovers(model.parent, keep) == []
@@ -293,15 +305,31 @@ def entry(offsets: list[int], shape: list[int] | None = None) -> dict[str, objec
         (b"\x01\x02", "truncated"),
         (struct.pack("<Q", 4) + b"{{{{", "not valid JSON"),
         (struct.pack("<Q", 2) + b"[]", "must be a JSON object"),
-        (safetensors_bytes({"a": {"dtype": "F99", "shape": [], "data_offsets": [0, 0]}}, b""),
-         "unknown dtype"),
-        (raw_header(b'{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"a":1}') + bytes(4),
-         "duplicate tensor name"),
+        (
+            safetensors_bytes({"a": {"dtype": "F99", "shape": [], "data_offsets": [0, 0]}}, b""),
+            "unknown dtype",
+        ),
+        (
+            raw_header(b'{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"a":1}') + bytes(4),
+            "duplicate tensor name",
+        ),
         (safetensors_bytes({"../evil": entry([0, 8])}, bytes(8)), "must not contain"),
         (safetensors_bytes({"dir/evil": entry([0, 8])}, bytes(8)), "must not contain"),
     ],
-    ids=["overlap", "past-end", "size", "reversed", "header-len", "truncated", "json", "list",
-         "dtype", "duplicate", "dotdot", "slash"],
+    ids=[
+        "overlap",
+        "past-end",
+        "size",
+        "reversed",
+        "header-len",
+        "truncated",
+        "json",
+        "list",
+        "dtype",
+        "duplicate",
+        "dotdot",
+        "slash",
+    ],
 )
 def test_lying_safetensors_headers(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.safetensors"
@@ -374,9 +402,10 @@ def test_read_only_output_directory(tmp_path: Path) -> None:
     out_dir = tmp_path / "ro"
     out_dir.mkdir()
     if os.geteuid() == 0:  # root ignores permission bits; an immutable directory stops it
-        if shutil.which("chattr") is None or subprocess.run(
-            ["chattr", "+i", str(out_dir)], capture_output=True
-        ).returncode:
+        if (
+            shutil.which("chattr") is None
+            or subprocess.run(["chattr", "+i", str(out_dir)], capture_output=True).returncode
+        ):
             pytest.skip("running as root and chattr +i is unavailable")
     else:
         out_dir.chmod(0o555)
@@ -399,8 +428,9 @@ def test_full_disk_on_a_tiny_tmpfs(model: Path) -> None:
     small = model.parent / "small"
     small.mkdir()
     rng = np.random.default_rng(1)
-    save_file({f"t{i}": rng.standard_normal(20000).astype(np.float32) for i in range(4)},
-              str(model))
+    save_file(
+        {f"t{i}": rng.standard_normal(20000).astype(np.float32) for i in range(4)}, str(model)
+    )
     script = (
         f"mount -t tmpfs -o size=64k tmpfs {small} || exit 77; "
         f"{' '.join(SFP)} compress {model} -o {small}/m.sfp; echo rc=$?; ls -A {small}"
@@ -412,8 +442,9 @@ def test_full_disk_on_a_tiny_tmpfs(model: Path) -> None:
     assert result.stdout.split() == ["rc=1"], result.stdout  # and the tmpfs is left empty
 
 
-def test_full_disk_leaves_nothing(model: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_disk_leaves_nothing(
+    model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """In-process: the archive writer's stream runs out of space part-way."""
     import errno
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import numcodecs
 import numpy as np
 import pytest
+import schrodinger_fp as sfp
 from numcodecs.tests.common import (
     check_backwards_compatibility,
     check_config,
     check_encode_decode,
     check_err_encode_object_buffer,
 )
-
-import schrodinger_fp as sfp
 from schrodinger_fp.numcodecs import SchrodingerFP
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -53,7 +52,9 @@ def test_lossy_decode_equals_quantize(dtype: str) -> None:
     codec = SchrodingerFP(dtype=dtype, format=LOSSY)
     for array in arrays(dtype):
         expected = sfp.quantize(array, LOSSY)
-        assert codec.decode(codec.encode(array)).tobytes() == np.ascontiguousarray(expected).tobytes()
+        assert (
+            codec.decode(codec.encode(array)).tobytes() == np.ascontiguousarray(expected).tobytes()
+        )
         out = np.empty(array.shape, array.dtype)
         codec.decode(codec.encode(array), out=out)
         assert out.tobytes() == expected.tobytes()

@@ -111,7 +111,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _expected(array: np.ndarray, fmt: Any) -> np.ndarray:
-    if fmt is None or str(array.dtype) not in SUPPORTED_DTYPES or fmt.is_lossless_for(str(array.dtype)):
+    if (
+        fmt is None
+        or str(array.dtype) not in SUPPORTED_DTYPES
+        or fmt.is_lossless_for(str(array.dtype))
+    ):
         return array
     return quantize(array, fmt)
 
