@@ -345,9 +345,11 @@ def test_bad_npz_and_npy(tmp_path: Path) -> None:
             with archive.open("a.npy", "w") as member:
                 np.lib.format.write_array(member, np.zeros(3))
     fails("compress", path, message="duplicate tensor name 'a'")
-    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as archive:
-        with archive.open("../evil.npy", "w") as member:
-            np.lib.format.write_array(member, np.zeros(3))
+    with (
+        zipfile.ZipFile(tmp_path / "evil.npz", "w") as archive,
+        archive.open("../evil.npy", "w") as member,
+    ):
+        np.lib.format.write_array(member, np.zeros(3))
     fails("compress", tmp_path / "evil.npz", message="must not contain")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     fails("compress", tmp_path / "junk.npz", message="not a valid .npz")
