@@ -5,6 +5,20 @@ from typing import Any, Protocol
 
 from typing_extensions import Buffer
 
+__all__ = [
+    "DTYPES",
+    "EXPONENT_CODINGS",
+    "FORMAT_VERSION",
+    "MAX_CHUNK",
+    "ROUNDINGS",
+    "UNDERFLOWS",
+    "DecodeError",
+    "decode_into",
+    "encode",
+    "frame_info",
+    "quantize",
+]
+
 class _FormatLike(Protocol):
     exp_bits: int | None
     man_bits: int | None

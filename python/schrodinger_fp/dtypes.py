@@ -64,7 +64,7 @@ def resolve(x: object, dtype: str | None = None) -> tuple[np.ndarray, str]:
         raise ValueError(f"dtype={dtype!r} does not match the array's {name}; cast it first")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr), name
+    return (arr if arr.flags.c_contiguous else arr.copy(order="C")), name
 
 
 def byte_view(arr: np.ndarray) -> np.ndarray:
