@@ -12,6 +12,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+
 import schrodinger_fp as sfp
 from schrodinger_fp import _atomic
 from schrodinger_fp.archive_index import END_MAGIC, MAGIC, PREAMBLE, TRAILER

@@ -14,8 +14,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-import schrodinger_fp as sfp
 from safetensors.numpy import load_file, save_file
+
+import schrodinger_fp as sfp
 from schrodinger_fp import cli
 
 SFP = [sys.executable, "-m", "schrodinger_fp.cli"]

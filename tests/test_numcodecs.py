@@ -9,13 +9,14 @@ from pathlib import Path
 import numcodecs
 import numpy as np
 import pytest
-import schrodinger_fp as sfp
 from numcodecs.tests.common import (
     check_backwards_compatibility,
     check_config,
     check_encode_decode,
     check_err_encode_object_buffer,
 )
+
+import schrodinger_fp as sfp
 from schrodinger_fp.numcodecs import SchrodingerFP
 
 FIXTURES = Path(__file__).parent / "fixtures"

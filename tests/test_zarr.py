@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import schrodinger_fp as sfp
 import zarr
+
+import schrodinger_fp as sfp
 from schrodinger_fp.numcodecs import SchrodingerFP
 from schrodinger_fp.zarr import SchrodingerFPCodec
 
