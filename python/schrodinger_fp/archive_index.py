@@ -291,6 +291,9 @@ def _load_json(data: bytes) -> Any:
         return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"archive index is not valid JSON: {exc}") from None
+    except RecursionError:
+        # A hostile index nested thousands of levels deep: no real index nests more than 3.
+        raise DecodeError("archive index is nested too deeply") from None
 
 
 def _is_uint(value: object) -> bool:
@@ -306,7 +309,7 @@ def _parse_entry(raw: object, i: int) -> Entry:
     except ValueError as exc:
         raise DecodeError(f"archive entry {i}: {exc}") from None
     dtype, shape, encoding = raw["dtype"], raw["shape"], raw["encoding"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise DecodeError(f"tensor {name!r}: unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(_is_uint(d) for d in shape) or len(shape) > 64:
         raise DecodeError(f"tensor {name!r}: invalid shape {shape!r}")
