@@ -12,8 +12,11 @@ use sfp_core::exponent::Coder;
 use sfp_core::testkit::{self, golden, Failure};
 use sfp_core::{encode, Options};
 
+/// A fuzz target's check.
+type Check = fn(&[u8]) -> Result<(), Failure>;
+
 /// The check each fuzz target runs; a corpus directory without one here fails the test.
-fn check_for(target: &str) -> Option<fn(&[u8]) -> Result<(), Failure>> {
+fn check_for(target: &str) -> Option<Check> {
     Some(match target {
         "decode" => |d| testkit::check_decode(d).map(drop),
         "decode_repaired" => |d| testkit::check_decode_repaired(d).map(drop),

@@ -419,7 +419,11 @@ fn hostile_frames_are_clear_decode_errors_with_bounded_allocation() {
     assert!(frame.len() <= 1024);
     let info = inspect(&frame).unwrap();
     let claimed = info.header.len() * 8;
-    assert_eq!(claimed, 37 * 8 << 20, "a 1 KB frame claims {claimed} bytes");
+    assert_eq!(
+        claimed,
+        (37 * 8) << 20,
+        "a 1 KB frame claims {claimed} bytes"
+    );
     assert!(claimed <= max_decoded_bytes(frame.len()));
     assert_eq!(check_decode(&frame), Ok(Outcome::TooLargeToTry));
     let mut out = vec![0u8; claimed];
