@@ -61,6 +61,7 @@ fn every_flip_and_truncation_of_the_golden_frames_is_a_decode_error() {
     let mut versions: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     versions.sort();
     for version in versions {
