@@ -8,6 +8,7 @@ True
 """
 
 from ._core import FORMAT_VERSION, MAX_CHUNK
+from .archive import Archive, load, open, save
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
@@ -20,6 +21,7 @@ __all__ = [
     "ROUNDINGS",
     "SUPPORTED_DTYPES",
     "UNDERFLOWS",
+    "Archive",
     "DecodeError",
     "Format",
     "FrameInfo",
@@ -28,5 +30,8 @@ __all__ = [
     "exponent_entropy",
     "exponent_histogram",
     "inspect",
+    "load",
+    "open",
     "quantize",
+    "save",
 ]

@@ -20,13 +20,20 @@ __all__ = [
 ]
 
 class _FormatLike(Protocol):
-    exp_bits: int | None
-    man_bits: int | None
-    rounding: str
-    underflow: str
-    window_top: int | None
-    seed: int
-    exponent_coding: str
+    @property
+    def exp_bits(self) -> int | None: ...
+    @property
+    def man_bits(self) -> int | None: ...
+    @property
+    def rounding(self) -> str: ...
+    @property
+    def underflow(self) -> str: ...
+    @property
+    def window_top(self) -> int | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def exponent_coding(self) -> str: ...
 
 class DecodeError(ValueError): ...
 

@@ -67,6 +67,6 @@ def resolve(x: object, dtype: str | None = None) -> tuple[np.ndarray, str]:
     return (arr if arr.flags.c_contiguous else arr.copy(order="C")), name
 
 
-def byte_view(arr: np.ndarray) -> np.ndarray:
-    """The bytes of a C-contiguous array as a flat ``uint8`` view (no copy)."""
-    return arr.reshape(-1).view(np.uint8)
+def byte_view(arr: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array as a flat byte buffer (no copy)."""
+    return arr.reshape(-1).view(np.uint8).data
