@@ -12,6 +12,7 @@ from .archive import Archive, load, open, save
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .stats import exponent_entropy, exponent_histogram
 
 __all__ = [
     "EXPONENT_CODINGS",
@@ -26,6 +27,8 @@ __all__ = [
     "FrameInfo",
     "decode",
     "encode",
+    "exponent_entropy",
+    "exponent_histogram",
     "inspect",
     "load",
     "open",
