@@ -35,7 +35,7 @@ from schrodinger_fp.archive_index import (
 )
 from schrodinger_fp.archive_index import MAGIC as MAGIC
 from schrodinger_fp.codec import DecodeError, FrameInfo, decode, encode, inspect
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
 from schrodinger_fp.format import Format
 from schrodinger_fp.formatrules import PolicyLike, format_lookup
 
@@ -120,7 +120,7 @@ class ArchiveWriter:
         stored: bytes | memoryview
         encoding, entry_fmt = "raw", None
         raw = arr.astype(DTYPES[dtype], order="C", copy=False)
-        stored = memoryview(raw.reshape(-1).view(np.uint8))
+        stored = byte_view(raw)
         if dtype in SUPPORTED_DTYPES and arr.size:
             try:
                 lossless = fmt is None or fmt.is_lossless_for(dtype)
