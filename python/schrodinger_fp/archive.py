@@ -11,7 +11,6 @@ maps the file and decodes only the tensors asked for. See ``archive_index`` for 
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
 import zlib
@@ -36,7 +35,7 @@ from schrodinger_fp.archive_index import (
 )
 from schrodinger_fp.archive_index import MAGIC as MAGIC
 from schrodinger_fp.codec import DecodeError, FrameInfo, decode, encode, inspect
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
 from schrodinger_fp.format import Format
 from schrodinger_fp.formatrules import PolicyLike, format_lookup
 
@@ -120,8 +119,8 @@ class ArchiveWriter:
         self._write(padding(self._position))
         stored: bytes | memoryview
         encoding, entry_fmt = "raw", None
-        raw = np.ascontiguousarray(arr, dtype=DTYPES[dtype])
-        stored = memoryview(raw.reshape(-1).view(np.uint8))
+        raw = arr.astype(DTYPES[dtype], order="C", copy=False)
+        stored = byte_view(raw)
         if dtype in SUPPORTED_DTYPES and arr.size:
             try:
                 lossless = fmt is None or fmt.is_lossless_for(dtype)
@@ -354,13 +353,12 @@ class Archive(Mapping[str, np.ndarray]):
             if entry.encoding == "raw":
                 return np.frombuffer(view, dtype=DTYPES[entry.dtype]).reshape(entry.shape).copy()
             array = decode(view, threads=self._threads)
-        if str(array.dtype) != entry.dtype or array.size != math.prod(entry.shape):
+        if str(array.dtype) != entry.dtype or array.shape != tuple(entry.shape):
             raise DecodeError(
                 f"tensor {name!r}: frame holds {array.dtype} {array.shape}, "
                 f"index says {entry.dtype} {entry.shape}"
             )
-        # The checksummed index is authoritative for the shape (frames store 0-d as (1,)).
-        return array.reshape(entry.shape)
+        return array
 
     def verify(self) -> None:
         """Check every tensor: its checksum, and for frames a full decode.

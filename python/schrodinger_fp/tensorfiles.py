@@ -323,7 +323,7 @@ def write_safetensors(
             raise ValueError(
                 f"tensor {name!r}: got {array.dtype} {array.shape}, header says {dtype} {shape}"
             )
-        stream.write(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))
+        stream.write(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
 
 
 def write_npz(stream: BinaryIO, items: Iterable[tuple[str, np.ndarray]]) -> None:

@@ -78,7 +78,10 @@ class SchrodingerFPCodec(ArrayBytesCodec):
         unknown = set(configuration) - {"format"}
         if unknown:
             raise ValueError(f"unknown {CODEC_NAME} configuration keys {sorted(unknown)}")
-        return cls(format=configuration.get("format"))
+        fmt = configuration.get("format")
+        if fmt is not None and not isinstance(fmt, dict):
+            raise ValueError(f"{CODEC_NAME} format must be a dict, got {fmt!r}")
+        return cls(format=fmt)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the codec's Zarr metadata."""

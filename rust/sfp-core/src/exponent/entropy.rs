@@ -21,13 +21,15 @@ const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
 
-/// Per-symbol encoder constants (reciprocal division, after Fabian Giesen's `rans_byte.h`).
+/// Per-symbol encoder constants. `x / freq` is computed as `(x * rcp) >> shift` with a 33-bit
+/// reciprocal, exact for every 32-bit state (a 32-bit reciprocal is only exact below 2^31, and rANS
+/// states here use the full 32 bits).
 #[derive(Clone, Copy, Default)]
 struct EncSym {
     x_max: u64,
-    rcp_freq: u32,
-    rcp_shift: u32,
-    bias: u32,
+    rcp: u64,
+    shift: u32,
+    start: u32,
     cmpl_freq: u32,
 }
 
@@ -258,9 +260,9 @@ pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &
             words.push(*x as u16);
             *x >>= 16;
         }
-        let q = ((u64::from(*x) * u64::from(s.rcp_freq)) >> 32) as u32 >> s.rcp_shift;
+        let q = ((u128::from(*x) * u128::from(s.rcp)) >> s.shift) as u32;
         *x = x
-            .wrapping_add(s.bias)
+            .wrapping_add(s.start)
             .wrapping_add(q.wrapping_mul(s.cmpl_freq));
     };
     let full = codes.len() - codes.len() % LANES;
@@ -288,25 +290,13 @@ pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &
 
 fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
     let x_max = ((u64::from(RANS_L) >> scale) << 16) * u64::from(freq);
-    let cmpl_freq = (1u32 << scale) - freq;
-    if freq < 2 {
-        EncSym {
-            x_max,
-            rcp_freq: u32::MAX,
-            rcp_shift: 0,
-            bias: start + (1u32 << scale) - 1,
-            cmpl_freq,
-        }
-    } else {
-        let shift = ceil_log2(freq as usize);
-        let rcp = (1u64 << (shift + 31)).div_ceil(u64::from(freq));
-        EncSym {
-            x_max,
-            rcp_freq: rcp as u32,
-            rcp_shift: shift - 1,
-            bias: start,
-            cmpl_freq,
-        }
+    let bits = ceil_log2(freq as usize);
+    EncSym {
+        x_max,
+        rcp: (1u64 << (32 + bits)).div_ceil(u64::from(freq)),
+        shift: 32 + bits,
+        start,
+        cmpl_freq: (1u32 << scale) - freq,
     }
 }
 
@@ -438,4 +428,31 @@ fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
         )));
     }
     Ok((slots, scale, pos))
+}
+
+#[cfg(test)]
+mod division_tests {
+    use super::*;
+
+    /// The encoder's reciprocal division must be exact over the whole 32-bit state range: a 32-bit
+    /// reciprocal (exact only below 2^31) once corrupted MiniLM streams.
+    #[test]
+    fn reciprocal_division_is_exact_for_every_frequency() {
+        let xs = [
+            RANS_L,
+            65_537,
+            1 << 31,
+            (1 << 31) + 12_345,
+            u32::MAX - 1,
+            u32::MAX,
+            3_000_000_001,
+        ];
+        for freq in 1..=(1u32 << MAX_SCALE) {
+            let s = enc_sym(0, freq, MAX_SCALE);
+            for &x in &xs {
+                let q = ((u128::from(x) * u128::from(s.rcp)) >> s.shift) as u32;
+                assert_eq!(q, x / freq, "x={x} freq={freq}");
+            }
+        }
+    }
 }
