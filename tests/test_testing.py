@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import schrodinger_fp as sfp
 from hypothesis import given, settings
+
+import schrodinger_fp as sfp
 from schrodinger_fp import testing
 
 

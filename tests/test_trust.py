@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import schrodinger_fp as sfp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import schrodinger_fp as sfp
 from schrodinger_fp import testing
 
 # Large enough that the binding releases the GIL (64 KiB and up).
