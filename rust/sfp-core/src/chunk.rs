@@ -4,12 +4,14 @@
 //! u32 exception count | signs (1 bit per value) | exponent stream | mantissas (man_bits per value)
 //! | exceptions (u32 index, raw element bytes)`.
 
-use crate::bitpack::{packed_len, unpack, BitWriter};
-use crate::dtype::{load, store};
+use crate::bitpack::{packed_len, packer, unpacker};
+use crate::dtype::load;
 use crate::error::{Error, Result};
 use crate::exponent::{self, Coder, ExponentCoding};
 use crate::frame::Reader;
-use crate::reduce::{Reducer, Slot};
+use crate::kernel::{self, Params, Split, Word};
+use crate::reduce::Reducer;
+use crate::simd::Level;
 
 const HAS_SIGNS: u8 = 1;
 
@@ -36,9 +38,35 @@ pub struct ChunkLayout {
 
 const CHUNK_HEADER: usize = 10;
 
-/// Encodes the values of `src` (little-endian elements; the first has flat index `first`).
-pub(crate) fn encode(
+/// Per-thread working memory of the chunk coders, reused from chunk to chunk so a large encode or
+/// decode touches fresh pages only for its output.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    codes: Vec<u16>,
+    signs: Vec<u8>,
+    mants: Vec<u8>,
+    exceptions: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Re-entered on this thread (never in practice): use fresh buffers.
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
+/// kernels of `level`; `W` is the element word and `M` the rounding mode of `r`.
+pub(crate) fn encode<W: Word, const M: u8>(
+    level: Level,
     r: &Reducer,
+    p: &Params<W>,
     exp_bits: u32,
     man_bits: u32,
     coding: ExponentCoding,
@@ -47,55 +75,53 @@ pub(crate) fn encode(
 ) -> Vec<u8> {
     let size = r.size();
     let n = src.len() / size;
-    let mut codes = vec![0u16; n];
-    let mut signs = Vec::with_capacity(n.div_ceil(8));
-    let mut mantissas = Vec::with_capacity(packed_len(n, man_bits).unwrap_or(0));
-    let mut exceptions: Vec<u8> = Vec::new();
-    let mut any_negative = false;
-    {
-        let mut sign_writer = BitWriter::new(1, &mut signs);
-        let mut mant_writer = BitWriter::new(man_bits, &mut mantissas);
-        for (i, code) in codes.iter_mut().enumerate() {
-            let bits = load(src, size, i);
-            match r.reduce(bits, first + i as u64) {
-                Slot::Value {
-                    sign,
-                    code: c,
-                    mant,
-                } => {
-                    *code = c;
-                    any_negative |= sign;
-                    sign_writer.push(u64::from(sign));
-                    mant_writer.push(mant);
-                }
-                Slot::Special => {
-                    sign_writer.push(0);
-                    mant_writer.push(0);
-                    exceptions.extend_from_slice(&(i as u32).to_le_bytes());
-                    exceptions.extend_from_slice(&bits.to_le_bytes()[..size]);
-                }
-            }
+    with_scratch(|s| {
+        s.codes.clear();
+        s.codes.resize(n, 0);
+        s.signs.clear();
+        s.signs.resize(n.div_ceil(8), 0);
+        s.mants.clear();
+        s.mants.resize(packed_len(n, man_bits).unwrap_or(0), 0);
+        s.exceptions.clear();
+        let any_negative = kernel::split::run::<W, M>(
+            level,
+            p,
+            src,
+            first,
+            &mut Split {
+                signs: &mut s.signs,
+                codes: &mut s.codes,
+                mants: &mut s.mants,
+                exceptions: &mut s.exceptions,
+                pack: packer(man_bits),
+                man_bits,
+            },
+        );
+        let sign_bytes = if any_negative { s.signs.len() } else { 0 };
+        let mut out = Vec::with_capacity(
+            CHUNK_HEADER
+                + sign_bytes
+                + packed_len(n, exp_bits).unwrap_or(0)
+                + s.mants.len()
+                + s.exceptions.len(),
+        );
+        out.push(if any_negative { HAS_SIGNS } else { 0 });
+        out.push(0);
+        out.extend_from_slice(&[0; 4]);
+        let n_exceptions = s.exceptions.len() / (4 + size);
+        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        if any_negative {
+            out.extend_from_slice(&s.signs);
         }
-        sign_writer.finish();
-        mant_writer.finish();
-    }
-    let mut exps = Vec::new();
-    let coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
-    let n_exceptions = exceptions.len() / (4 + size);
-    let mut out = Vec::with_capacity(
-        CHUNK_HEADER + signs.len() + exps.len() + mantissas.len() + exceptions.len(),
-    );
-    out.push(if any_negative { HAS_SIGNS } else { 0 });
-    out.push(coder.id());
-    out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
-    if any_negative {
-        out.extend_from_slice(&signs);
-    }
-    out.extend_from_slice(&exps);
-    out.extend_from_slice(&mantissas);
-    out.extend_from_slice(&exceptions);
-    out
+        let before = out.len();
+        let coder = exponent::encode(coding, &s.codes, exp_bits, &mut out);
+        let exps = (out.len() - before) as u32;
+        out[1] = coder.id();
+        out[2..6].copy_from_slice(&exps.to_le_bytes());
+        out.extend_from_slice(&s.mants);
+        out.extend_from_slice(&s.exceptions);
+        out
+    })
 }
 
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.
@@ -170,12 +196,15 @@ pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Resu
     Ok(parse(bytes, n, man_bits, r.size(), r.has_exceptions())?.layout)
 }
 
-/// Decodes a chunk into `out` (little-endian elements, exactly the chunk's values).
+/// Decodes a chunk into `out` (little-endian elements, exactly the chunk's values) with the kernels of
+/// `level`; `W` is the element word.
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
-pub(crate) fn decode(
+pub(crate) fn decode<W: Word, const M: u8>(
+    level: Level,
     r: &Reducer,
+    p: &Params<W>,
     exp_bits: u32,
     man_bits: u32,
     bytes: &[u8],
@@ -183,25 +212,38 @@ pub(crate) fn decode(
 ) -> Result<()> {
     let size = r.size();
     let n = out.len() / size;
-    let p = parse(bytes, n, man_bits, size, r.has_exceptions())?;
-    let mut codes = vec![0u16; n];
-    p.layout.coder.decode(p.exponents, exp_bits, &mut codes)?;
-    let max_code = if exp_bits >= 16 {
-        u16::MAX
-    } else {
-        ((1u32 << exp_bits) - 1) as u16
-    };
-    if let Some(bad) = codes.iter().find(|&&c| c > max_code) {
-        return Err(Error::decode(format!(
-            "exponent code {bad} exceeds {exp_bits} bits"
-        )));
-    }
-    let sign = |i: usize| p.signs.is_some_and(|s| (s[i / 8] >> (i % 8)) & 1 == 1);
-    unpack(p.mantissas, n, man_bits, |i, mant| {
-        store(out, size, i, r.expand(sign(i), codes[i], mant))
+    let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;
+    with_scratch(|s| {
+        s.codes.clear();
+        s.codes.resize(n, 0);
+        parsed
+            .layout
+            .coder
+            .decode(parsed.exponents, exp_bits, &mut s.codes)?;
+        let max_code = if exp_bits >= 16 {
+            u16::MAX
+        } else {
+            ((1u32 << exp_bits) - 1) as u16
+        };
+        let largest = s.codes.iter().copied().max().unwrap_or(0);
+        if largest > max_code {
+            return Err(Error::decode(format!(
+                "exponent code {largest} exceeds {exp_bits} bits"
+            )));
+        }
+        kernel::expand::run::<W, M>(
+            level,
+            p,
+            parsed.signs,
+            &s.codes,
+            parsed.mantissas,
+            (unpacker(man_bits), man_bits),
+            out,
+        );
+        Ok(())
     })?;
     let mut previous: Option<usize> = None;
-    for e in p.exceptions.chunks_exact(4 + size) {
+    for e in parsed.exceptions.chunks_exact(4 + size) {
         let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
         if index >= n || previous.is_some_and(|p| index <= p) {
             return Err(Error::decode(format!(

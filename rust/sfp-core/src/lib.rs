@@ -11,12 +11,17 @@ pub mod error;
 pub mod exponent;
 pub mod format;
 pub mod frame;
+mod kernel;
 mod reduce;
 mod rng;
+pub mod simd;
 pub mod threads;
 
 pub use chunk::ChunkLayout;
-pub use codec::{decode_into, encode, inspect, quantize, quantize_in_place, FrameInfo, Options};
+pub use codec::{
+    decode_into, encode, encode_parts, inspect, quantize, quantize_in_place, EncodedFrame,
+    FrameInfo, Options,
+};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use exponent::ExponentCoding;
