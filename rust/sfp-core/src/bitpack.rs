@@ -70,56 +70,63 @@ macro_rules! by_width {
 static PACKERS: [Packer; 65] = by_width!(pack64);
 static UNPACKERS: [Unpacker; 65] = by_width!(unpack64);
 
-/// Packs 64 fields of `B` bits: with `B` a constant every shift is fixed and the loop unrolls.
+/// Expands `$body` once per block position with `$i` a literal, so every shift and word index is a
+/// constant once the width is.
+macro_rules! unroll64 {
+    ($i:ident => $body:block) => {
+        unroll64!(@ $i $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63)
+    };
+    (@ $i:ident $body:block; $($n:literal)*) => {
+        $({
+            const $i: usize = $n;
+            $body
+        })*
+    };
+}
+
+/// Packs 64 fields of `B` bits into `B` words: fully unrolled, every shift a constant.
+#[inline(never)]
 fn pack64<const B: u32>(values: &[u64; 64], out: &mut [u8]) {
     if B == 0 {
         return;
     }
     let mask = low_mask(B);
-    let mut words = out.chunks_exact_mut(8);
-    let mut acc = 0u64;
-    let mut filled = 0u32;
-    for &v in values {
-        let v = v & mask;
-        acc |= v << filled;
-        filled += B;
-        if filled >= 64 {
-            if let Some(w) = words.next() {
-                w.copy_from_slice(&acc.to_le_bytes());
-            }
-            filled -= 64;
-            acc = if filled == 0 { 0 } else { v >> (B - filled) };
+    let mut words = [0u64; 64];
+    unroll64!(I => {
+        let bit = I * B as usize;
+        let (w, off) = (bit / 64, (bit % 64) as u32);
+        let v = values[I] & mask;
+        words[w] |= v << off;
+        if off + B > 64 {
+            words[w + 1] |= v >> (64 - off);
         }
+    });
+    for (dst, w) in out.chunks_exact_mut(8).zip(words.iter()) {
+        dst.copy_from_slice(&w.to_le_bytes());
     }
 }
 
-/// Unpacks 64 fields of `B` bits.
+/// Unpacks 64 fields of `B` bits from `B` words: fully unrolled.
+#[inline(never)]
 fn unpack64<const B: u32>(bytes: &[u8], values: &mut [u64; 64]) {
     if B == 0 {
         *values = [0; 64];
         return;
     }
     let mask = low_mask(B);
-    let mut words = bytes
-        .chunks_exact(8)
-        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-    let mut cur = words.next().unwrap_or(0);
-    let mut used = 0u32;
-    for v in values.iter_mut() {
-        if used + B <= 64 {
-            *v = (cur >> used) & mask;
-            used += B;
-            if used == 64 {
-                cur = words.next().unwrap_or(0);
-                used = 0;
-            }
-        } else {
-            let next = words.next().unwrap_or(0);
-            *v = ((cur >> used) | (next << (64 - used))) & mask;
-            cur = next;
-            used = used + B - 64;
-        }
+    let mut words = [0u64; 65];
+    for (w, src) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
     }
+    unroll64!(I => {
+        let bit = I * B as usize;
+        let (w, off) = (bit / 64, (bit % 64) as u32);
+        let mut v = words[w] >> off;
+        if off + B > 64 {
+            v |= words[w + 1] << (64 - off);
+        }
+        values[I] = v & mask;
+    });
 }
 
 /// Appends fixed-width fields to a byte vector one at a time, LSB first.
