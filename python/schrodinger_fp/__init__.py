@@ -1,4 +1,4 @@
-"""schrodinger-fp: adaptive float containers and lossless exponent coding for neural-network tensors.
+"""schrodinger-fp: adaptive float containers and lossless exponent coding for neural nets.
 
 >>> import numpy as np, schrodinger_fp as sfp
 >>> x = np.linspace(-3, 3, 1000, dtype=np.float32)
@@ -8,9 +8,11 @@ True
 """
 
 from ._core import FORMAT_VERSION, MAX_CHUNK
+from .archive import Archive, load, open, save
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .stats import exponent_entropy, exponent_histogram
 
 __all__ = [
     "EXPONENT_CODINGS",
@@ -19,11 +21,17 @@ __all__ = [
     "ROUNDINGS",
     "SUPPORTED_DTYPES",
     "UNDERFLOWS",
+    "Archive",
     "DecodeError",
     "Format",
     "FrameInfo",
     "decode",
     "encode",
+    "exponent_entropy",
+    "exponent_histogram",
     "inspect",
+    "load",
+    "open",
     "quantize",
+    "save",
 ]

@@ -3,6 +3,10 @@
 //! Layout: `u8 flags (bit 0: sign stream present) | u8 exponent coder | u32 exponent stream bytes |
 //! u32 exception count | signs (1 bit per value) | exponent stream | mantissas (man_bits per value)
 //! | exceptions (u32 index, raw element bytes)`.
+//!
+//! With flag bit 1 (`JOINT_SIGN`, issue 3) there is no sign stream: the exponent stream codes
+//! `(code << 1) | sign` at `exp_bits + 1` bits, which the encoder picks per chunk when it is smaller
+//! (activations after GELU, whose sign follows from the exponent for most values).
 
 use crate::bitpack::{packed_len, packer, unpacker};
 use crate::dtype::load;
@@ -14,6 +18,8 @@ use crate::reduce::Reducer;
 use crate::simd::Level;
 
 const HAS_SIGNS: u8 = 1;
+/// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
+const JOINT_SIGN: u8 = 2;
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +49,7 @@ const CHUNK_HEADER: usize = 10;
 #[derive(Default)]
 pub(crate) struct Scratch {
     codes: Vec<u16>,
+    exps: Vec<u8>,
     signs: Vec<u8>,
     mants: Vec<u8>,
     exceptions: Vec<u8>,
@@ -97,37 +104,76 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 man_bits,
             },
         );
-        let sign_bytes = if any_negative { s.signs.len() } else { 0 };
-        let mut out = Vec::with_capacity(
-            CHUNK_HEADER
-                + sign_bytes
-                + packed_len(n, exp_bits).unwrap_or(0)
-                + s.mants.len()
-                + s.exceptions.len(),
-        );
-        out.push(if any_negative { HAS_SIGNS } else { 0 });
-        out.push(0);
-        out.extend_from_slice(&[0; 4]);
-        let n_exceptions = s.exceptions.len() / (4 + size);
-        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        s.exps.clear();
+        let mut coder = exponent::encode(coding, &s.codes, exp_bits, &mut s.exps);
+        let mut flags = if any_negative { HAS_SIGNS } else { 0 };
         if any_negative {
-            out.extend_from_slice(&s.signs);
+            if let Some((joint, c)) = joint_sign(
+                coding,
+                &s.codes,
+                &s.signs,
+                exp_bits,
+                s.exps.len() + s.signs.len(),
+            ) {
+                s.exps = joint;
+                coder = c;
+                flags = JOINT_SIGN;
+            }
         }
-        let before = out.len();
-        let coder = exponent::encode(coding, &s.codes, exp_bits, &mut out);
-        let exps = (out.len() - before) as u32;
-        out[1] = coder.id();
-        out[2..6].copy_from_slice(&exps.to_le_bytes());
+        let sign_bytes = if flags & HAS_SIGNS != 0 {
+            &s.signs[..]
+        } else {
+            &[]
+        };
+        let n_exceptions = s.exceptions.len() / (4 + size);
+        let mut out = Vec::with_capacity(
+            CHUNK_HEADER + sign_bytes.len() + s.exps.len() + s.mants.len() + s.exceptions.len(),
+        );
+        out.push(flags);
+        out.push(coder.id());
+        out.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        out.extend_from_slice(sign_bytes);
+        out.extend_from_slice(&s.exps);
         out.extend_from_slice(&s.mants);
         out.extend_from_slice(&s.exceptions);
         out
     })
 }
 
+/// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
+/// and that stream is smaller than `separate` (sign stream plus exponent stream) bytes.
+pub(crate) fn joint_sign(
+    coding: ExponentCoding,
+    codes: &[u16],
+    signs: &[u8],
+    exp_bits: u32,
+    separate: usize,
+) -> Option<(Vec<u8>, Coder)> {
+    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy)
+        || exp_bits + 1 > exponent::entropy::MAX_WIDTH
+    {
+        return None;
+    }
+    let joint: Vec<u16> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c << 1) | u16::from((signs[i / 8] >> (i % 8)) & 1))
+        .collect();
+    // One histogram pass predicts the joint stream; encode only when it looks smaller.
+    if exponent::entropy_estimate(&joint, exp_bits + 1)? >= separate {
+        return None;
+    }
+    let mut out = Vec::new();
+    let coder = exponent::encode(ExponentCoding::Entropy, &joint, exp_bits + 1, &mut out);
+    (out.len() < separate).then_some((out, coder))
+}
+
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.
 struct Parsed<'a> {
     layout: ChunkLayout,
     signs: Option<&'a [u8]>,
+    joint_sign: bool,
     exponents: &'a [u8],
     mantissas: &'a [u8],
     exceptions: &'a [u8],
@@ -142,7 +188,7 @@ fn parse<'a>(
 ) -> Result<Parsed<'a>> {
     let mut r = Reader { bytes, pos: 0 };
     let flags = r.u8("chunk flags")?;
-    if flags & !HAS_SIGNS != 0 {
+    if flags & !(HAS_SIGNS | JOINT_SIGN) != 0 || flags == HAS_SIGNS | JOINT_SIGN {
         return Err(Error::decode(format!("unknown chunk flags {flags:#04x}")));
     }
     let coder = Coder::from_id(r.u8("exponent coder")?)?;
@@ -182,6 +228,7 @@ fn parse<'a>(
     Ok(Parsed {
         layout,
         signs,
+        joint_sign: flags & JOINT_SIGN != 0,
         exponents,
         mantissas,
         exceptions: exception_stream,
@@ -216,10 +263,25 @@ pub(crate) fn decode<W: Word, const M: u8>(
     with_scratch(|s| {
         s.codes.clear();
         s.codes.resize(n, 0);
-        parsed
-            .layout
-            .coder
-            .decode(parsed.exponents, exp_bits, &mut s.codes)?;
+        let mut signs = parsed.signs;
+        if parsed.joint_sign {
+            parsed
+                .layout
+                .coder
+                .decode(parsed.exponents, exp_bits + 1, &mut s.codes)?;
+            s.signs.clear();
+            s.signs.resize(n.div_ceil(8), 0);
+            for (i, c) in s.codes.iter_mut().enumerate() {
+                s.signs[i / 8] |= ((*c & 1) as u8) << (i % 8);
+                *c >>= 1;
+            }
+            signs = Some(&s.signs);
+        } else {
+            parsed
+                .layout
+                .coder
+                .decode(parsed.exponents, exp_bits, &mut s.codes)?;
+        }
         let max_code = if exp_bits >= 16 {
             u16::MAX
         } else {
@@ -234,7 +296,7 @@ pub(crate) fn decode<W: Word, const M: u8>(
         kernel::expand::run::<W, M>(
             level,
             p,
-            parsed.signs,
+            signs,
             &s.codes,
             parsed.mantissas,
             (unpacker(man_bits), man_bits),

@@ -195,11 +195,21 @@ fn reference_chunk(
     }
     assert_eq!(mantissas.len(), packed_len(n, man_bits).unwrap());
     let mut exps = Vec::new();
-    let coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
-    let mut out = vec![u8::from(any_negative), coder.id()];
+    let mut coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
+    let mut flags = u8::from(any_negative);
+    if any_negative {
+        if let Some((joint, c)) =
+            crate::chunk::joint_sign(coding, &codes, &signs, exp_bits, exps.len() + signs.len())
+        {
+            exps = joint;
+            coder = c;
+            flags = 2;
+        }
+    }
+    let mut out = vec![flags, coder.id()];
     out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
     out.extend_from_slice(&((exceptions.len() / (4 + size)) as u32).to_le_bytes());
-    if any_negative {
+    if flags == 1 {
         out.extend_from_slice(&signs);
     }
     out.extend_from_slice(&exps);

@@ -1,0 +1,88 @@
+"""Options and helpers shared by the ``sfp`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from schrodinger_fp.format import Format
+from schrodinger_fp.formatrules import FormatRules, PolicyLike
+
+
+class CommandError(Exception):
+    """A failure to report as ``sfp: error: ...`` with exit code 1."""
+
+
+def human(nbytes: float) -> str:
+    """Format a byte count with a decimal unit: ``90.9 MB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(nbytes) < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} TB"  # pragma: no cover
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--exp-bits/--man-bits/--rounding/--underflow/--seed`` or ``--policy``."""
+    group = parser.add_argument_group("format (default: lossless)")
+    group.add_argument("--exp-bits", type=int, metavar="N", help="exponent bits to keep")
+    group.add_argument("--man-bits", type=int, metavar="N", help="mantissa bits to keep")
+    group.add_argument("--rounding", choices=("truncate", "nearest", "stochastic"))
+    group.add_argument("--underflow", choices=("flush", "stochastic"))
+    group.add_argument("--seed", type=int, default=0, help="seed for stochastic rounding")
+    group.add_argument("--policy", metavar="JSON", help="per-tensor formats: a policy JSON file")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Add ``-q/--quiet`` and ``-T/--threads``."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument(
+        "-T", "--threads", type=_nonneg, default=0, help="codec threads (0: all cores, the default)"
+    )
+
+
+def _nonneg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject option combinations that argparse cannot express (exits with code 2)."""
+    if getattr(args, "policy", None) is not None and any(
+        getattr(args, k) is not None for k in ("exp_bits", "man_bits", "rounding", "underflow")
+    ):
+        parser.error(
+            "--policy cannot be combined with --exp-bits/--man-bits/--rounding/--underflow"
+        )
+
+
+def policy_from_args(args: argparse.Namespace) -> PolicyLike:
+    """Return the policy the format options ask for (None: lossless).
+
+    Raises
+    ------
+    CommandError
+        If the policy file cannot be read.
+    ValueError
+        If it is not a valid policy, or the bit counts are invalid.
+    """
+    if args.policy is not None:
+        try:
+            return FormatRules.load(args.policy)
+        except OSError as exc:
+            raise CommandError(f"cannot read policy {args.policy}: {exc.strerror or exc}") from None
+    if all(getattr(args, k) is None for k in ("exp_bits", "man_bits", "rounding", "underflow")):
+        return None
+    return Format(
+        exp_bits=args.exp_bits,
+        man_bits=args.man_bits,
+        rounding=args.rounding or "nearest",
+        underflow=args.underflow or "flush",
+        seed=args.seed,
+    )
+
+
+def threads_from_args(args: argparse.Namespace) -> int | None:
+    """Return the codec thread count of ``-T`` (None for 0: all cores)."""
+    return None if args.threads == 0 else args.threads

@@ -1,0 +1,149 @@
+"""The schrodinger-fp codec for numcodecs (and so for Zarr v2 arrays, Xarray, Kerchunk, ...).
+
+Registered under the ``numcodecs.codecs`` entry point as ``"schrodinger_fp"``::
+
+    >>> import numcodecs, numpy as np
+    >>> codec = numcodecs.get_codec({"id": "schrodinger_fp", "dtype": "float32"})
+    >>> x = np.linspace(0, 1, 100, dtype=np.float32)
+    >>> bool((codec.decode(codec.encode(x)) == x).all())
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numcodecs.abc import Codec
+from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray, ndarray_copy
+
+from schrodinger_fp.codec import decode, encode, inspect
+from schrodinger_fp.dtypes import SUPPORTED_DTYPES, numpy_dtype
+from schrodinger_fp.format import Format
+
+__all__ = ["SchrodingerFP"]
+
+
+class SchrodingerFP(Codec):  # type: ignore[misc]
+    """Compress float arrays into schrodinger-fp frames.
+
+    Parameters
+    ----------
+    dtype : str or numpy.dtype, default "float32"
+        Element type of the arrays: float32, float64, float16 or bfloat16. Raw byte buffers
+        given to ``encode`` are read as this type.
+    format : Format or dict, optional
+        Target format (a ``Format`` or its ``to_dict()``); lossless when omitted.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not one the codec encodes.
+    ValueError
+        If ``format`` is invalid for ``dtype`` (more bits than the type has, unknown fields).
+
+    Notes
+    -----
+    The configuration is ``{"id": "schrodinger_fp", "dtype": ..., "format": {...}}``; the
+    frame itself also records dtype, shape and format, so ``decode`` restores the shape.
+    ``encode`` never modifies its input.
+    """
+
+    codec_id = "schrodinger_fp"
+
+    def __init__(self, dtype: Any = "float32", format: Format | dict[str, Any] | None = None):
+        name = str(dtype) if str(dtype) in SUPPORTED_DTYPES else np.dtype(dtype).name
+        if name not in SUPPORTED_DTYPES:
+            raise TypeError(f"dtype={name} is not supported; expected one of {SUPPORTED_DTYPES}")
+        if format is None:
+            fmt = Format()
+        elif isinstance(format, Format):
+            fmt = format
+        elif isinstance(format, dict):
+            fmt = Format.from_dict(format)
+        else:
+            raise TypeError(f"format must be a Format or a dict, got {type(format).__name__}")
+        fmt.widths(name)
+        self.dtype = name
+        self.format = fmt
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the JSON-ready configuration (``id``, ``dtype``, ``format``)."""
+        return {"id": self.codec_id, "dtype": self.dtype, "format": self.format.to_dict()}
+
+    def __repr__(self) -> str:
+        return f"SchrodingerFP(dtype={self.dtype!r}, format={self.format.to_dict()!r})"
+
+    def _as_array(self, buf: Any) -> np.ndarray:
+        """View ``buf`` as an array of the codec's dtype without copying or modifying it."""
+        arr = ensure_ndarray(buf)
+        if arr.dtype.name == self.dtype:
+            return arr
+        if arr.dtype.itemsize == 1 and arr.dtype.kind in "iubV":
+            flat = ensure_contiguous_ndarray(arr).reshape(-1)
+            if flat.nbytes % numpy_dtype(self.dtype).itemsize:
+                raise ValueError(
+                    f"buffer of {flat.nbytes} bytes is not a whole number of {self.dtype} values"
+                )
+            return flat.view(numpy_dtype(self.dtype))
+        raise TypeError(
+            f"{self!r} cannot encode a {arr.dtype} array; build the codec with that dtype"
+        )
+
+    def encode(self, buf: Any) -> bytes:
+        """Encode an array (or raw bytes of ``dtype`` values) into a frame.
+
+        Parameters
+        ----------
+        buf : buffer-like
+            An array of the codec's dtype, any shape and strides, or a byte buffer.
+
+        Returns
+        -------
+        bytes
+
+        Raises
+        ------
+        TypeError
+            For an array of another dtype.
+        """
+        return encode(self._as_array(buf), self.format)
+
+    def decode(self, buf: Any, out: Any = None) -> Any:
+        """Decode a frame.
+
+        Parameters
+        ----------
+        buf : buffer-like
+            A frame written by ``encode``.
+        out : buffer-like, optional
+            Destination of the decoded values (an array of any shape with the same number of
+            values, or a writable byte buffer of the same size).
+
+        Returns
+        -------
+        numpy.ndarray or buffer
+            The decoded array (with its original shape), or ``out``.
+
+        Raises
+        ------
+        schrodinger_fp.DecodeError
+            If the frame is corrupt.
+        ValueError
+            If the frame holds another dtype than the codec's, or ``out`` has the wrong size.
+        """
+        data = ensure_contiguous_ndarray(buf)
+        info = inspect(data)
+        if info.dtype != self.dtype:
+            raise ValueError(f"frame holds {info.dtype}, {self!r} expects {self.dtype}")
+        if out is not None:
+            dst = ensure_ndarray(out)
+            if dst.dtype == object:
+                raise TypeError("cannot decode into an object array")
+            if dst.nbytes != info.nbytes:
+                raise ValueError(f"out has {dst.nbytes} bytes, the frame decodes to {info.nbytes}")
+            if dst.dtype.name == self.dtype and dst.flags.c_contiguous:
+                decode(data, out=dst.reshape(info.shape))
+                return out
+        arr = decode(data)
+        return arr if out is None else ndarray_copy(arr, out)

@@ -1,0 +1,361 @@
+"""Reading and writing tensor dump files: safetensors, npy, npz, and PyTorch state dicts.
+
+Readers are lazy: ``open_tensors`` parses the header and hands out one tensor at a time
+(safetensors and npy are memory-mapped), so a dump larger than memory can be converted.
+Headers are checked strictly: a safetensors header whose offsets overlap, run past the
+file or disagree with the shapes is refused, and so are duplicate or path-like names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import struct
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from schrodinger_fp.archive_index import DTYPES, check_name
+
+#: safetensors dtype tag <-> archive dtype name.
+SAFETENSORS_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "I16": "int16",
+    "U16": "uint16",
+    "I32": "int32",
+    "U32": "uint32",
+    "I64": "int64",
+    "U64": "uint64",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "C64": "complex64",
+}
+_TO_SAFETENSORS = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+MAX_HEADER = 100 * 2**20
+SUFFIXES = {".safetensors": "safetensors", ".npy": "npy", ".npz": "npz", ".pt": "pt", ".pth": "pt"}
+NPY_NAME = "arr_0"
+
+
+class TensorFileError(ValueError):
+    """A tensor file that cannot be read: malformed, lying header, bad names."""
+
+
+@dataclass
+class TensorFile:
+    """An opened tensor dump: names and sizes known, tensors read on demand.
+
+    Attributes
+    ----------
+    kind : str
+        ``"safetensors"``, ``"npy"``, ``"npz"`` or ``"pt"``.
+    names : list of str
+    nbytes : int
+        Total size of all tensors.
+    metadata : dict of str to str
+        safetensors ``__metadata__`` (empty for the others).
+    """
+
+    kind: str
+    names: list[str]
+    nbytes: int
+    get: Callable[[str], np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, array)`` one tensor at a time, in file order."""
+        for name in self.names:
+            yield name, self.get(name)
+
+
+def kind_of(path: str | Path) -> str:
+    """Return the dump type of ``path`` from its suffix.
+
+    Raises
+    ------
+    TensorFileError
+        If the suffix is not one of ``SUFFIXES``.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise TensorFileError(
+            f"{path}: unknown input type {suffix or '(no suffix)'!r}; "
+            "expected .safetensors, .npy, .npz or .pt"
+        )
+    return SUFFIXES[suffix]
+
+
+def open_tensors(path: str | Path) -> TensorFile:
+    """Open a tensor dump for reading.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    TensorFile
+
+    Raises
+    ------
+    TensorFileError
+        If the file is malformed or holds bad names; ``OSError`` if it cannot be read.
+    """
+    kind = kind_of(path)
+    reader = {"safetensors": _open_safetensors, "npy": _open_npy, "npz": _open_npz, "pt": _open_pt}
+    return reader[kind](Path(path))
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise TensorFileError(f"duplicate tensor name {key!r}")
+        out[key] = value
+    return out
+
+
+def _checked_name(path: Path, name: str) -> str:
+    try:
+        return check_name(name)
+    except ValueError as exc:
+        raise TensorFileError(f"{path}: {exc}") from None
+
+
+def _open_safetensors(path: Path) -> TensorFile:
+    with path.open("rb") as handle:
+        size = path.stat().st_size
+        if size < 8:
+            raise TensorFileError(f"{path}: truncated safetensors file ({size} bytes)")
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+        if header_len > min(MAX_HEADER, size - 8):
+            raise TensorFileError(
+                f"{path}: safetensors header length {header_len} exceeds the file"
+            )
+        try:
+            header = json.loads(
+                handle.read(header_len).decode("utf-8"), object_pairs_hook=_no_duplicates
+            )
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TensorFileError(f"{path}: safetensors header is not valid JSON: {exc}") from None
+        except TensorFileError as exc:
+            raise TensorFileError(f"{path}: {exc}") from None
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if not isinstance(header, dict):
+        raise TensorFileError(f"{path}: safetensors header must be a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TensorFileError(f"{path}: safetensors __metadata__ must map strings to strings")
+    data_start, data_len = 8 + header_len, size - 8 - header_len
+    layout: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+    spans = []
+    for name, spec in header.items():
+        _checked_name(path, name)
+        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
+            raise TensorFileError(
+                f"{path}: tensor {name!r}: entry must hold dtype, shape, data_offsets"
+            )
+        tag, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
+        if tag not in SAFETENSORS_DTYPES:
+            raise TensorFileError(f"{path}: tensor {name!r}: unknown dtype {tag!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise TensorFileError(f"{path}: tensor {name!r}: invalid shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and o >= 0 for o in offsets)
+        ):
+            raise TensorFileError(f"{path}: tensor {name!r}: invalid data_offsets {offsets!r}")
+        dtype = DTYPES[SAFETENSORS_DTYPES[tag]]
+        begin, end = offsets
+        need = math.prod(shape) * dtype.itemsize
+        if end < begin or end > data_len or end - begin != need:
+            raise TensorFileError(
+                f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold {need} bytes "
+                f"inside the {data_len}-byte data section"
+            )
+        layout[name] = (dtype, tuple(shape), data_start + begin)
+        spans.append((begin, end, name))
+    spans.sort()
+    reach, last = 0, ""
+    for begin, end, name in spans:
+        if end > begin:
+            if begin < reach:
+                raise TensorFileError(f"{path}: tensors {last!r} and {name!r} overlap")
+            reach, last = end, name
+
+    def get(name: str) -> np.ndarray:
+        dtype, shape, offset = layout[name]
+        return np.frombuffer(mapped, dtype=dtype, count=math.prod(shape), offset=offset).reshape(
+            shape
+        )
+
+    names = [name for _, _, name in spans]
+    total = sum(math.prod(layout[n][1]) * layout[n][0].itemsize for n in names)
+    return TensorFile("safetensors", names, total, get, dict(metadata))
+
+
+def _open_npy(path: Path) -> TensorFile:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise TensorFileError(f"{path}: not a readable .npy file: {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise TensorFileError(f"{path}: not a .npy file")
+    return TensorFile("npy", [NPY_NAME], array.nbytes, lambda name: np.asarray(array))
+
+
+def _open_npz(path: Path) -> TensorFile:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise TensorFileError(f"{path}: not a valid .npz file: {exc}") from None
+    names = [m[: -len(".npy")] if m.endswith(".npy") else m for m in members]
+    seen: set[str] = set()
+    for name in names:
+        _checked_name(path, name)
+        if name in seen:
+            raise TensorFileError(f"{path}: duplicate tensor name {name!r}")
+        seen.add(name)
+
+    def get(name: str) -> np.ndarray:
+        try:
+            return npz[name]
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise TensorFileError(f"{path}: tensor {name!r} is unreadable: {exc}") from None
+
+    total = 0
+    for member in zipfile.ZipFile(path).infolist():
+        total += member.file_size
+    return TensorFile("npz", names, total, get)
+
+
+def _open_pt(path: Path) -> TensorFile:
+    try:
+        import torch
+    except ImportError:
+        raise TensorFileError(
+            f"{path}: reading .pt files needs PyTorch (pip install torch)"
+        ) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise TensorFileError(f"{path}: not a loadable PyTorch file: {exc}") from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise TensorFileError(f"{path}: expected a state dict (a flat dict of names to tensors)")
+    for name in state:
+        _checked_name(path, name)
+    special = {torch.bfloat16: ("int16", "bfloat16")}
+    for tname, ours in (("float8_e4m3fn", "float8_e4m3fn"), ("float8_e5m2", "float8_e5m2")):
+        if hasattr(torch, tname):
+            special[getattr(torch, tname)] = ("uint8", ours)
+
+    def get(name: str) -> np.ndarray:
+        tensor = state[name].detach().cpu().contiguous()
+        if tensor.dtype in special:
+            view, ours = special[tensor.dtype]
+            return tensor.view(getattr(torch, view)).numpy().view(DTYPES[ours])
+        return tensor.numpy()
+
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    return TensorFile("pt", list(state), total, get)
+
+
+def write_safetensors(
+    stream: BinaryIO,
+    specs: list[tuple[str, str, tuple[int, ...]]],
+    arrays: Iterable[np.ndarray],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Stream a safetensors file: the header from ``specs``, then each array in turn.
+
+    Parameters
+    ----------
+    stream : BinaryIO
+    specs : list of (name, dtype name, shape)
+        Every tensor, in the order ``arrays`` yields them.
+    arrays : iterable of numpy.ndarray
+    metadata : dict of str to str, optional
+        Written as ``__metadata__``.
+
+    Raises
+    ------
+    TypeError
+        If a dtype has no safetensors tag (complex128).
+    ValueError
+        If an array does not match its spec.
+    """
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = metadata
+    offset = 0
+    for name, dtype, shape in specs:
+        if dtype not in _TO_SAFETENSORS:
+            raise TypeError(f"tensor {name!r}: safetensors cannot store {dtype}")
+        nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+        header[name] = {
+            "dtype": _TO_SAFETENSORS[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)
+    stream.write(struct.pack("<Q", len(blob)) + blob)
+    for (name, dtype, shape), array in zip(specs, arrays, strict=True):
+        if array.dtype != DTYPES[dtype] or array.shape != shape:
+            raise ValueError(
+                f"tensor {name!r}: got {array.dtype} {array.shape}, header says {dtype} {shape}"
+            )
+        stream.write(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))
+
+
+def write_npz(stream: BinaryIO, items: Iterable[tuple[str, np.ndarray]]) -> None:
+    """Stream an uncompressed ``.npz`` (one ``NAME.npy`` member per tensor).
+
+    Raises
+    ------
+    TypeError
+        For dtypes that ``.npy`` cannot record (bfloat16, float8: use safetensors).
+    """
+    with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in items:
+            _check_npy_dtype(name, array)
+            with archive.open(check_name(name) + ".npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def write_npy(stream: BinaryIO, array: np.ndarray) -> None:
+    """Write one array as ``.npy``.
+
+    Raises
+    ------
+    TypeError
+        For dtypes that ``.npy`` cannot record (bfloat16, float8).
+    """
+    _check_npy_dtype(NPY_NAME, array)
+    np.lib.format.write_array(stream, array, allow_pickle=False)
+
+
+def _check_npy_dtype(name: str, array: np.ndarray) -> None:
+    if array.dtype.kind == "V":
+        raise TypeError(
+            f"tensor {name!r}: .npy cannot record {array.dtype} (it would read back as raw "
+            "bytes); write safetensors instead"
+        )
