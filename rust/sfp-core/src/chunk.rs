@@ -70,6 +70,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
 /// kernels of `level`; `W` is the element word and `M` the rounding mode of `r`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,

@@ -57,7 +57,7 @@ pub(crate) fn inputs(dtype: DType, n: usize, seed: u64) -> Vec<u8> {
             1 | 2 => {
                 // Near one binade with random mantissa, either sign.
                 let e = u64::from(dtype.bias() as u32) - (r >> 20) % 12;
-                (e << m) | (rng.next() & crate::bitpack::low_mask(m)) | (r & 1) * sign
+                (e << m) | (rng.next() & crate::bitpack::low_mask(m)) | ((r & 1) * sign)
             }
             _ => rng.next() & all,
         };
