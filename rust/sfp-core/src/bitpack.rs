@@ -13,11 +13,120 @@ pub fn packed_len(n: usize, width: u32) -> Result<usize> {
         .ok_or_else(|| Error::invalid(format!("{n} fields of {width} bits overflow usize")))
 }
 
-/// Appends the low `width` bits of each value to `out`, LSB first.
+/// Appends the low `width` bits of each value to `out`, LSB first (`width` in 0..=64).
 pub fn pack<I: IntoIterator<Item = u64>>(values: I, width: u32, out: &mut Vec<u8>) {
-    let mut writer = BitWriter::new(width, out);
-    values.into_iter().for_each(|v| writer.push(v));
-    writer.finish();
+    let width = width.min(64);
+    let packer = packer(width);
+    let step = 8 * width as usize;
+    let mut block = [0u64; 64];
+    let mut filled = 0usize;
+    let mut words = [0u8; 8 * 64];
+    for v in values {
+        block[filled] = v;
+        filled += 1;
+        if filled == 64 {
+            packer(&block, &mut words[..step]);
+            out.extend_from_slice(&words[..step]);
+            filled = 0;
+        }
+    }
+    if filled > 0 {
+        block[filled..].fill(0);
+        packer(&block, &mut words[..step]);
+        out.extend_from_slice(&words[..(filled * width as usize).div_ceil(8)]);
+    }
+}
+
+/// Packs 64 values (low `width` bits of each) into exactly `8 * width` bytes, LSB first.
+pub(crate) type Packer = fn(&[u64; 64], &mut [u8]);
+/// Unpacks 64 values of `width` bits from exactly `8 * width` bytes.
+pub(crate) type Unpacker = fn(&[u8], &mut [u64; 64]);
+
+/// The word-at-a-time packer specialised for `width` (clamped to 64).
+pub(crate) fn packer(width: u32) -> Packer {
+    PACKERS[width.min(64) as usize]
+}
+
+/// The word-at-a-time unpacker specialised for `width` (clamped to 64).
+pub(crate) fn unpacker(width: u32) -> Unpacker {
+    UNPACKERS[width.min(64) as usize]
+}
+
+macro_rules! by_width {
+    ($f:ident) => {
+        [
+            $f::<0>, $f::<1>, $f::<2>, $f::<3>, $f::<4>, $f::<5>, $f::<6>, $f::<7>, $f::<8>,
+            $f::<9>, $f::<10>, $f::<11>, $f::<12>, $f::<13>, $f::<14>, $f::<15>, $f::<16>,
+            $f::<17>, $f::<18>, $f::<19>, $f::<20>, $f::<21>, $f::<22>, $f::<23>, $f::<24>,
+            $f::<25>, $f::<26>, $f::<27>, $f::<28>, $f::<29>, $f::<30>, $f::<31>, $f::<32>,
+            $f::<33>, $f::<34>, $f::<35>, $f::<36>, $f::<37>, $f::<38>, $f::<39>, $f::<40>,
+            $f::<41>, $f::<42>, $f::<43>, $f::<44>, $f::<45>, $f::<46>, $f::<47>, $f::<48>,
+            $f::<49>, $f::<50>, $f::<51>, $f::<52>, $f::<53>, $f::<54>, $f::<55>, $f::<56>,
+            $f::<57>, $f::<58>, $f::<59>, $f::<60>, $f::<61>, $f::<62>, $f::<63>, $f::<64>,
+        ]
+    };
+}
+
+static PACKERS: [Packer; 65] = by_width!(pack64);
+static UNPACKERS: [Unpacker; 65] = by_width!(unpack64);
+
+/// Expands `$body` once per block position with `$i` a literal, so every shift and word index is a
+/// constant once the width is.
+macro_rules! unroll64 {
+    ($i:ident => $body:block) => {
+        unroll64!(@ $i $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63)
+    };
+    (@ $i:ident $body:block; $($n:literal)*) => {
+        $({
+            const $i: usize = $n;
+            $body
+        })*
+    };
+}
+
+/// Packs 64 fields of `B` bits into `B` words: fully unrolled, every shift a constant.
+#[inline(never)]
+fn pack64<const B: u32>(values: &[u64; 64], out: &mut [u8]) {
+    if B == 0 {
+        return;
+    }
+    let mask = low_mask(B);
+    let mut words = [0u64; 64];
+    unroll64!(I => {
+        let bit = I * B as usize;
+        let (w, off) = (bit / 64, (bit % 64) as u32);
+        let v = values[I] & mask;
+        words[w] |= v << off;
+        if off + B > 64 {
+            words[w + 1] |= v >> (64 - off);
+        }
+    });
+    for (dst, w) in out.chunks_exact_mut(8).zip(words.iter()) {
+        dst.copy_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// Unpacks 64 fields of `B` bits from `B` words: fully unrolled.
+#[inline(never)]
+fn unpack64<const B: u32>(bytes: &[u8], values: &mut [u64; 64]) {
+    if B == 0 {
+        *values = [0; 64];
+        return;
+    }
+    let mask = low_mask(B);
+    let mut words = [0u64; 65];
+    for (w, src) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
+    }
+    unroll64!(I => {
+        let bit = I * B as usize;
+        let (w, off) = (bit / 64, (bit % 64) as u32);
+        let mut v = words[w] >> off;
+        if off + B > 64 {
+            v |= words[w + 1] << (64 - off);
+        }
+        values[I] = v & mask;
+    });
 }
 
 /// Appends fixed-width fields to a byte vector one at a time, LSB first.
@@ -73,26 +182,25 @@ pub fn unpack(bytes: &[u8], n: usize, width: u32, mut sink: impl FnMut(usize, u6
             bytes.len()
         )));
     }
-    if width == 0 {
-        (0..n).for_each(|i| sink(i, 0));
-        return Ok(());
-    }
-    let mask = low_mask(width);
-    let mut acc: u128 = 0;
-    let mut filled: u32 = 0;
-    let mut words = bytes.chunks(8);
-    for i in 0..n {
-        if filled < width {
-            let mut word = [0u8; 8];
-            if let Some(w) = words.next() {
-                word[..w.len()].copy_from_slice(w);
-            }
-            acc |= u128::from(u64::from_le_bytes(word)) << filled;
-            filled += 64;
+    let width = width.min(64);
+    let unpacker = unpacker(width);
+    let step = 8 * width as usize;
+    let mut values = [0u64; 64];
+    let mut padded = [0u8; 8 * 64];
+    for (k, start) in (0..n).step_by(64).enumerate() {
+        let count = (n - start).min(64);
+        let at = k * step;
+        if count == 64 {
+            unpacker(&bytes[at..at + step], &mut values);
+        } else {
+            let tail = &bytes[at..];
+            padded[..tail.len()].copy_from_slice(tail);
+            padded[tail.len()..step].fill(0);
+            unpacker(&padded[..step], &mut values);
         }
-        sink(i, (acc as u64) & mask);
-        acc >>= width;
-        filled -= width;
+        for (i, &v) in values[..count].iter().enumerate() {
+            sink(start + i, v);
+        }
     }
     Ok(())
 }

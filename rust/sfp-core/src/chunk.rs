@@ -8,12 +8,14 @@
 //! `(code << 1) | sign` at `exp_bits + 1` bits, which the encoder picks per chunk when it is smaller
 //! (activations after GELU, whose sign follows from the exponent for most values).
 
-use crate::bitpack::{packed_len, unpack, BitWriter};
-use crate::dtype::{load, store};
+use crate::bitpack::{packed_len, packer, unpacker};
+use crate::dtype::load;
 use crate::error::{Error, Result};
 use crate::exponent::{self, Coder, ExponentCoding};
 use crate::frame::Reader;
-use crate::reduce::{Reducer, Slot};
+use crate::kernel::{self, Params, Split, Word};
+use crate::reduce::Reducer;
+use crate::simd::Level;
 
 const HAS_SIGNS: u8 = 1;
 /// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
@@ -42,9 +44,37 @@ pub struct ChunkLayout {
 
 const CHUNK_HEADER: usize = 10;
 
-/// Encodes the values of `src` (little-endian elements; the first has flat index `first`).
-pub(crate) fn encode(
+/// Per-thread working memory of the chunk coders, reused from chunk to chunk so a large encode or
+/// decode touches fresh pages only for its output.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    codes: Vec<u16>,
+    exps: Vec<u8>,
+    signs: Vec<u8>,
+    mants: Vec<u8>,
+    exceptions: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Re-entered on this thread (never in practice): use fresh buffers.
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
+/// kernels of `level`; `W` is the element word and `M` the rounding mode of `r`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode<W: Word, const M: u8>(
+    level: Level,
     r: &Reducer,
+    p: &Params<W>,
     exp_bits: u32,
     man_bits: u32,
     coding: ExponentCoding,
@@ -53,70 +83,68 @@ pub(crate) fn encode(
 ) -> Vec<u8> {
     let size = r.size();
     let n = src.len() / size;
-    let mut codes = vec![0u16; n];
-    let mut signs = Vec::with_capacity(n.div_ceil(8));
-    let mut mantissas = Vec::with_capacity(packed_len(n, man_bits).unwrap_or(0));
-    let mut exceptions: Vec<u8> = Vec::new();
-    let mut any_negative = false;
-    {
-        let mut sign_writer = BitWriter::new(1, &mut signs);
-        let mut mant_writer = BitWriter::new(man_bits, &mut mantissas);
-        for (i, code) in codes.iter_mut().enumerate() {
-            let bits = load(src, size, i);
-            match r.reduce(bits, first + i as u64) {
-                Slot::Value {
-                    sign,
-                    code: c,
-                    mant,
-                } => {
-                    *code = c;
-                    any_negative |= sign;
-                    sign_writer.push(u64::from(sign));
-                    mant_writer.push(mant);
-                }
-                Slot::Special => {
-                    sign_writer.push(0);
-                    mant_writer.push(0);
-                    exceptions.extend_from_slice(&(i as u32).to_le_bytes());
-                    exceptions.extend_from_slice(&bits.to_le_bytes()[..size]);
-                }
+    with_scratch(|s| {
+        s.codes.clear();
+        s.codes.resize(n, 0);
+        s.signs.clear();
+        s.signs.resize(n.div_ceil(8), 0);
+        s.mants.clear();
+        s.mants.resize(packed_len(n, man_bits).unwrap_or(0), 0);
+        s.exceptions.clear();
+        let any_negative = kernel::split::run::<W, M>(
+            level,
+            p,
+            src,
+            first,
+            &mut Split {
+                signs: &mut s.signs,
+                codes: &mut s.codes,
+                mants: &mut s.mants,
+                exceptions: &mut s.exceptions,
+                pack: packer(man_bits),
+                man_bits,
+            },
+        );
+        s.exps.clear();
+        let mut coder = exponent::encode(coding, &s.codes, exp_bits, &mut s.exps);
+        let mut flags = if any_negative { HAS_SIGNS } else { 0 };
+        if any_negative {
+            if let Some((joint, c)) = joint_sign(
+                coding,
+                &s.codes,
+                &s.signs,
+                exp_bits,
+                s.exps.len() + s.signs.len(),
+            ) {
+                s.exps = joint;
+                coder = c;
+                flags = JOINT_SIGN;
             }
         }
-        sign_writer.finish();
-        mant_writer.finish();
-    }
-    let mut exps = Vec::new();
-    let mut coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
-    let mut flags = if any_negative { HAS_SIGNS } else { 0 };
-    if any_negative {
-        if let Some((joint, c)) =
-            joint_sign(coding, &codes, &signs, exp_bits, exps.len() + signs.len())
-        {
-            exps = joint;
-            coder = c;
-            flags = JOINT_SIGN;
-        }
-    }
-    let n_exceptions = exceptions.len() / (4 + size);
-    let mut out = Vec::with_capacity(
-        CHUNK_HEADER + signs.len() + exps.len() + mantissas.len() + exceptions.len(),
-    );
-    out.push(flags);
-    out.push(coder.id());
-    out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
-    if flags & HAS_SIGNS != 0 {
-        out.extend_from_slice(&signs);
-    }
-    out.extend_from_slice(&exps);
-    out.extend_from_slice(&mantissas);
-    out.extend_from_slice(&exceptions);
-    out
+        let sign_bytes = if flags & HAS_SIGNS != 0 {
+            &s.signs[..]
+        } else {
+            &[]
+        };
+        let n_exceptions = s.exceptions.len() / (4 + size);
+        let mut out = Vec::with_capacity(
+            CHUNK_HEADER + sign_bytes.len() + s.exps.len() + s.mants.len() + s.exceptions.len(),
+        );
+        out.push(flags);
+        out.push(coder.id());
+        out.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        out.extend_from_slice(sign_bytes);
+        out.extend_from_slice(&s.exps);
+        out.extend_from_slice(&s.mants);
+        out.extend_from_slice(&s.exceptions);
+        out
+    })
 }
 
 /// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
 /// and that stream is smaller than `separate` (sign stream plus exponent stream) bytes.
-fn joint_sign(
+pub(crate) fn joint_sign(
     coding: ExponentCoding,
     codes: &[u16],
     signs: &[u8],
@@ -216,12 +244,15 @@ pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Resu
     Ok(parse(bytes, n, man_bits, r.size(), r.has_exceptions())?.layout)
 }
 
-/// Decodes a chunk into `out` (little-endian elements, exactly the chunk's values).
+/// Decodes a chunk into `out` (little-endian elements, exactly the chunk's values) with the kernels of
+/// `level`; `W` is the element word.
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
-pub(crate) fn decode(
+pub(crate) fn decode<W: Word, const M: u8>(
+    level: Level,
     r: &Reducer,
+    p: &Params<W>,
     exp_bits: u32,
     man_bits: u32,
     bytes: &[u8],
@@ -229,47 +260,63 @@ pub(crate) fn decode(
 ) -> Result<()> {
     let size = r.size();
     let n = out.len() / size;
-    let p = parse(bytes, n, man_bits, size, r.has_exceptions())?;
-    let mut codes = vec![0u16; n];
-    let mut joint_signs = Vec::new();
-    if p.joint_sign {
-        p.layout
-            .coder
-            .decode(p.exponents, exp_bits + 1, &mut codes)?;
-        joint_signs = codes.iter().map(|&c| c & 1 == 1).collect();
-        codes.iter_mut().for_each(|c| *c >>= 1);
-    } else {
-        p.layout.coder.decode(p.exponents, exp_bits, &mut codes)?;
-    }
-    let max_code = if exp_bits >= 16 {
-        u16::MAX
-    } else {
-        ((1u32 << exp_bits) - 1) as u16
-    };
-    if let Some(bad) = codes.iter().find(|&&c| c > max_code) {
-        return Err(Error::decode(format!(
-            "exponent code {bad} exceeds {exp_bits} bits"
-        )));
-    }
-    let sign = |i: usize| {
-        joint_signs.get(i).copied().unwrap_or(false)
-            || p.signs.is_some_and(|s| (s[i / 8] >> (i % 8)) & 1 == 1)
-    };
-    unpack(p.mantissas, n, man_bits, |i, mant| {
-        store(out, size, i, r.expand(sign(i), codes[i], mant))
-    })?;
-    if man_bits > 0 && r.zero_code_is_zero() {
-        // The encoder stores no mantissa with the zero code here; one would decode to a value outside
-        // the format (a subnormal below the window).
-        let bad = (0..n).find(|&i| codes[i] == 0 && r.is_nonzero(load(out, size, i)));
-        if let Some(i) = bad {
+    let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;
+    with_scratch(|s| {
+        s.codes.clear();
+        s.codes.resize(n, 0);
+        let mut signs = parsed.signs;
+        if parsed.joint_sign {
+            parsed
+                .layout
+                .coder
+                .decode(parsed.exponents, exp_bits + 1, &mut s.codes)?;
+            s.signs.clear();
+            s.signs.resize(n.div_ceil(8), 0);
+            for (i, c) in s.codes.iter_mut().enumerate() {
+                s.signs[i / 8] |= ((*c & 1) as u8) << (i % 8);
+                *c >>= 1;
+            }
+            signs = Some(&s.signs);
+        } else {
+            parsed
+                .layout
+                .coder
+                .decode(parsed.exponents, exp_bits, &mut s.codes)?;
+        }
+        let max_code = if exp_bits >= 16 {
+            u16::MAX
+        } else {
+            ((1u32 << exp_bits) - 1) as u16
+        };
+        let largest = s.codes.iter().copied().max().unwrap_or(0);
+        if largest > max_code {
             return Err(Error::decode(format!(
-                "value {i} has the zero exponent code and a nonzero mantissa"
+                "exponent code {largest} exceeds {exp_bits} bits"
             )));
         }
-    }
+        kernel::expand::run::<W, M>(
+            level,
+            p,
+            signs,
+            &s.codes,
+            parsed.mantissas,
+            (unpacker(man_bits), man_bits),
+            out,
+        );
+        if man_bits > 0 && r.zero_code_is_zero() {
+            // The encoder stores no mantissa with the zero code here; one would decode to a value outside
+            // the format (a subnormal below the window).
+            let bad = (0..n).find(|&i| s.codes[i] == 0 && r.is_nonzero(load(out, size, i)));
+            if let Some(i) = bad {
+                return Err(Error::decode(format!(
+                    "value {i} has the zero exponent code and a nonzero mantissa"
+                )));
+            }
+        }
+        Ok(())
+    })?;
     let mut previous: Option<usize> = None;
-    for e in p.exceptions.chunks_exact(4 + size) {
+    for e in parsed.exceptions.chunks_exact(4 + size) {
         let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
         if index >= n || previous.is_some_and(|p| index <= p) {
             return Err(Error::decode(format!(

@@ -4,11 +4,13 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk::{self, ChunkLayout};
-use crate::dtype::{load, store, DType};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::format::{Format, Target};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
+use crate::kernel::{self, Params, Word, TRUNCATE};
 use crate::reduce::{window_for, window_from_top, window_top_field, Reducer};
+use crate::simd::{self, Level};
 use crate::threads;
 
 /// Values per chunk unless asked otherwise.
@@ -55,11 +57,63 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
     Ok(())
 }
 
+/// An encoded frame in pieces: the header, then the chunks in order. [`EncodedFrame::write_to`] lays
+/// it into one buffer the caller allocated once (the Python binding writes straight into `bytes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// The serialised header with its chunk table.
+    pub header: Vec<u8>,
+    /// The encoded chunks.
+    pub chunks: Vec<Vec<u8>>,
+}
+
+impl EncodedFrame {
+    /// Total bytes of the frame.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.chunks.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// True when the frame has no bytes (never: a header is always there).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the frame into `out`, which must be exactly [`EncodedFrame::len`] bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `out` has the wrong length.
+    pub fn write_to(&self, out: &mut [u8]) -> Result<()> {
+        if out.len() != self.len() {
+            return Err(Error::invalid(format!(
+                "frame is {} bytes, the buffer {}",
+                self.len(),
+                out.len()
+            )));
+        }
+        let (head, mut rest) = out.split_at_mut(self.header.len());
+        head.copy_from_slice(&self.header);
+        for c in &self.chunks {
+            let (dst, tail) = rest.split_at_mut(c.len());
+            dst.copy_from_slice(c);
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// The frame as one vector.
+    pub fn into_vec(self) -> Vec<u8> {
+        let mut out = self.header;
+        out.reserve_exact(self.chunks.iter().map(Vec::len).sum());
+        self.chunks.iter().for_each(|c| out.extend_from_slice(c));
+        out
+    }
+}
+
 /// Encodes an array (little-endian `dtype` elements in C order) into a self-describing frame.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the format does not fit `dtype`, `shape` does not match the buffer,
-/// or an option is out of range.
+/// an option is out of range, or `SFP_SIMD` names a level this CPU lacks.
 pub fn encode(
     src: &[u8],
     dtype: DType,
@@ -67,27 +121,32 @@ pub fn encode(
     format: &Format,
     options: &Options,
 ) -> Result<Vec<u8>> {
+    Ok(encode_parts(src, dtype, shape, format, options)?.into_vec())
+}
+
+/// [`encode`], returning the frame in pieces so the caller can place it without a second copy.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_parts(
+    src: &[u8],
+    dtype: DType,
+    shape: &[u64],
+    format: &Format,
+    options: &Options,
+) -> Result<EncodedFrame> {
     check_len(src.len(), dtype, shape)?;
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
+    let level = simd::current()?;
     threads::run(options.threads, || {
-        let window = window_for(&target, src, chunk)?;
+        let window = window_for(&target, src, chunk, level)?;
         let reducer = Reducer::new(&target, window);
-        let size = dtype.size();
-        let chunks: Vec<Vec<u8>> = src
-            .par_chunks(chunk * size)
-            .enumerate()
-            .map(|(c, part)| {
-                chunk::encode(
-                    &reducer,
-                    target.exp_bits,
-                    target.man_bits,
-                    format.exponent_coding,
-                    part,
-                    (c * chunk) as u64,
-                )
-            })
-            .collect();
+        let chunks = crate::by_word!(
+            dtype.size(),
+            kernel::mode(&reducer),
+            encode_chunks(level, &reducer, &target, src, chunk)
+        );
         let header = Header {
             target,
             window_top: window_top_field(window),
@@ -99,11 +158,36 @@ pub fn encode(
                 .collect(),
             header_len: 0,
         };
-        let mut out = header.to_bytes();
-        out.reserve_exact(chunks.iter().map(Vec::len).sum());
-        chunks.iter().for_each(|c| out.extend_from_slice(c));
-        Ok(out)
+        Ok(EncodedFrame {
+            header: header.to_bytes(),
+            chunks,
+        })
     })?
+}
+
+fn encode_chunks<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    t: &Target,
+    src: &[u8],
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    let p = Params::<W>::new(r);
+    src.par_chunks(chunk * W::SIZE)
+        .enumerate()
+        .map(|(c, part)| {
+            chunk::encode::<W, M>(
+                level,
+                r,
+                &p,
+                t.exp_bits,
+                t.man_bits,
+                t.format.exponent_coding,
+                part,
+                (c * chunk) as u64,
+            )
+        })
+        .collect()
 }
 
 /// Parses a frame's header and the reducer that expands its values.
@@ -122,8 +206,9 @@ fn open(frame: &[u8]) -> Result<(Header, Reducer)> {
 ///
 /// # Errors
 /// [`Error::Decode`] when the frame is corrupt, truncated or not a frame; [`Error::InvalidArgument`]
-/// when `out` has the wrong size.
+/// when `out` has the wrong size or `SFP_SIMD` names a level this CPU lacks.
 pub fn decode_into(frame: &[u8], out: &mut [u8], threads: Option<usize>) -> Result<Header> {
+    let level = simd::current()?;
     let (header, reducer) = open(frame)?;
     let size = header.target.dtype.size();
     if out.len() != header.len() * size {
@@ -135,32 +220,51 @@ pub fn decode_into(frame: &[u8], out: &mut [u8], threads: Option<usize>) -> Resu
             header.len() * size
         )));
     }
-    let ranges = header.chunk_ranges();
-    let t = &header.target;
     threads::run(threads, || {
-        out.par_chunks_mut((header.chunk_size * size).max(1))
-            .zip(ranges.par_iter())
-            .zip(header.chunks.par_iter())
-            .enumerate()
-            .try_for_each(|(c, ((dst, range), &(_, sum)))| {
-                let bytes = &frame[range.clone()];
-                if xxh3_64(bytes) != sum {
-                    return Err(Error::decode(format!(
-                        "checksum mismatch in chunk {c}: the data is corrupt"
-                    )));
-                }
-                chunk::decode(&reducer, t.exp_bits, t.man_bits, bytes, dst)
-                    .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
-            })
+        crate::by_word!(
+            size,
+            TRUNCATE,
+            decode_chunks(level, &reducer, &header, frame, out)
+        )
     })??;
     Ok(header)
 }
+
+fn decode_chunks<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    header: &Header,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let p = Params::<W>::new(r);
+    let t = &header.target;
+    let ranges = header.chunk_ranges();
+    out.par_chunks_mut((header.chunk_size * W::SIZE).max(1))
+        .zip(ranges.par_iter())
+        .zip(header.chunks.par_iter())
+        .enumerate()
+        .try_for_each(|(c, ((dst, range), &(_, sum)))| {
+            let bytes = &frame[range.clone()];
+            if xxh3_64(bytes) != sum {
+                return Err(Error::decode(format!(
+                    "checksum mismatch in chunk {c}: the data is corrupt"
+                )));
+            }
+            chunk::decode::<W, M>(level, r, &p, t.exp_bits, t.man_bits, bytes, dst)
+                .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
+        })
+}
+
+/// Elements per parallel task of `quantize` (a multiple of the kernels' block).
+const QUANTIZE_STEP: usize = 1 << 16;
 
 /// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
 /// `decode(encode(x, f))` equals it bit for bit.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when the format does not fit `dtype` or the buffers differ in size.
+/// [`Error::InvalidArgument`] when the format does not fit `dtype`, the buffers differ in size, or
+/// `SFP_SIMD` names a level this CPU lacks.
 pub fn quantize(
     src: &[u8],
     out: &mut [u8],
@@ -177,24 +281,20 @@ pub fn quantize(
         )));
     }
     let target = format.resolve(dtype)?;
-    let size = dtype.size();
+    let level = simd::current()?;
     threads::run(threads, || {
-        let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK)?);
-        let step = DEFAULT_CHUNK / 16 * size;
-        out.par_chunks_mut(step)
-            .zip(src.par_chunks(step))
-            .enumerate()
-            .for_each(|(c, (dst, part))| {
-                let first = (c * step / size) as u64;
-                for i in 0..part.len() / size {
-                    store(
-                        dst,
-                        size,
-                        i,
-                        reducer.quantize(load(part, size, i), first + i as u64),
-                    );
-                }
-            });
+        let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK, level)?);
+        if target.is_lossless() {
+            out.par_chunks_mut(QUANTIZE_STEP)
+                .zip(src.par_chunks(QUANTIZE_STEP))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            return Ok(());
+        }
+        crate::by_word!(
+            dtype.size(),
+            kernel::mode(&reducer),
+            quantize_chunks(level, &reducer, Some(src), out)
+        );
         Ok(())
     })?
 }
@@ -217,23 +317,41 @@ pub fn quantize_in_place(
         )));
     }
     let target = format.resolve(dtype)?;
-    let size = dtype.size();
+    let level = simd::current()?;
+    if target.is_lossless() {
+        return Ok(());
+    }
     threads::run(threads, || {
-        let reducer = Reducer::new(&target, window_for(&target, buf, DEFAULT_CHUNK)?);
-        let step = DEFAULT_CHUNK / 16 * size;
-        buf.par_chunks_mut(step).enumerate().for_each(|(c, part)| {
-            let first = (c * step / size) as u64;
-            for i in 0..part.len() / size {
-                store(
-                    part,
-                    size,
-                    i,
-                    reducer.quantize(load(part, size, i), first + i as u64),
-                );
-            }
-        });
+        let reducer = Reducer::new(&target, window_for(&target, buf, DEFAULT_CHUNK, level)?);
+        crate::by_word!(
+            dtype.size(),
+            kernel::mode(&reducer),
+            quantize_chunks(level, &reducer, None, buf)
+        );
         Ok(())
     })?
+}
+
+fn quantize_chunks<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    src: Option<&[u8]>,
+    out: &mut [u8],
+) {
+    let p = Params::<W>::new(r);
+    let step = QUANTIZE_STEP * W::SIZE;
+    match src {
+        Some(src) => out
+            .par_chunks_mut(step)
+            .zip(src.par_chunks(step))
+            .enumerate()
+            .for_each(|(c, (d, s))| {
+                kernel::quantize_into::run::<W, M>(level, &p, s, d, (c * QUANTIZE_STEP) as u64)
+            }),
+        None => out.par_chunks_mut(step).enumerate().for_each(|(c, d)| {
+            kernel::quantize_in_place::run::<W, M>(level, &p, d, (c * QUANTIZE_STEP) as u64)
+        }),
+    }
 }
 
 /// What a frame holds, read without decoding its values.

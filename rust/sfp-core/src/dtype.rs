@@ -106,9 +106,3 @@ pub(crate) fn load(bytes: &[u8], size: usize, i: usize) -> u64 {
     word[..size].copy_from_slice(&bytes[i * size..(i + 1) * size]);
     u64::from_le_bytes(word)
 }
-
-/// Writes raw bits as element `i` of a little-endian element buffer.
-#[inline(always)]
-pub(crate) fn store(bytes: &mut [u8], size: usize, i: usize, bits: u64) {
-    bytes[i * size..(i + 1) * size].copy_from_slice(&bits.to_le_bytes()[..size]);
-}

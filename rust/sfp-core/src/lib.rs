@@ -11,15 +11,20 @@ pub mod error;
 pub mod exponent;
 pub mod format;
 pub mod frame;
+mod kernel;
 mod reduce;
 mod rng;
+pub mod simd;
 /// Harness logic for fuzz targets, corpus replay, golden frames and corruption tests.
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod threads;
 
 pub use chunk::ChunkLayout;
-pub use codec::{decode_into, encode, inspect, quantize, quantize_in_place, FrameInfo, Options};
+pub use codec::{
+    decode_into, encode, encode_parts, inspect, quantize, quantize_in_place, EncodedFrame,
+    FrameInfo, Options,
+};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use exponent::ExponentCoding;

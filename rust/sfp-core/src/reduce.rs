@@ -6,10 +6,12 @@
 use rayon::prelude::*;
 
 use crate::bitpack::low_mask;
-use crate::dtype::{load, DType};
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::format::{Rounding, Target, Underflow};
+use crate::kernel::{self, Params, Word, STOCHASTIC, TRUNCATE};
 use crate::rng::{random_bits, MANTISSA_STREAM, UNDERFLOW_STREAM};
+use crate::simd::Level;
 
 /// One reduced value as the streams store it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,19 +32,19 @@ pub(crate) struct Window {
 /// Everything needed to reduce and expand elements of one array.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reducer {
-    size: usize,
-    src_m: u32,
-    sign_shift: u32,
-    mag_mask: u64,
-    src_man_mask: u64,
-    inf_field: u64,
-    man_bits: u32,
-    drop: u32,
-    rounding: Rounding,
-    underflow: Underflow,
-    seed: u64,
-    lossless: bool,
-    window: Option<Window>,
+    pub(crate) size: usize,
+    pub(crate) src_m: u32,
+    pub(crate) sign_shift: u32,
+    pub(crate) mag_mask: u64,
+    pub(crate) src_man_mask: u64,
+    pub(crate) inf_field: u64,
+    pub(crate) man_bits: u32,
+    pub(crate) drop: u32,
+    pub(crate) rounding: Rounding,
+    pub(crate) underflow: Underflow,
+    pub(crate) seed: u64,
+    pub(crate) lossless: bool,
+    pub(crate) window: Option<Window>,
 }
 
 impl Reducer {
@@ -216,7 +218,12 @@ impl Reducer {
 ///
 /// # Errors
 /// None today; kept fallible so callers treat it like the rest of the pipeline.
-pub(crate) fn window_for(target: &Target, src: &[u8], chunk: usize) -> Result<Option<Window>> {
+pub(crate) fn window_for(
+    target: &Target,
+    src: &[u8],
+    chunk: usize,
+    level: Level,
+) -> Result<Option<Window>> {
     if !target.has_window() {
         return Ok(None);
     }
@@ -224,7 +231,7 @@ pub(crate) fn window_for(target: &Target, src: &[u8], chunk: usize) -> Result<Op
     let span = (1u64 << target.exp_bits) - 2;
     let top = match target.format.window_top {
         Some(top) => (top + dtype.bias()) as u64,
-        None => largest_rounded_field(target, src, chunk).max(span + 1),
+        None => largest_rounded_field(target, src, chunk, level).max(span + 1),
     };
     Ok(Some(Window {
         bottom: top - span,
@@ -233,42 +240,45 @@ pub(crate) fn window_for(target: &Target, src: &[u8], chunk: usize) -> Result<Op
 }
 
 /// The largest finite exponent field after mantissa rounding (0 when there is none).
-fn largest_rounded_field(target: &Target, src: &[u8], chunk: usize) -> u64 {
+fn largest_rounded_field(target: &Target, src: &[u8], chunk: usize, level: Level) -> u64 {
     let reducer = Reducer::new(target, None);
     let size = target.dtype.size();
-    let field_of = |i: usize| {
-        reducer
-            .rounded_field(load(src, size, i), i as u64)
-            .unwrap_or(0)
-    };
-    let n = src.len() / size;
-    if target.format.rounding == Rounding::Stochastic {
-        return (0..n.div_ceil(chunk.max(1)))
-            .into_par_iter()
-            .map(|c| {
-                (c * chunk..((c + 1) * chunk).min(n))
-                    .map(field_of)
-                    .max()
-                    .unwrap_or(0)
-            })
-            .max()
-            .unwrap_or(0);
+    let step = chunk.max(1) * size;
+    if target.format.rounding == Rounding::Stochastic && reducer.drop > 0 {
+        return crate::by_word!(
+            size,
+            STOCHASTIC,
+            max_field_stochastic(level, &reducer, src, step)
+        );
     }
     // Truncation and nearest rounding are monotone in the magnitude: round the largest one.
-    let mask = reducer.mag_mask;
-    let inf = reducer.inf_field << reducer.src_m;
-    let largest = src
-        .par_chunks(chunk.max(1) * size)
-        .map(|part| {
-            part.chunks_exact(size)
-                .map(|e| load(e, size, 0) & mask)
-                .filter(|&m| m < inf)
-                .max()
-                .unwrap_or(0)
+    let largest = crate::by_word!(size, TRUNCATE, max_magnitude(level, &reducer, src, step));
+    reducer.rounded_field(largest, 0).unwrap_or(0)
+}
+
+fn max_field_stochastic<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    src: &[u8],
+    step: usize,
+) -> u64 {
+    let p = Params::<W>::new(r);
+    src.par_chunks(step)
+        .enumerate()
+        .map(|(c, part)| {
+            kernel::max_rounded_field::run::<W, M>(level, &p, part, (c * step / W::SIZE) as u64)
+                .to_u64()
         })
         .max()
-        .unwrap_or(0);
-    reducer.rounded_field(largest, 0).unwrap_or(0)
+        .unwrap_or(0)
+}
+
+fn max_magnitude<W: Word, const M: u8>(level: Level, r: &Reducer, src: &[u8], step: usize) -> u64 {
+    let p = Params::<W>::new(r);
+    src.par_chunks(step)
+        .map(|part| kernel::max_finite::run::<W, M>(level, &p, part).to_u64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The dtype-independent description of a window for frame headers: the top field, 0 for none.

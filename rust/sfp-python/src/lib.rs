@@ -114,10 +114,11 @@ fn encode<'py>(
         threads,
     };
     let frame = maybe_detach(py, data.len(), || {
-        sfp_core::encode(data, dtype, &shape, &format, &options)
+        sfp_core::encode_parts(data, dtype, &shape, &format, &options)
     })
     .map_err(to_py)?;
-    Ok(PyBytes::new(py, &frame))
+    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy.
+    PyBytes::new_with(py, frame.len(), |buf| frame.write_to(buf).map_err(to_py))
 }
 
 /// Decodes `frame` into the writable buffer `out` (exactly the array's bytes).

@@ -1,0 +1,348 @@
+"""The benchmark suite: ours against memcpy and the peers, in one process and one run.
+
+``python bench/suite.py`` (``--repeats N``, ``--dtypes float32,...``, ``--json out.json``) loads the
+corpus (MiniLM-L6-v2 weights, cast to float32, bfloat16, float16 with ml_dtypes), then
+measures, on thesame data and in the same run:
+
+* memcpy: ``np.copyto`` into a preallocated array and ``x.copy()`` into a new one (the limit);
+* lossless: ours (flat and coded exponents), zstd, blosc2 (shuffle + zstd), bitshuffle + lz4
+  (blosc2's  filter), pcodec, ZipNN (when installed: it pulls in PyTorch);
+* lossy, equal mantissa bits: ours (quantize, flat and coded encode) against numcodecs
+  BitRound + zstd  and BitRound + pcodec;
+* threads: ours with 1 and 2 threads.
+
+Every codec runs single-threaded unless the row says otherwise; times are the best of ``--repeats``
+(the machine is shared, so the best is the least disturbed); every round trip is checked bit
+for bit.
+Speeds are GB/s of raw input and fractions of memcpy (encode and quantize-new against copy into a
+new array, decode and in-place quantize against copy into a preallocated one); "peak MB" is the
+largest
+resident-memory growth seen while the operation ran (sampled every millisecond, all allocators).
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import peers
+
+import schrodinger_fp as sfp
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def peak_growth(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """Largest resident-memory growth (bytes) while ``fn`` runs, and its result."""
+    base = _rss()
+    peak = [base]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        t.join()
+    peak[0] = max(peak[0], _rss())
+    return peak[0] - base, out
+
+
+def best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Fastest of ``repeats`` runs (seconds) and the last result."""
+    t_best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        t_best = min(t_best, time.perf_counter() - t0)
+    return t_best, out
+
+
+# ---------------------------------------------------------------- peers not in peers.py
+
+
+def blosc2_codec(filt: str, codec: str) -> peers.Codec:
+    """blosc2 with one filter and codec, single thread, typesize = itemsize."""
+    import blosc2
+
+    filters = {"shuffle": blosc2.Filter.SHUFFLE, "bitshuffle": blosc2.Filter.BITSHUFFLE}[filt]
+    codecs = {"zstd": blosc2.Codec.ZSTD, "lz4": blosc2.Codec.LZ4}[codec]
+
+    def enc(a: np.ndarray) -> bytes:
+        return blosc2.compress2(
+            a.reshape(-1).view(np.uint8),
+            cparams={
+                "codec": codecs,
+                "clevel": 5,
+                "filters": [filters],
+                "typesize": a.dtype.itemsize,
+                "nthreads": 1,
+            },
+        )
+
+    def dec(b: bytes, like: np.ndarray) -> np.ndarray:
+        return np.frombuffer(blosc2.decompress2(b, dparams={"nthreads": 1}), dtype=like.dtype)
+
+    return peers.Codec(f"blosc2-{filt}+{codec}", enc, dec)
+
+
+def bitround(
+    keep: int, then: peers.Codec
+) -> tuple[peers.Codec, Callable[[np.ndarray], np.ndarray]]:
+    """numcodecs BitRound to ``keep`` mantissa bits, then ``then``; also the rounding alone."""
+    from numcodecs import BitRound
+
+    br = BitRound(keepbits=keep)
+
+    def rounded(a: np.ndarray) -> np.ndarray:
+        return br.encode(a).view(a.dtype).reshape(a.shape)
+
+    codec = peers.Codec(
+        f"BitRound{keep}+{then.name}",
+        lambda a: then.encode(rounded(a)),
+        lambda b, like: then.decode(b, like),
+    )
+    return codec, rounded
+
+
+def ours(fmt: sfp.Format, threads: int = 1, name: str | None = None) -> peers.Codec:
+    """Our codec with ``fmt``; decode into a preallocated array (as a training loop would)."""
+    out: dict[str, np.ndarray] = {}
+
+    def dec(b: bytes, like: np.ndarray) -> np.ndarray:
+        dst = out.get("a")
+        if dst is None or dst.shape != like.shape or dst.dtype != like.dtype:
+            dst = out["a"] = np.empty_like(like)
+        return sfp.decode(b, out=dst, threads=threads)
+
+    return peers.Codec(
+        name or f"sfp-{fmt.exponent_coding}", lambda a: sfp.encode(a, fmt, threads=threads), dec
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def run_codec(
+    codec: peers.Codec, a: np.ndarray, repeats: int, expect: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Ratio, seconds and peak memory of one codec; decode must equal ``expect`` (default ``a``)."""
+    enc_s, blob = best(lambda: codec.encode(a), repeats)
+    dec_s, back = best(lambda: codec.decode(blob, a), repeats)
+    # Memory after the timed runs, so reusable buffers (our decode's `out`) already exist.
+    enc_mem, blob = peak_growth(lambda: codec.encode(a))
+    dec_mem, back = peak_growth(lambda: codec.decode(blob, a))
+    want = (a if expect is None else expect).reshape(-1)
+    uint = f"u{a.dtype.itemsize}"
+    if not np.array_equal(np.asarray(back).reshape(-1).view(uint), want.view(uint)):
+        raise AssertionError(f"{codec.name} did not round-trip {a.dtype}")
+    return {
+        "codec": codec.name,
+        "dtype": str(a.dtype),
+        "ratio": a.nbytes / len(blob),
+        "enc_s": enc_s,
+        "dec_s": dec_s,
+        "enc_mb": enc_mem / 1e6,
+        "dec_mb": dec_mem / 1e6,
+    }
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"SFP_SIMD={os.environ.get('SFP_SIMD', '(best)')}"
+    )
+
+
+def fmt_row(r: dict[str, Any], nbytes: int, copy_new: float, copy_pre: float) -> str:
+    enc = nbytes / r["enc_s"] / 1e9
+    dec = nbytes / r["dec_s"] / 1e9
+    return (
+        f"| {r['codec']} | {r['dtype']} | {r['ratio']:.3f} | {enc:.2f} | {dec:.2f} | "
+        f"{100 * copy_new / r['enc_s']:.1f}% | {100 * copy_pre / r['dec_s']:.1f}% | "
+        f"{r['enc_mb']:.0f} / {r['dec_mb']:.0f} |"
+    )
+
+
+HEAD = (
+    "| codec | dtype | ratio | enc GB/s | dec GB/s | enc % memcpy(new) | dec % memcpy(pre) "
+    "| peak MB enc/dec |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtypes", default=",".join(peers.DTYPES))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    rep = args.repeats
+    x32 = peers.weights()
+    report: dict[str, Any] = {"machine": machine(), "values": int(x32.size), "rows": []}
+    print(
+        f"# schrodinger-fp benchmark suite\n\nmachine: {report['machine']}\n"
+        f"corpus: MiniLM-L6-v2 weights, {x32.size} values; best of {rep}\n"
+    )
+
+    lossless: list[peers.Codec] = [
+        ours(sfp.Format(exponent_coding="raw"), name="sfp lossless raw"),
+        ours(sfp.Format(exponent_coding="auto"), name="sfp lossless auto"),
+        peers.zstd(3),
+        blosc2_codec("shuffle", "zstd"),
+        blosc2_codec("bitshuffle", "lz4"),
+        peers.pcodec(),
+    ]
+    for dtype in args.dtypes.split(","):
+        a = peers.cast(x32, dtype)
+        pre = np.empty_like(a)
+        copy_pre = best(lambda a=a, pre=pre: np.copyto(pre, a), rep)[0]
+        copy_new = best(lambda a=a: a.copy(), rep)[0]
+        report[f"memcpy_{dtype}"] = {"new_s": copy_new, "pre_s": copy_pre}
+        print(
+            f"## {dtype}: {a.nbytes / 1e6:.1f} MB; memcpy {a.nbytes / copy_pre / 1e9:.2f} GB/s "
+            f"(preallocated), {a.nbytes / copy_new / 1e9:.2f} GB/s (new array)\n"
+        )
+        print("### lossless\n\n" + HEAD)
+        codecs = list(lossless)
+        try:
+            codecs.append(peers.zipnn(dtype))
+        except Exception as e:
+            print(f"| zipnn | {dtype} | not installed ({type(e).__name__}) | | | | | |")
+        rows = []
+        for c in codecs:
+            r = run_codec(c, a, rep)
+            rows.append(r)
+            print(fmt_row(r, a.nbytes, copy_new, copy_pre))
+        _vs_peers(rows, "sfp lossless auto")
+        report["rows"] += rows
+        if dtype == "float32":
+            report["rows"] += lossy(a, rep, copy_new, copy_pre)
+        report["rows"] += threads(a, rep, dtype)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _vs_peers(rows: list[dict[str, Any]], ours_name: str) -> None:
+    mine = next(r for r in rows if r["codec"] == ours_name)
+    parts = [
+        f"{r['codec']}: enc x{r['enc_s'] / mine['enc_s']:.1f}, "
+        f"dec x{r['dec_s'] / mine['dec_s']:.1f}, "
+        f"ratio x{mine['ratio'] / r['ratio']:.2f}"
+        for r in rows
+        if r is not mine
+    ]
+    print(
+        f"\n{ours_name} against each peer (speed and ratio, >1 = ours better): "
+        + "; ".join(parts)
+        + "\n"
+    )
+
+
+def lossy(a: np.ndarray, rep: int, copy_new: float, copy_pre: float) -> list[dict[str, Any]]:
+    rows = []
+    for keep in (7, 3):
+        print(f"### lossy, {keep} mantissa bits (float32)\n")
+        fmt = sfp.Format(man_bits=keep)
+        q = sfp.quantize(a, fmt)
+        buf = a.copy()
+        q_new = best(lambda fmt=fmt: sfp.quantize(a, fmt, threads=1), rep)[0]
+        q_in = best(lambda fmt=fmt, buf=buf: sfp.quantize(buf, fmt, out=buf, threads=1), rep)[0]
+        q_mem = peak_growth(lambda fmt=fmt, buf=buf: sfp.quantize(buf, fmt, out=buf, threads=1))[0]
+        print(
+            f"quantize: new array {a.nbytes / q_new / 1e9:.2f} GB/s = "
+            f"{100 * copy_new / q_new:.0f}% "
+            f"of memcpy(new); in place {a.nbytes / q_in / 1e9:.2f} GB/s = "
+            f"{100 * copy_pre / q_in:.0f}% of memcpy(pre), peak growth {q_mem / 1e6:.0f} MB\n"
+        )
+        rows.append(
+            {"codec": f"quantize m{keep}", "dtype": "float32", "new_s": q_new, "inplace_s": q_in}
+        )
+        print(HEAD)
+        br_zstd, rounded = bitround(keep, peers.zstd(3))
+        br_pc, _ = bitround(keep, peers.pcodec())
+        ref = rounded(a)
+        if not np.array_equal(ref.view(np.uint32), q.view(np.uint32)):
+            print("(note: BitRound and our nearest rounding differ on some values)")
+        group = []
+        for c, expect in [
+            (ours(sfp.Format(man_bits=keep, exponent_coding="raw"), name=f"sfp m{keep} raw"), q),
+            (ours(sfp.Format(man_bits=keep, exponent_coding="auto"), name=f"sfp m{keep} auto"), q),
+            (
+                ours(
+                    sfp.Format(exp_bits=4, man_bits=keep, exponent_coding="auto"),
+                    name=f"sfp e4m{keep} auto",
+                ),
+                sfp.quantize(a, sfp.Format(exp_bits=4, man_bits=keep)),
+            ),
+            (br_zstd, ref),
+            (br_pc, ref),
+        ]:
+            r = run_codec(c, a, rep, expect)
+            group.append(r)
+            print(fmt_row(r, a.nbytes, copy_new, copy_pre))
+        _vs_peers(group, f"sfp m{keep} auto")
+        rows += group
+    return rows
+
+
+def threads(a: np.ndarray, rep: int, dtype: str) -> list[dict[str, Any]]:
+    fmt = sfp.Format(man_bits=7, exponent_coding="raw")
+    blob = sfp.encode(a, fmt)
+    out = np.empty_like(a)
+    res = {}
+    for t in (1, 2):
+        res[t] = {
+            "enc": best(lambda t=t: sfp.encode(a, fmt, threads=t), rep)[0],
+            "dec": best(lambda t=t: sfp.decode(blob, out=out, threads=t), rep)[0],
+            "quant": best(lambda t=t: sfp.quantize(a, fmt, out=out, threads=t), rep)[0],
+        }
+    speedup = {k: res[1][k] / res[2][k] for k in ("enc", "dec", "quant")}
+    print(
+        f"threads ({dtype}, m7 flat): 2 threads / 1 thread = encode x{speedup['enc']:.2f}, "
+        f"decode x{speedup['dec']:.2f}, quantize x{speedup['quant']:.2f}\n"
+    )
+    return [
+        {
+            "codec": "threads",
+            "dtype": dtype,
+            **{f"{k}_{t}": v for t, d in res.items() for k, v in d.items()},
+        }
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+//! Kernel throughput at every SIMD level this CPU has: quantize (new buffer and in place), flat
+//! encode and decode, one thread, on 4 Mi float32 values shaped like weights.
+//! `cargo bench -p sfp-core --bench kernels`; compare levels within one run (the machine is shared).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfp_core::simd::{with_level, Level};
+use sfp_core::{
+    decode_into, encode, quantize, quantize_in_place, DType, ExponentCoding, Format, Options,
+    Rounding,
+};
+
+fn weights(n: usize) -> Vec<u8> {
+    let mut s = 0x1234_5678_9abc_def0u64;
+    (0..n)
+        .flat_map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32;
+            ((u - 0.5) * 0.1).to_le_bytes()
+        })
+        .collect()
+}
+
+fn kernels(c: &mut Criterion) {
+    let n = 1 << 22;
+    let src = weights(n);
+    let shape = [n as u64];
+    let one = Options {
+        chunk_size: None,
+        threads: Some(1),
+    };
+    let formats = [
+        (
+            "m7-nearest",
+            Format {
+                man_bits: Some(7),
+                exponent_coding: ExponentCoding::Raw,
+                ..Format::LOSSLESS
+            },
+        ),
+        (
+            "m3-stochastic",
+            Format {
+                man_bits: Some(3),
+                rounding: Rounding::Stochastic,
+                exponent_coding: ExponentCoding::Raw,
+                ..Format::LOSSLESS
+            },
+        ),
+        (
+            "e4m3-nearest",
+            Format {
+                exp_bits: Some(4),
+                man_bits: Some(3),
+                exponent_coding: ExponentCoding::Raw,
+                ..Format::LOSSLESS
+            },
+        ),
+    ];
+    let mut g = c.benchmark_group("f32");
+    g.throughput(Throughput::Bytes(src.len() as u64));
+    g.sample_size(10);
+    for level in Level::available() {
+        for (name, fmt) in &formats {
+            let mut out = vec![0u8; src.len()];
+            g.bench_function(BenchmarkId::new(format!("quantize/{name}"), level), |b| {
+                b.iter(|| with_level(level, || quantize(&src, &mut out, DType::F32, fmt, Some(1))))
+            });
+            g.bench_function(
+                BenchmarkId::new(format!("quantize_in_place/{name}"), level),
+                |b| {
+                    b.iter(|| {
+                        with_level(level, || {
+                            quantize_in_place(&mut out, DType::F32, fmt, Some(1))
+                        })
+                    })
+                },
+            );
+            g.bench_function(BenchmarkId::new(format!("encode/{name}"), level), |b| {
+                b.iter(|| with_level(level, || encode(&src, DType::F32, &shape, fmt, &one)))
+            });
+            let frame = encode(&src, DType::F32, &shape, fmt, &one).unwrap_or_default();
+            g.bench_function(BenchmarkId::new(format!("decode/{name}"), level), |b| {
+                b.iter(|| with_level(level, || decode_into(&frame, &mut out, Some(1))))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);
