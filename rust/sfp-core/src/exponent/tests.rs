@@ -331,3 +331,21 @@ proptest! {
         }
     }
 }
+
+/// A sequence (found by issue 4's round-trip proptest) whose rANS states passed 2^31, where the
+/// old 32-bit reciprocal division was inexact.
+#[test]
+fn entropy_round_trips_a_state_above_2_pow_31() {
+    let codes: Vec<u16> = vec![
+        0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 0, 0, 2, 0, 0, 7, 3, 0, 0, 0, 0, 0, 6, 2,
+        0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 6, 0, 0, 5, 7, 0, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+        7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 5, 0, 5, 0, 0, 0, 0, 0, 0, 7, 3, 0, 7, 0, 6, 0, 0, 0,
+        0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0,
+    ];
+    let mut bytes = Vec::new();
+    entropy::encode(&codes, 3, &mut bytes);
+    let mut back = vec![0u16; codes.len()];
+    entropy::decode(&bytes, 3, &mut back).unwrap();
+    assert_eq!(back, codes);
+}
