@@ -1,0 +1,29 @@
+"""schrodinger-fp: adaptive float containers and lossless exponent coding for neural-network tensors.
+
+>>> import numpy as np, schrodinger_fp as sfp
+>>> x = np.linspace(-3, 3, 1000, dtype=np.float32)
+>>> y = sfp.decode(sfp.encode(x, sfp.Format(exp_bits=4, man_bits=2)))
+>>> bool(np.array_equal(y, sfp.quantize(x, sfp.Format(exp_bits=4, man_bits=2))))
+True
+"""
+
+from ._core import FORMAT_VERSION, MAX_CHUNK
+from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
+from .dtypes import SUPPORTED_DTYPES
+from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+
+__all__ = [
+    "EXPONENT_CODINGS",
+    "FORMAT_VERSION",
+    "MAX_CHUNK",
+    "ROUNDINGS",
+    "SUPPORTED_DTYPES",
+    "UNDERFLOWS",
+    "DecodeError",
+    "Format",
+    "FrameInfo",
+    "decode",
+    "encode",
+    "inspect",
+    "quantize",
+]

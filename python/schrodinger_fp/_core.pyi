@@ -1,0 +1,38 @@
+"""Type stubs of the Rust extension ``schrodinger_fp._core`` (buffers in, buffers out)."""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from typing_extensions import Buffer
+
+class _FormatLike(Protocol):
+    exp_bits: int | None
+    man_bits: int | None
+    rounding: str
+    underflow: str
+    window_top: int | None
+    seed: int
+    exponent_coding: str
+
+class DecodeError(ValueError): ...
+
+MAX_CHUNK: int
+FORMAT_VERSION: int
+ROUNDINGS: list[str]
+UNDERFLOWS: list[str]
+EXPONENT_CODINGS: list[str]
+DTYPES: list[str]
+
+def encode(
+    src: Buffer,
+    dtype: str,
+    shape: Sequence[int],
+    fmt: _FormatLike,
+    chunk_size: int | None = None,
+    threads: int | None = None,
+) -> bytes: ...
+def decode_into(frame: Buffer, out: Buffer, threads: int | None = None) -> None: ...
+def quantize(
+    src: Buffer | None, out: Buffer, dtype: str, fmt: _FormatLike, threads: int | None = None
+) -> None: ...
+def frame_info(frame: Buffer) -> dict[str, Any]: ...

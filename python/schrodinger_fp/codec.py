@@ -1,0 +1,228 @@
+"""encode, decode, quantize and inspect: numpy arrays in and out, the work done in Rust."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .dtypes import byte_view, numpy_dtype, resolve
+from .format import FIELD_WIDTHS, Format
+
+DecodeError = _core.DecodeError
+
+_LOSSLESS = Format()
+
+
+def encode(
+    x: Any,
+    fmt: Format | None = None,
+    *,
+    dtype: str | None = None,
+    chunk_size: int | None = None,
+    threads: int | None = None,
+) -> bytes:
+    """Compress an array into a self-describing frame.
+
+    Parameters
+    ----------
+    x
+        A float32, float64, float16 or bfloat16 (ml_dtypes) array of any shape; or an unsigned
+        integer array holding the raw bits of one of those, with ``dtype`` naming it.
+        Non-contiguous arrays are copied first.
+    fmt
+        The container to store; ``None`` is lossless.
+    dtype
+        The type of raw bits in an unsigned integer array.
+    chunk_size
+        Values per independently coded chunk (1 .. 2**20, default 2**20). Changes the frame, never
+        the values.
+    threads
+        Worker threads (default: one per core). Never changes the output.
+
+    Returns
+    -------
+    bytes
+        The frame; ``decode`` restores ``quantize(x, fmt)`` from it, bit for bit.
+    """
+    fmt = _LOSSLESS if fmt is None else _check_format(fmt)
+    arr, name = resolve(x, dtype)
+    shape = [int(d) for d in arr.shape]
+    return _core.encode(byte_view(arr), name, shape, fmt, chunk_size, threads)
+
+
+def decode(data: Any, *, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """Restore the array held in a frame.
+
+    Parameters
+    ----------
+    data
+        The frame: bytes, bytearray, memoryview or a ``uint8`` array.
+    out
+        An array to decode into: C-contiguous, writable, of the frame's dtype and shape.
+
+    Raises
+    ------
+    DecodeError
+        When the data is corrupt, truncated or not a frame.
+    """
+    frame = _frame_bytes(data)
+    info = _core.frame_info(frame)
+    dt, shape = numpy_dtype(info["dtype"]), tuple(info["shape"])
+    if out is None:
+        out = np.empty(shape, dtype=dt)
+    else:
+        _check_out(out, dt, shape)
+        if np.shares_memory(out, np.frombuffer(frame, dtype=np.uint8)):
+            raise ValueError("out overlaps the frame being decoded")
+    _core.decode_into(frame, byte_view(out), threads)
+    return out
+
+
+def quantize(
+    x: Any,
+    fmt: Format,
+    *,
+    dtype: str | None = None,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """The reduction ``encode`` stores, as an array of the source's type (fake quantization).
+
+    ``out=x`` reduces in place; another ``out`` must be C-contiguous, writable, of ``x``'s dtype and
+    shape, and must not overlap ``x``.
+    """
+    fmt = _check_format(fmt)
+    if out is not None and out is x and isinstance(x, np.ndarray):
+        _check_out(out, x.dtype, x.shape)
+        if x.dtype.byteorder == ">":
+            raise ValueError("in-place quantize needs a little-endian array")
+        name = resolve(x, dtype)[1]
+        _core.quantize(None, byte_view(out), name, fmt, threads)
+        return out
+    arr, name = resolve(x, dtype)
+    if out is None:
+        out = np.empty_like(arr)
+    else:
+        _check_out(out, arr.dtype, arr.shape)
+        if np.shares_memory(out, arr):
+            raise ValueError("out overlaps x without being x: pass out=x to quantize in place")
+    _core.quantize(byte_view(arr), byte_view(out), name, fmt, threads)
+    return out
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a frame holds, read without decoding it.
+
+    Attributes
+    ----------
+    streams
+        Bytes per stream over all chunks: header, signs, exponents, mantissas, exceptions.
+    coders
+        How many chunks used each exponent coder.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    format: Format
+    window_top: int | None
+    nbytes: int
+    encoded_nbytes: int
+    streams: dict[str, int]
+    coders: dict[str, int]
+    chunks: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def ratio(self) -> float:
+        """Decoded bytes over encoded bytes."""
+        return self.nbytes / self.encoded_nbytes
+
+    @property
+    def values(self) -> int:
+        """Number of values."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def bits_per_value(self) -> dict[str, float]:
+        """Bits per value spent on each stream."""
+        n = max(self.values, 1)
+        return {k: 8 * v / n for k, v in self.streams.items()}
+
+    def __str__(self) -> str:
+        bpv = self.bits_per_value()
+        lines = [
+            f"dtype {self.dtype}, shape {self.shape}, format {self.format}"
+            + (f", window top 2^{self.window_top}" if self.window_top is not None else ""),
+            f"{self.nbytes} -> {self.encoded_nbytes} bytes, ratio {self.ratio:.3f}, "
+            f"{8 * self.encoded_nbytes / max(self.values, 1):.3f} bits/value",
+            "streams: " + ", ".join(f"{k} {v} B ({bpv[k]:.3f} b/v)" for k, v in self.streams.items()),
+            "exponent coders: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.coders.items())),
+        ]
+        return "\n".join(lines)
+
+
+def inspect(data: Any) -> FrameInfo:
+    """Describe a frame: dtype, shape, format, and bytes per stream.
+
+    Raises
+    ------
+    DecodeError
+        When the header or a chunk layout is malformed (checksums are checked by ``decode``).
+    """
+    frame = _frame_bytes(data)
+    info = _core.frame_info(frame)
+    name = info["dtype"]
+    src_e, src_m = FIELD_WIDTHS[name]
+    chunks = info["chunks"]
+    coders = Counter(c["coder"] for c in chunks)
+    fmt = Format(
+        exp_bits=None if info["exp_bits"] == src_e else info["exp_bits"],
+        man_bits=None if info["man_bits"] == src_m else info["man_bits"],
+        rounding=info["rounding"],
+        underflow=info["underflow"],
+        seed=info["seed"],
+        exponent_coding=next(iter(coders)) if len(coders) == 1 else "auto",
+    )
+    streams = {"header": info["header_bytes"] + sum(c["header"] for c in chunks)}
+    for key in ("signs", "exponents", "mantissas", "exceptions"):
+        streams[key] = sum(c[key] for c in chunks)
+    shape = tuple(info["shape"])
+    return FrameInfo(
+        dtype=name,
+        shape=shape,
+        format=fmt,
+        window_top=info["window_top"],
+        nbytes=int(np.prod(shape, dtype=np.int64)) * numpy_dtype(name).itemsize,
+        encoded_nbytes=len(frame),
+        streams=streams,
+        coders=dict(coders),
+        chunks=chunks,
+    )
+
+
+def _check_format(fmt: object) -> Format:
+    if not isinstance(fmt, Format):
+        raise TypeError(f"fmt must be a schrodinger_fp.Format, got {type(fmt).__name__}")
+    return fmt
+
+
+def _frame_bytes(data: Any) -> memoryview:
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"a frame must be bytes-like, got {type(data).__name__}") from None
+    if not view.c_contiguous:
+        raise ValueError("the frame must be a contiguous buffer")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def _check_out(out: object, dt: np.dtype, shape: tuple[int, ...]) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dt or out.shape != shape:
+        raise ValueError(f"out is {out.dtype}{out.shape}, the result is {dt}{shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writable")

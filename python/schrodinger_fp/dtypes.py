@@ -1,0 +1,72 @@
+"""The source element types and how numpy arrays of them reach the core as little-endian bytes."""
+
+from __future__ import annotations
+
+import sys
+
+import ml_dtypes
+import numpy as np
+
+SUPPORTED_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+
+_NUMPY: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+}
+
+if sys.byteorder != "little":  # pragma: no cover - no big-endian CI machine
+    raise ImportError("schrodinger_fp needs a little-endian machine")
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a supported type name."""
+    return _NUMPY[name]
+
+
+def _name_of(dt: np.dtype) -> str | None:
+    if dt == _NUMPY["bfloat16"]:
+        return "bfloat16"
+    if dt.kind == "f":
+        return {2: "float16", 4: "float32", 8: "float64"}.get(dt.itemsize)
+    return None
+
+
+def resolve(x: object, dtype: str | None = None) -> tuple[np.ndarray, str]:
+    """The array as C-contiguous little-endian elements, and the name of its type.
+
+    ``dtype`` names the type of raw bits held in an unsigned-integer array of the same width (a
+    ``uint16`` view of bfloat16 data, say); for a float array it must agree with the array's type.
+    Non-contiguous input is copied; big-endian input is converted to little-endian (a copy).
+
+    Raises
+    ------
+    TypeError
+        For an unsupported element type.
+    ValueError
+        For a ``dtype`` that disagrees with the array.
+    """
+    arr = np.asarray(x)
+    if dtype is not None and dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype {dtype!r} is not supported: use {', '.join(SUPPORTED_DTYPES)}")
+    name = _name_of(arr.dtype)
+    if name is None:
+        size = _NUMPY[dtype].itemsize if dtype is not None else None
+        if dtype is None or arr.dtype.kind != "u" or arr.dtype.itemsize != size:
+            hint = "" if dtype is None else f" as raw bits of {dtype} (needs uint{8 * (size or 0)})"
+            raise TypeError(
+                f"dtype {arr.dtype} is not supported{hint}: use {', '.join(SUPPORTED_DTYPES)}"
+                " (bfloat16 from ml_dtypes, or a uint16 view with dtype='bfloat16')"
+            )
+        name = dtype
+    elif dtype is not None and dtype != name:
+        raise ValueError(f"dtype={dtype!r} does not match the array's {name}; cast it first")
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(arr), name
+
+
+def byte_view(arr: np.ndarray) -> np.ndarray:
+    """The bytes of a C-contiguous array as a flat ``uint8`` view (no copy)."""
+    return arr.reshape(-1).view(np.uint8)

@@ -1,0 +1,139 @@
+"""The target container of a tensor: exponent and mantissa bits to keep, and how to round."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from . import _core
+
+ROUNDINGS: tuple[str, ...] = tuple(_core.ROUNDINGS)
+UNDERFLOWS: tuple[str, ...] = tuple(_core.UNDERFLOWS)
+EXPONENT_CODINGS: tuple[str, ...] = tuple(_core.EXPONENT_CODINGS)
+
+#: (exponent bits, mantissa bits) of each source type.
+FIELD_WIDTHS: dict[str, tuple[int, int]] = {
+    "float32": (8, 23),
+    "float64": (11, 52),
+    "float16": (5, 10),
+    "bfloat16": (8, 7),
+}
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={value} is outside {bound}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A float container: sign, ``exp_bits`` exponent bits and ``man_bits`` mantissa bits.
+
+    Parameters
+    ----------
+    exp_bits
+        Exponent bits to keep, 1 up to the source's width. ``None`` keeps the source exponent field
+        as it is. Fewer bits keep a window of ``2**exp_bits - 1`` consecutive exponents plus a code
+        for zero.
+    man_bits
+        Mantissa bits to keep, 0 up to the source's width. ``None`` keeps the source mantissa.
+    rounding
+        ``"nearest"`` (ties to even), ``"truncate"`` (toward zero) or ``"stochastic"`` (unbiased,
+        random bits keyed by ``seed`` and the element's index).
+    underflow
+        Values below the window: ``"flush"`` to signed zero, or ``"stochastic"`` to zero or the
+        smallest window value, keeping the mean.
+    window_top
+        Unbiased exponent of the largest binade the window keeps (values up to ``2**(window_top+1)``);
+        ``None`` places it at the array's largest finite exponent after rounding, so nothing
+        saturates. Only with a reduced exponent.
+    seed
+        Key of the random bits of the stochastic modes (0 .. 2**64-1).
+    exponent_coding
+        How the exponent stream is coded; ``"auto"`` keeps the smallest per chunk.
+
+    ``Format()`` is lossless.
+    """
+
+    exp_bits: int | None = None
+    man_bits: int | None = None
+    rounding: str = "nearest"
+    underflow: str = "flush"
+    window_top: int | None = None
+    seed: int = 0
+    exponent_coding: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.exp_bits is not None:
+            _check_int("exp_bits", self.exp_bits, 1, 11)
+        if self.man_bits is not None:
+            _check_int("man_bits", self.man_bits, 0, 52)
+        _check_choice("rounding", self.rounding, ROUNDINGS)
+        _check_choice("underflow", self.underflow, UNDERFLOWS)
+        _check_choice("exponent_coding", self.exponent_coding, EXPONENT_CODINGS)
+        if self.window_top is not None:
+            _check_int("window_top", self.window_top, -1100, 1100)
+            if self.exp_bits is None:
+                raise ValueError(f"window_top={self.window_top} needs exp_bits")
+        _check_int("seed", self.seed, 0, 2**64 - 1)
+
+    def widths(self, dtype: str) -> tuple[int, int]:
+        """The (exponent, mantissa) bits this format keeps of ``dtype``.
+
+        Raises
+        ------
+        ValueError
+            When a width exceeds the source's.
+        """
+        src_e, src_m = FIELD_WIDTHS[dtype]
+        e = src_e if self.exp_bits is None else self.exp_bits
+        m = src_m if self.man_bits is None else self.man_bits
+        if e > src_e:
+            raise ValueError(f"exp_bits={e} exceeds {dtype}'s {src_e}")
+        if m > src_m:
+            raise ValueError(f"man_bits={m} exceeds {dtype}'s {src_m}")
+        return e, m
+
+    def is_lossless_for(self, dtype: str) -> bool:
+        """True when this format keeps every bit of ``dtype``."""
+        return self.widths(dtype) == FIELD_WIDTHS[dtype]
+
+    def bits_per_value(self, dtype: str) -> int:
+        """Bits of the container before any coding: sign + exponent + mantissa."""
+        e, m = self.widths(dtype)
+        return 1 + e + m
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that differ from the defaults, ready for JSON."""
+        default = Format()
+        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Format:
+        """The format described by ``d`` (as written by :meth:`to_dict`).
+
+        Raises
+        ------
+        ValueError
+            For a key that is not a field.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown Format field(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def __str__(self) -> str:
+        e = "E" if self.exp_bits is None else str(self.exp_bits)
+        m = "M" if self.man_bits is None else str(self.man_bits)
+        if self.exp_bits is None and self.man_bits is None:
+            return "lossless"
+        return f"e{e}m{m} {self.rounding}"

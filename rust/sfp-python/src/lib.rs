@@ -1,0 +1,229 @@
+//! `schrodinger_fp._core`: the PyO3 binding of `sfp-core`. Buffers in, buffers out; no codec logic here.
+//!
+//! Arrays arrive as C-contiguous byte buffers (the Python layer makes `uint8` views), so the binding
+//! never depends on numpy's C API. The GIL is released for inputs of `RELEASE_GIL_BYTES` or more.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use sfp_core::{DType, Error, ExponentCoding, Format, Options, Rounding, Underflow};
+
+create_exception!(
+    _core,
+    DecodeError,
+    PyValueError,
+    "Encoded data is corrupt, truncated or not a schrodinger-fp frame."
+);
+
+/// Inputs this large or larger are processed with the GIL released.
+const RELEASE_GIL_BYTES: usize = 1 << 16;
+
+/// The one place core errors become Python exceptions.
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::InvalidArgument(m) => PyValueError::new_err(m),
+        Error::UnsupportedDtype(m) => PyTypeError::new_err(m),
+        Error::Decode(m) => DecodeError::new_err(m),
+    }
+}
+
+/// The attributes of a Python `schrodinger_fp.Format`.
+#[derive(FromPyObject)]
+struct PyFormat {
+    #[pyo3(attribute)]
+    exp_bits: Option<u32>,
+    #[pyo3(attribute)]
+    man_bits: Option<u32>,
+    #[pyo3(attribute)]
+    rounding: String,
+    #[pyo3(attribute)]
+    underflow: String,
+    #[pyo3(attribute)]
+    window_top: Option<i32>,
+    #[pyo3(attribute)]
+    seed: u64,
+    #[pyo3(attribute)]
+    exponent_coding: String,
+}
+
+impl PyFormat {
+    fn to_core(&self) -> Result<Format, Error> {
+        Ok(Format {
+            exp_bits: self.exp_bits,
+            man_bits: self.man_bits,
+            rounding: Rounding::from_name(&self.rounding)?,
+            underflow: Underflow::from_name(&self.underflow)?,
+            window_top: self.window_top,
+            seed: self.seed,
+            exponent_coding: ExponentCoding::from_name(&self.exponent_coding)?,
+        })
+    }
+}
+
+/// A read-only view of a C-contiguous buffer.
+fn bytes_of<'a>(buf: &'a PyBuffer<u8>, what: &str) -> PyResult<&'a [u8]> {
+    let ptr = buf
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} must be a C-contiguous buffer")))?;
+    // SAFETY: the buffer is C-contiguous and stays exported while `buf` lives; u8 has no alignment.
+    Ok(unsafe { &*ptr.as_ptr() })
+}
+
+/// A writable view of a C-contiguous buffer.
+#[allow(clippy::mut_from_ref)]
+fn bytes_of_mut<'a>(buf: &'a PyBuffer<u8>, what: &str) -> PyResult<&'a mut [u8]> {
+    if buf.readonly() {
+        return Err(PyValueError::new_err(format!("{what} is read-only")));
+    }
+    let ptr = buf
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} must be a C-contiguous buffer")))?;
+    // SAFETY: writable, C-contiguous, exported while `buf` lives; the Python layer never passes a
+    // buffer that overlaps another argument.
+    Ok(unsafe { &mut *ptr.as_ptr() })
+}
+
+/// Runs `work` with the GIL released when the input is large.
+fn maybe_detach<T: Send>(py: Python<'_>, bytes: usize, work: impl FnOnce() -> T + Send) -> T {
+    if bytes >= RELEASE_GIL_BYTES {
+        py.detach(work)
+    } else {
+        work()
+    }
+}
+
+/// Encodes little-endian `dtype` elements of `shape` into a frame.
+#[pyfunction]
+#[pyo3(signature = (src, dtype, shape, fmt, chunk_size=None, threads=None))]
+fn encode<'py>(
+    py: Python<'py>,
+    src: PyBuffer<u8>,
+    dtype: &str,
+    shape: Vec<u64>,
+    fmt: PyFormat,
+    chunk_size: Option<usize>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let dtype = DType::from_name(dtype).map_err(to_py)?;
+    let format = fmt.to_core().map_err(to_py)?;
+    let data = bytes_of(&src, "the array")?;
+    let options = Options {
+        chunk_size,
+        threads,
+    };
+    let frame = maybe_detach(py, data.len(), || {
+        sfp_core::encode(data, dtype, &shape, &format, &options)
+    })
+    .map_err(to_py)?;
+    Ok(PyBytes::new(py, &frame))
+}
+
+/// Decodes `frame` into the writable buffer `out` (exactly the array's bytes).
+#[pyfunction]
+#[pyo3(signature = (frame, out, threads=None))]
+fn decode_into(
+    py: Python<'_>,
+    frame: PyBuffer<u8>,
+    out: PyBuffer<u8>,
+    threads: Option<usize>,
+) -> PyResult<()> {
+    let data = bytes_of(&frame, "the frame")?;
+    let dst = bytes_of_mut(&out, "out")?;
+    maybe_detach(py, dst.len(), || sfp_core::decode_into(data, dst, threads)).map_err(to_py)?;
+    Ok(())
+}
+
+/// Writes the reduction of `src` to `fmt` into `out` (same size); `out` may be `src` itself.
+#[pyfunction]
+#[pyo3(signature = (src, out, dtype, fmt, threads=None))]
+fn quantize(
+    py: Python<'_>,
+    src: Option<PyBuffer<u8>>,
+    out: PyBuffer<u8>,
+    dtype: &str,
+    fmt: PyFormat,
+    threads: Option<usize>,
+) -> PyResult<()> {
+    let dtype = DType::from_name(dtype).map_err(to_py)?;
+    let format = fmt.to_core().map_err(to_py)?;
+    let dst = bytes_of_mut(&out, "out")?;
+    let result = match &src {
+        Some(src) => {
+            let data = bytes_of(src, "the array")?;
+            maybe_detach(py, data.len(), || {
+                sfp_core::quantize(data, dst, dtype, &format, threads)
+            })
+        }
+        None => maybe_detach(py, dst.len(), || {
+            sfp_core::quantize_in_place(dst, dtype, &format, threads)
+        }),
+    };
+    result.map_err(to_py)
+}
+
+/// The header and per-chunk stream sizes of a frame, as a dict.
+#[pyfunction]
+fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, PyDict>> {
+    let info = sfp_core::inspect(bytes_of(&frame, "the frame")?).map_err(to_py)?;
+    let h = &info.header;
+    let t = &h.target;
+    let d = PyDict::new(py);
+    d.set_item("dtype", t.dtype.name())?;
+    d.set_item("shape", h.shape.clone())?;
+    d.set_item("exp_bits", t.exp_bits)?;
+    d.set_item("man_bits", t.man_bits)?;
+    d.set_item("rounding", t.format.rounding.name())?;
+    d.set_item("underflow", t.format.underflow.name())?;
+    d.set_item("seed", t.format.seed)?;
+    d.set_item("window_top", info.window_top)?;
+    d.set_item("chunk_size", h.chunk_size)?;
+    d.set_item("header_bytes", h.header_len)?;
+    let chunks = PyList::empty(py);
+    for c in &info.chunks {
+        let cd = PyDict::new(py);
+        cd.set_item("values", c.values)?;
+        cd.set_item("coder", c.coder.name())?;
+        cd.set_item("header", c.header_bytes)?;
+        cd.set_item("signs", c.sign_bytes)?;
+        cd.set_item("exponents", c.exponent_bytes)?;
+        cd.set_item("mantissas", c.mantissa_bytes)?;
+        cd.set_item("exceptions", c.exception_bytes)?;
+        cd.set_item("exception_count", c.exceptions)?;
+        chunks.append(cd)?;
+    }
+    d.set_item("chunks", chunks)?;
+    Ok(d)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DecodeError", m.py().get_type::<DecodeError>())?;
+    m.add("MAX_CHUNK", sfp_core::frame::MAX_CHUNK)?;
+    m.add(
+        "ROUNDINGS",
+        Rounding::ALL.iter().map(|r| r.name()).collect::<Vec<_>>(),
+    )?;
+    m.add(
+        "UNDERFLOWS",
+        Underflow::ALL.iter().map(|u| u.name()).collect::<Vec<_>>(),
+    )?;
+    m.add(
+        "EXPONENT_CODINGS",
+        ExponentCoding::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>(),
+    )?;
+    m.add(
+        "DTYPES",
+        DType::ALL.iter().map(|d| d.name()).collect::<Vec<_>>(),
+    )?;
+    m.add("FORMAT_VERSION", sfp_core::frame::VERSION)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_into, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(frame_info, m)?)?;
+    Ok(())
+}
