@@ -11,6 +11,8 @@ from ._core import FORMAT_VERSION, MAX_CHUNK
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .controllers import BitWave, QuantumExponent, QuantumMantissa  # issue 7
+from .policy import Policy  # issue 7
 
 __all__ = [
     "EXPONENT_CODINGS",
@@ -19,9 +21,13 @@ __all__ = [
     "ROUNDINGS",
     "SUPPORTED_DTYPES",
     "UNDERFLOWS",
+    "BitWave",  # issue 7
     "DecodeError",
     "Format",
     "FrameInfo",
+    "Policy",  # issue 7
+    "QuantumExponent",  # issue 7
+    "QuantumMantissa",  # issue 7
     "decode",
     "encode",
     "inspect",

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .codec import Format, encode
+from .codec import encode
+from .format import Format
 from .policy import Policy
 
 __all__ = ["FootprintRecorder", "Sample", "available_codings"]

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import Format
+from .format import Format
 
 __all__ = ["Change", "Policy"]
 

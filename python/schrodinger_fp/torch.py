@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .codec import Format
+from .format import Format
 from .controllers.base import Controller, StepState, TensorSpec, field_range
 from .controllers.qmath import Plan, corner_format, plan
 from .controllers.quantum import QuantumExponent, QuantumMantissa, _Quantum
@@ -227,6 +227,10 @@ class Adapter:
         state = StepState(step=step, loss=loss, bit_values=values)
         for c in self.controllers:
             c.step(state)
+
+    def freeze(self) -> None:
+        """Stop learning bitlengths: from now on every tensor uses its policy's integer container."""
+        self._quantum.clear()
 
     @torch.no_grad()
     def tensors(self) -> dict[str, np.ndarray]:

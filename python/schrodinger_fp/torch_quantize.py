@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .codec import Format
+from .format import Format
 
 __all__ = ["quantize_tensor"]
 
@@ -90,6 +90,8 @@ def quantize_tensor(x: torch.Tensor, fmt: Format) -> torch.Tensor:
         raise ValueError(f"man_bits={m} exceeds {x.dtype}'s {src_m}")
     if not 1 <= e <= src_e:
         raise ValueError(f"exp_bits={e} exceeds {x.dtype}'s {src_e}")
+    if fmt.window_top is not None and e == src_e:
+        raise ValueError(f"window_top={fmt.window_top} needs exp_bits below {x.dtype}'s {src_e}")
     if e == src_e and m == src_m:
         return x
     xc = x.contiguous()

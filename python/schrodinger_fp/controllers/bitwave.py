@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from ..codec import Format
+from ..format import Format
 from ..policy import Policy
 from .base import FIELD_WIDTHS, StepState, TensorSpec
 

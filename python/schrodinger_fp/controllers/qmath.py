@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..codec import Format, quantize
+from ..codec import quantize
+from ..format import Format
 
 __all__ = ["Plan", "QuantumContext", "plan", "quantum_backward", "quantum_forward", "split"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
-from ..codec import Format
+from ..format import Format
 from ..policy import Policy
 from .base import StepState, TensorSpec, field_range
 

@@ -1,0 +1,227 @@
+"""The paper's footprint on real training, CPU only, one command.
+
+    python bench/experiments/footprint_training.py [--task digits|text|all] [--out DIR]
+
+Tasks: a small CNN on scikit-learn's digits (real 8x8 scans, shipped with the
+package) and a small character-level transformer LM on real text found on
+every machine (the Python standard library's own source files). Methods: FP32
+baseline, BitWave, QM+QE. For each, the footprint of the weights and the
+stashed activations is measured by encoding them with the codec at the
+policy's formats every few steps, with flat exponents ("raw") and with the
+best exponent coder this build has ("gecko" when present). Prints a markdown
+table, writes plots of bitlengths over steps and the final policies to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sysconfig
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import schrodinger_fp as sfp
+from schrodinger_fp.footprint import FootprintRecorder, available_codings
+from schrodinger_fp.plot import plot_bitlengths
+from schrodinger_fp.torch import attach
+
+
+class CNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(32 * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
+        return self.fc(x.flatten(1))
+
+
+class TinyLM(nn.Module):
+    def __init__(self, vocab: int, d: int = 64, ctx: int = 64, layers: int = 2) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(ctx, d)
+        layer = nn.TransformerEncoderLayer(d, 4, 4 * d, dropout=0.0, batch_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, vocab)
+        self.mask = nn.Transformer.generate_square_subsequent_mask(ctx)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        t = idx.shape[1]
+        h = self.tok(idx) + self.pos(torch.arange(t))
+        return self.head(self.body(h, mask=self.mask[:t, :t], is_causal=True))
+
+
+def digits_task() -> dict:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    y = torch.tensor(d.target)
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x), generator=g)
+    tr, te = perm[:1400], perm[1400:]
+    return dict(
+        name="digits CNN",
+        model=CNN,
+        train=(x[tr], y[tr]),
+        test=(x[te], y[te]),
+        steps=600,
+        batch=64,
+        lr=0.05,
+        metric="accuracy",
+    )
+
+
+def text_task() -> dict:
+    lib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(lib.glob("[a-m]*.py"))
+    text = "".join(f.read_text(encoding="utf-8", errors="replace") for f in files)[:600_000]
+    chars = sorted(set(text))
+    ids = torch.tensor([chars.index(c) for c in text], dtype=torch.long)
+    split = int(0.9 * len(ids))
+    return dict(
+        name=f"char transformer LM ({len(files)} stdlib files)",
+        model=lambda: TinyLM(len(chars)),
+        train=ids[:split],
+        test=ids[split:],
+        steps=500,
+        batch=32,
+        lr=3e-3,
+        metric="loss",
+    )
+
+
+def lm_batch(ids: torch.Tensor, batch: int, g: torch.Generator) -> tuple:
+    start = torch.randint(0, len(ids) - 65, (batch,), generator=g)
+    x = torch.stack([ids[s : s + 64] for s in start])
+    y = torch.stack([ids[s + 1 : s + 65] for s in start])
+    return x, y
+
+
+def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
+    torch.manual_seed(0)
+    model = task["model"]()
+    g = torch.Generator().manual_seed(1)
+    is_lm = task["metric"] == "loss"
+    if is_lm:
+        example = lm_batch(task["train"], 4, g)[0]
+    else:
+        example = task["train"][0][:8]
+    controllers: list = []
+    if method == "BitWave":
+        controllers = [sfp.BitWave(period=10, cooldown=1, worsen=0.03, min_exp_bits=4)]
+    elif method == "QM+QE":
+        controllers = [sfp.QuantumMantissa(gamma=0.5), sfp.QuantumExponent(gamma=0.5)]
+    policy = sfp.Policy()
+    adapter = attach(model, policy, example, controllers=controllers)
+    opt = torch.optim.Adam(model.parameters(), lr=task["lr"])
+    bit_opt = torch.optim.Adam(adapter.bit_parameters(), lr=0.1) if adapter.bits else None
+    recorder = FootprintRecorder(policy, codings=tuple(codings), every=max(task["steps"] // 10, 1))
+    lossf = nn.functional.cross_entropy
+    t0 = time.perf_counter()
+    for step in range(task["steps"] + 1):
+        if is_lm:
+            xb, yb = lm_batch(task["train"], task["batch"], g)
+        else:
+            idx = torch.randint(0, len(task["train"][0]), (task["batch"],), generator=g)
+            xb, yb = task["train"][0][idx], task["train"][1][idx]
+        adapter.capture = recorder.due(step)
+        logits = model(xb)
+        loss = lossf(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+        if adapter.capture:  # footprint of this step's weights and stashed activations
+            recorder.record(step, adapter.tensors())
+            adapter.captured.clear()
+        if step == task["steps"]:
+            break
+        opt.zero_grad()
+        if bit_opt:
+            bit_opt.zero_grad()
+        (loss + adapter.penalty()).backward()
+        opt.step()
+        if bit_opt:
+            bit_opt.step()
+        adapter.step(step, loss)
+    adapter.freeze()
+    with torch.no_grad():
+        if is_lm:
+            ge = torch.Generator().manual_seed(2)
+            losses = [lossf(model(x).transpose(1, 2), y) for x, y in
+                      (lm_batch(task["test"], 64, ge) for _ in range(8))]
+            score = float(torch.stack(losses).mean())
+        else:
+            score = float((model(task["test"][0]).argmax(1) == task["test"][1]).float().mean())
+    tag = f"{task['name'].split()[0]}_{method.replace('+', '')}"
+    policy.save(out / f"{tag}_policy.json")
+    names = sorted(adapter.specs, key=lambda n: -adapter.specs[n].size)[:8]
+    if method != "FP32":
+        plot_bitlengths(policy, names, out / f"{tag}_bitlengths.png",
+                        title=f"{task['name']}: {method}")
+    final = {n: policy.format_for(n) for n in adapter.specs}
+    return dict(
+        task=task["name"],
+        method=method,
+        metric=task["metric"],
+        score=score,
+        ratios={c: recorder.ratio(c) for c in codings},
+        final_ratios={c: recorder.ratio(c, last=1) for c in codings},
+        bits=recorder.container_bits(),
+        final={n: (f.exp_bits, f.man_bits) if f else None for n, f in final.items()},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def table(rows: list[dict], codings: list[str]) -> str:
+    coded = codings[-1]
+    head = (
+        "| task | method | metric | footprint x (raw exps) | footprint x "
+        f"({coded}) | final-step x ({coded}) | mean container bits |\n|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['metric']} {r['score']:.4f} | "
+            f"{r['ratios']['raw']:.2f} | {r['ratios'][coded]:.2f} | "
+            f"{r['final_ratios'][coded]:.2f} | {r['bits']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=["digits", "text", "all"], default="all")
+    ap.add_argument("--out", type=Path, default=Path("bench/experiments/results"))
+    ap.add_argument("--steps", type=int, default=None, help="override the step count")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    codings = [c for c in available_codings(("raw", "gecko", "entropy", "auto"))]
+    codings = ["raw"] + ([c for c in ("gecko", "entropy", "auto") if c in codings][:1])
+    print(f"exponent codings measured: {codings}")
+    tasks = {"digits": [digits_task], "text": [text_task], "all": [digits_task, text_task]}
+    rows = []
+    for make in tasks[args.task]:
+        task = make()
+        if args.steps:
+            task["steps"] = args.steps
+        for method in ("FP32", "BitWave", "QM+QE"):
+            r = run(task, method, codings, args.out)
+            print(f"{r['task']} {r['method']}: {r['metric']}={r['score']:.4f} "
+                  f"ratios={r['ratios']} ({r['seconds']:.0f}s)", flush=True)
+            rows.append(r)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1, default=str))
+    print()
+    print(table(rows, codings))
+
+
+if __name__ == "__main__":
+    main()
