@@ -66,7 +66,7 @@ FORMATS = [
 @pytest.mark.parametrize("rounding", ["truncate", "nearest", "stochastic"])
 @pytest.mark.parametrize("kw", FORMATS)
 def test_quantize_tensor_is_bit_identical_to_core(dtype: str, rounding: str, kw: dict) -> None:
-    e_bits, m_bits = WIDTHS[dtype]
+    e_bits, _m_bits = WIDTHS[dtype]
     kw = {k: min(v, e_bits - 1) if k == "exp_bits" else v for k, v in kw.items()}
     fmt = sfp.Format(rounding=rounding, **{"seed": 5, **kw})
     x = nasty(dtype)
@@ -105,9 +105,7 @@ def test_quantum_function_matches_numpy_math() -> None:
 
 def small_mlp() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
-    )
+    return torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 
 
 def test_adapter_applies_policy_formats_and_detaches() -> None:
@@ -115,13 +113,22 @@ def test_adapter_applies_policy_formats_and_detaches() -> None:
     x = torch.randn(4, 64)
     ref = model(x).detach()
     w0 = model[0].weight.detach().clone()
-    policy = sfp.Policy(rules=[("*.weight", sfp.Format(exp_bits=4, man_bits=2)),
-                               ("1.act", sfp.Format(man_bits=1))])
+    policy = sfp.Policy(
+        rules=[("*.weight", sfp.Format(exp_bits=4, man_bits=2)), ("1.act", sfp.Format(man_bits=1))]
+    )
     adapter = attach(model, policy, x)
-    assert set(adapter.specs) == {"0.weight", "0.bias", "2.weight", "2.bias", "0.act", "1.act",
-                                  "2.act"}
+    assert set(adapter.specs) == {
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "0.act",
+        "1.act",
+        "2.act",
+    }
     np.testing.assert_array_equal(
-        model[0].weight.detach().numpy(), sfp.quantize(w0.numpy(), sfp.Format(exp_bits=4, man_bits=2))
+        model[0].weight.detach().numpy(),
+        sfp.quantize(w0.numpy(), sfp.Format(exp_bits=4, man_bits=2)),
     )
     adapter.capture = True
     out = model(x)
@@ -171,9 +178,9 @@ def train_digits(controllers: list, steps: int = 150) -> tuple[float, object, sf
 
 def test_training_smoke_bitlengths_fall_and_accuracy_holds() -> None:
     base_acc, _, _ = train_digits([])
-    qm = sfp.QuantumMantissa(gamma=0.2)
-    qe = sfp.QuantumExponent(gamma=0.2)
-    acc, adapter, policy = train_digits([qm, qe])
+    qm = sfp.QuantumMantissa(gamma=0.01)
+    qe = sfp.QuantumExponent(gamma=0.01)
+    acc, _adapter, policy = train_digits([qm, qe])
     assert base_acc > 0.85
     assert acc >= base_acc - 0.03, (acc, base_acc)
     fmt = policy.format_for("0.weight")

@@ -20,14 +20,12 @@ import sysconfig
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 import schrodinger_fp as sfp
+import torch
 from schrodinger_fp.footprint import FootprintRecorder, available_codings
 from schrodinger_fp.plot import plot_bitlengths
 from schrodinger_fp.torch import attach
+from torch import nn
 
 
 class CNN(nn.Module):
@@ -75,9 +73,9 @@ def digits_task() -> dict:
         model=CNN,
         train=(x[tr], y[tr]),
         test=(x[te], y[te]),
-        steps=600,
+        steps=300,
         batch=64,
-        lr=0.05,
+        lr=3e-3,
         metric="accuracy",
     )
 
@@ -94,7 +92,7 @@ def text_task() -> dict:
         model=lambda: TinyLM(len(chars)),
         train=ids[:split],
         test=ids[split:],
-        steps=500,
+        steps=300,
         batch=32,
         lr=3e-3,
         metric="loss",
@@ -113,15 +111,12 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
     model = task["model"]()
     g = torch.Generator().manual_seed(1)
     is_lm = task["metric"] == "loss"
-    if is_lm:
-        example = lm_batch(task["train"], 4, g)[0]
-    else:
-        example = task["train"][0][:8]
+    example = lm_batch(task["train"], 4, g)[0] if is_lm else task["train"][0][:8]
     controllers: list = []
     if method == "BitWave":
         controllers = [sfp.BitWave(period=10, cooldown=1, worsen=0.03, min_exp_bits=4)]
     elif method == "QM+QE":
-        controllers = [sfp.QuantumMantissa(gamma=0.5), sfp.QuantumExponent(gamma=0.5)]
+        controllers = [sfp.QuantumMantissa(gamma=0.01), sfp.QuantumExponent(gamma=0.01)]
     policy = sfp.Policy()
     adapter = attach(model, policy, example, controllers=controllers)
     opt = torch.optim.Adam(model.parameters(), lr=task["lr"])
@@ -155,8 +150,10 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
     with torch.no_grad():
         if is_lm:
             ge = torch.Generator().manual_seed(2)
-            losses = [lossf(model(x).transpose(1, 2), y) for x, y in
-                      (lm_batch(task["test"], 64, ge) for _ in range(8))]
+            losses = [
+                lossf(model(x).transpose(1, 2), y)
+                for x, y in (lm_batch(task["test"], 64, ge) for _ in range(8))
+            ]
             score = float(torch.stack(losses).mean())
         else:
             score = float((model(task["test"][0]).argmax(1) == task["test"][1]).float().mean())
@@ -164,8 +161,9 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
     policy.save(out / f"{tag}_policy.json")
     names = sorted(adapter.specs, key=lambda n: -adapter.specs[n].size)[:8]
     if method != "FP32":
-        plot_bitlengths(policy, names, out / f"{tag}_bitlengths.png",
-                        title=f"{task['name']}: {method}")
+        plot_bitlengths(
+            policy, names, out / f"{tag}_bitlengths.png", title=f"{task['name']}: {method}"
+        )
     final = {n: policy.format_for(n) for n in adapter.specs}
     return dict(
         task=task["name"],
@@ -205,7 +203,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     codings = [c for c in available_codings(("raw", "gecko", "entropy", "auto"))]
-    codings = ["raw"] + ([c for c in ("gecko", "entropy", "auto") if c in codings][:1])
+    codings = ["raw", *[c for c in ("gecko", "entropy", "auto") if c in codings][:1]]
     print(f"exponent codings measured: {codings}")
     tasks = {"digits": [digits_task], "text": [text_task], "all": [digits_task, text_task]}
     rows = []
@@ -215,8 +213,11 @@ def main() -> None:
             task["steps"] = args.steps
         for method in ("FP32", "BitWave", "QM+QE"):
             r = run(task, method, codings, args.out)
-            print(f"{r['task']} {r['method']}: {r['metric']}={r['score']:.4f} "
-                  f"ratios={r['ratios']} ({r['seconds']:.0f}s)", flush=True)
+            print(
+                f"{r['task']} {r['method']}: {r['metric']}={r['score']:.4f} "
+                f"ratios={r['ratios']} ({r['seconds']:.0f}s)",
+                flush=True,
+            )
             rows.append(r)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1, default=str))
     print()

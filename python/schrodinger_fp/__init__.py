@@ -9,9 +9,9 @@ True
 
 from ._core import FORMAT_VERSION, MAX_CHUNK
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
+from .controllers import BitWave, QuantumExponent, QuantumMantissa  # issue 7
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
-from .controllers import BitWave, QuantumExponent, QuantumMantissa  # issue 7
 from .policy import Policy  # issue 7
 
 __all__ = [

@@ -31,10 +31,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .format import Format
 from .controllers.base import Controller, StepState, TensorSpec, field_range
 from .controllers.qmath import Plan, corner_format, plan
 from .controllers.quantum import QuantumExponent, QuantumMantissa, _Quantum
+from .format import Format
 from .policy import Policy
 from .torch_quantize import quantize_tensor
 
@@ -229,7 +229,7 @@ class Adapter:
             c.step(state)
 
     def freeze(self) -> None:
-        """Stop learning bitlengths: from now on every tensor uses its policy's integer container."""
+        """Stop learning bitlengths: every tensor now uses its policy's integer container."""
         self._quantum.clear()
 
     @torch.no_grad()
@@ -359,4 +359,3 @@ def _act_hook(adapter: Adapter, mod_name: str) -> Any:
         return None
 
     return hook
-
