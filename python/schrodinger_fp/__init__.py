@@ -1,4 +1,4 @@
-"""schrodinger-fp: adaptive float containers and lossless exponent coding for neural-network tensors.
+"""schrodinger-fp: adaptive float containers and lossless exponent coding for neural nets.
 
 >>> import numpy as np, schrodinger_fp as sfp
 >>> x = np.linspace(-3, 3, 1000, dtype=np.float32)

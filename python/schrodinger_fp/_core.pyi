@@ -5,14 +5,35 @@ from typing import Any, Protocol
 
 from typing_extensions import Buffer
 
+__all__ = [
+    "DTYPES",
+    "EXPONENT_CODINGS",
+    "FORMAT_VERSION",
+    "MAX_CHUNK",
+    "ROUNDINGS",
+    "UNDERFLOWS",
+    "DecodeError",
+    "decode_into",
+    "encode",
+    "frame_info",
+    "quantize",
+]
+
 class _FormatLike(Protocol):
-    exp_bits: int | None
-    man_bits: int | None
-    rounding: str
-    underflow: str
-    window_top: int | None
-    seed: int
-    exponent_coding: str
+    @property
+    def exp_bits(self) -> int | None: ...
+    @property
+    def man_bits(self) -> int | None: ...
+    @property
+    def rounding(self) -> str: ...
+    @property
+    def underflow(self) -> str: ...
+    @property
+    def window_top(self) -> int | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def exponent_coding(self) -> str: ...
 
 class DecodeError(ValueError): ...
 

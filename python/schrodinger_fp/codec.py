@@ -158,7 +158,8 @@ class FrameInfo:
             + (f", window top 2^{self.window_top}" if self.window_top is not None else ""),
             f"{self.nbytes} -> {self.encoded_nbytes} bytes, ratio {self.ratio:.3f}, "
             f"{8 * self.encoded_nbytes / max(self.values, 1):.3f} bits/value",
-            "streams: " + ", ".join(f"{k} {v} B ({bpv[k]:.3f} b/v)" for k, v in self.streams.items()),
+            "streams: "
+            + ", ".join(f"{k} {v} B ({bpv[k]:.3f} b/v)" for k, v in self.streams.items()),
             "exponent coders: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.coders.items())),
         ]
         return "\n".join(lines)

@@ -64,9 +64,9 @@ def resolve(x: object, dtype: str | None = None) -> tuple[np.ndarray, str]:
         raise ValueError(f"dtype={dtype!r} does not match the array's {name}; cast it first")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr), name
+    return (arr if arr.flags.c_contiguous else arr.copy(order="C")), name
 
 
-def byte_view(arr: np.ndarray) -> np.ndarray:
-    """The bytes of a C-contiguous array as a flat ``uint8`` view (no copy)."""
-    return arr.reshape(-1).view(np.uint8)
+def byte_view(arr: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array as a flat byte buffer (no copy)."""
+    return arr.reshape(-1).view(np.uint8).data

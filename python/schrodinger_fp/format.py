@@ -52,7 +52,7 @@ class Format:
         Values below the window: ``"flush"`` to signed zero, or ``"stochastic"`` to zero or the
         smallest window value, keeping the mean.
     window_top
-        Unbiased exponent of the largest binade the window keeps (values up to ``2**(window_top+1)``);
+        Unbiased exponent of the largest binade kept (values below ``2**(window_top+1)``);
         ``None`` places it at the array's largest finite exponent after rounding, so nothing
         saturates. Only with a reduced exponent.
     seed

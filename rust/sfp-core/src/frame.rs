@@ -167,10 +167,7 @@ impl Header {
             )));
         }
         // The table must be present before it is allocated.
-        let table = r.take(
-            n_chunks.checked_mul(ENTRY).unwrap_or(usize::MAX),
-            "chunk table",
-        )?;
+        let table = r.take(n_chunks.saturating_mul(ENTRY), "chunk table")?;
         let chunks: Vec<(u64, u64)> = table
             .chunks_exact(ENTRY)
             .map(|e| (le_u64(&e[..8]), le_u64(&e[8..])))

@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 /// The most threads a caller may ask for.
 pub const MAX_THREADS: usize = 1024;
 
-static POOLS: OnceLock<Mutex<Vec<(usize, Arc<ThreadPool>)>>> = OnceLock::new();
+/// Pools built so far, by thread count.
+type Pools = Mutex<Vec<(usize, Arc<ThreadPool>)>>;
+
+static POOLS: OnceLock<Pools> = OnceLock::new();
 
 /// Runs `work` on `threads` threads (`None`: rayon's global pool, one per core).
 ///

@@ -1,6 +1,8 @@
 //! The core invariant, over random bit patterns and formats: decode(encode(x, f)) == quantize(x, f),
 //! and the lossless format is the identity.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use sfp_core::{
     decode_into, encode, quantize, DType, ExponentCoding, Format, Options, Rounding, Underflow,
