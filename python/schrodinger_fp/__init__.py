@@ -13,6 +13,7 @@ from .controllers import BitWave, QuantumExponent, QuantumMantissa  # issue 7
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
 from .policy import Policy  # issue 7
+from .stats import exponent_entropy, exponent_histogram
 
 __all__ = [
     "EXPONENT_CODINGS",
@@ -30,6 +31,8 @@ __all__ = [
     "QuantumMantissa",  # issue 7
     "decode",
     "encode",
+    "exponent_entropy",
+    "exponent_histogram",
     "inspect",
     "quantize",
 ]

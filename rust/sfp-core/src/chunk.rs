@@ -3,6 +3,10 @@
 //! Layout: `u8 flags (bit 0: sign stream present) | u8 exponent coder | u32 exponent stream bytes |
 //! u32 exception count | signs (1 bit per value) | exponent stream | mantissas (man_bits per value)
 //! | exceptions (u32 index, raw element bytes)`.
+//!
+//! With flag bit 1 (`JOINT_SIGN`, issue 3) there is no sign stream: the exponent stream codes
+//! `(code << 1) | sign` at `exp_bits + 1` bits, which the encoder picks per chunk when it is smaller
+//! (activations after GELU, whose sign follows from the exponent for most values).
 
 use crate::bitpack::{packed_len, unpack, BitWriter};
 use crate::dtype::{load, store};
@@ -12,6 +16,8 @@ use crate::frame::Reader;
 use crate::reduce::{Reducer, Slot};
 
 const HAS_SIGNS: u8 = 1;
+/// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
+const JOINT_SIGN: u8 = 2;
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,16 +86,26 @@ pub(crate) fn encode(
         mant_writer.finish();
     }
     let mut exps = Vec::new();
-    let coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
+    let mut coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
+    let mut flags = if any_negative { HAS_SIGNS } else { 0 };
+    if any_negative {
+        if let Some((joint, c)) =
+            joint_sign(coding, &codes, &signs, exp_bits, exps.len() + signs.len())
+        {
+            exps = joint;
+            coder = c;
+            flags = JOINT_SIGN;
+        }
+    }
     let n_exceptions = exceptions.len() / (4 + size);
     let mut out = Vec::with_capacity(
         CHUNK_HEADER + signs.len() + exps.len() + mantissas.len() + exceptions.len(),
     );
-    out.push(if any_negative { HAS_SIGNS } else { 0 });
+    out.push(flags);
     out.push(coder.id());
     out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
     out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
-    if any_negative {
+    if flags & HAS_SIGNS != 0 {
         out.extend_from_slice(&signs);
     }
     out.extend_from_slice(&exps);
@@ -98,10 +114,39 @@ pub(crate) fn encode(
     out
 }
 
+/// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
+/// and that stream is smaller than `separate` (sign stream plus exponent stream) bytes.
+fn joint_sign(
+    coding: ExponentCoding,
+    codes: &[u16],
+    signs: &[u8],
+    exp_bits: u32,
+    separate: usize,
+) -> Option<(Vec<u8>, Coder)> {
+    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy)
+        || exp_bits + 1 > exponent::entropy::MAX_WIDTH
+    {
+        return None;
+    }
+    let joint: Vec<u16> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c << 1) | u16::from((signs[i / 8] >> (i % 8)) & 1))
+        .collect();
+    // One histogram pass predicts the joint stream; encode only when it looks smaller.
+    if exponent::entropy_estimate(&joint, exp_bits + 1)? >= separate {
+        return None;
+    }
+    let mut out = Vec::new();
+    let coder = exponent::encode(ExponentCoding::Entropy, &joint, exp_bits + 1, &mut out);
+    (out.len() < separate).then_some((out, coder))
+}
+
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.
 struct Parsed<'a> {
     layout: ChunkLayout,
     signs: Option<&'a [u8]>,
+    joint_sign: bool,
     exponents: &'a [u8],
     mantissas: &'a [u8],
     exceptions: &'a [u8],
@@ -116,7 +161,7 @@ fn parse<'a>(
 ) -> Result<Parsed<'a>> {
     let mut r = Reader { bytes, pos: 0 };
     let flags = r.u8("chunk flags")?;
-    if flags & !HAS_SIGNS != 0 {
+    if flags & !(HAS_SIGNS | JOINT_SIGN) != 0 || flags == HAS_SIGNS | JOINT_SIGN {
         return Err(Error::decode(format!("unknown chunk flags {flags:#04x}")));
     }
     let coder = Coder::from_id(r.u8("exponent coder")?)?;
@@ -156,6 +201,7 @@ fn parse<'a>(
     Ok(Parsed {
         layout,
         signs,
+        joint_sign: flags & JOINT_SIGN != 0,
         exponents,
         mantissas,
         exceptions: exception_stream,
@@ -185,7 +231,16 @@ pub(crate) fn decode(
     let n = out.len() / size;
     let p = parse(bytes, n, man_bits, size, r.has_exceptions())?;
     let mut codes = vec![0u16; n];
-    p.layout.coder.decode(p.exponents, exp_bits, &mut codes)?;
+    let mut joint_signs = Vec::new();
+    if p.joint_sign {
+        p.layout
+            .coder
+            .decode(p.exponents, exp_bits + 1, &mut codes)?;
+        joint_signs = codes.iter().map(|&c| c & 1 == 1).collect();
+        codes.iter_mut().for_each(|c| *c >>= 1);
+    } else {
+        p.layout.coder.decode(p.exponents, exp_bits, &mut codes)?;
+    }
     let max_code = if exp_bits >= 16 {
         u16::MAX
     } else {
@@ -196,7 +251,10 @@ pub(crate) fn decode(
             "exponent code {bad} exceeds {exp_bits} bits"
         )));
     }
-    let sign = |i: usize| p.signs.is_some_and(|s| (s[i / 8] >> (i % 8)) & 1 == 1);
+    let sign = |i: usize| {
+        joint_signs.get(i).copied().unwrap_or(false)
+            || p.signs.is_some_and(|s| (s[i / 8] >> (i % 8)) & 1 == 1)
+    };
     unpack(p.mantissas, n, man_bits, |i, mant| {
         store(out, size, i, r.expand(sign(i), codes[i], mant))
     })?;

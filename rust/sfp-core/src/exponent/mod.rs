@@ -4,6 +4,8 @@
 //! and must round-trip every sequence exactly. A chunk records which coder wrote its stream, so the
 //! encoder may choose per chunk.
 
+pub mod entropy;
+pub mod gecko;
 pub mod raw;
 
 use crate::error::{Error, Result};
@@ -13,6 +15,10 @@ use crate::error::{Error, Result};
 pub enum ExponentCoding {
     /// Flat bit-packing at the code width.
     Raw,
+    /// Gecko group-delta coding ([`gecko`]).
+    Gecko,
+    /// Order-0 entropy coding ([`entropy`]).
+    Entropy,
     /// Whichever coder gives the smallest stream, chosen per chunk.
     #[default]
     Auto,
@@ -20,7 +26,7 @@ pub enum ExponentCoding {
 
 impl ExponentCoding {
     /// Every choice, as the Python API lists them.
-    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Auto];
+    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Gecko, Self::Entropy, Self::Auto];
 
     /// Parses the name used by the Python API.
     ///
@@ -29,9 +35,11 @@ impl ExponentCoding {
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "raw" => Ok(Self::Raw),
+            "gecko" => Ok(Self::Gecko),
+            "entropy" => Ok(Self::Entropy),
             "auto" => Ok(Self::Auto),
             other => Err(Error::invalid(format!(
-                "exponent_coding={other:?} is not one of \"raw\", \"auto\""
+                "exponent_coding={other:?} is not one of \"raw\", \"gecko\", \"entropy\", \"auto\""
             ))),
         }
     }
@@ -40,6 +48,8 @@ impl ExponentCoding {
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
+            Self::Gecko => "gecko",
+            Self::Entropy => "entropy",
             Self::Auto => "auto",
         }
     }
@@ -50,6 +60,10 @@ impl ExponentCoding {
 pub enum Coder {
     /// See [`raw`].
     Raw,
+    /// See [`gecko`].
+    Gecko,
+    /// See [`entropy`].
+    Entropy,
 }
 
 impl Coder {
@@ -57,6 +71,8 @@ impl Coder {
     pub fn id(self) -> u8 {
         match self {
             Self::Raw => 0,
+            Self::Gecko => 1,
+            Self::Entropy => 2,
         }
     }
 
@@ -67,6 +83,8 @@ impl Coder {
     pub fn from_id(id: u8) -> Result<Self> {
         match id {
             0 => Ok(Self::Raw),
+            1 => Ok(Self::Gecko),
+            2 => Ok(Self::Entropy),
             other => Err(Error::decode(format!("unknown exponent coder id {other}"))),
         }
     }
@@ -75,6 +93,8 @@ impl Coder {
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
+            Self::Gecko => "gecko",
+            Self::Entropy => "entropy",
         }
     }
 
@@ -82,6 +102,8 @@ impl Coder {
     pub fn encode(self, codes: &[u16], width: u32, out: &mut Vec<u8>) {
         match self {
             Self::Raw => raw::encode(codes, width, out),
+            Self::Gecko => gecko::encode(codes, width, out),
+            Self::Entropy => entropy::encode(codes, width, out),
         }
     }
 
@@ -92,15 +114,66 @@ impl Coder {
     pub fn decode(self, bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         match self {
             Self::Raw => raw::decode(bytes, width, out),
+            Self::Gecko => gecko::decode(bytes, width, out),
+            Self::Entropy => entropy::decode(bytes, width, out),
         }
     }
 }
 
 /// Codes `codes` as `coding` asks, appending the stream to `out`; returns the coder used.
+///
+/// `Auto` keeps the smallest stream exactly, without encoding with every coder: the raw length is
+/// known, Gecko's is computed in one pass over its groups, and one histogram gives a lower bound on
+/// the entropy coder's; the entropy coder runs only when that bound could beat the other two, and its
+/// stream is kept only when it does. Ties go to the simpler coder (raw, then Gecko). Widths above 16
+/// bits (not produced by the codec) are always packed raw.
 pub fn encode(coding: ExponentCoding, codes: &[u16], width: u32, out: &mut Vec<u8>) -> Coder {
+    if width > entropy::MAX_WIDTH {
+        Coder::Raw.encode(codes, width, out);
+        return Coder::Raw;
+    }
     let coder = match coding {
-        ExponentCoding::Raw | ExponentCoding::Auto => Coder::Raw,
+        ExponentCoding::Raw => Coder::Raw,
+        ExponentCoding::Gecko => Coder::Gecko,
+        ExponentCoding::Entropy => Coder::Entropy,
+        ExponentCoding::Auto => return encode_auto(codes, width, out),
     };
     coder.encode(codes, width, out);
     coder
 }
+
+/// The entropy coder's stream length for `codes` as its table predicts it (within a few bytes),
+/// from one histogram pass and without encoding; `None` for no codes or widths above 16 bits.
+pub fn entropy_estimate(codes: &[u16], width: u32) -> Option<usize> {
+    if width > entropy::MAX_WIDTH {
+        return None;
+    }
+    let hist = entropy::histogram(codes, width);
+    entropy::Table::from_histogram(&hist).map(|t| t.estimated_len(&hist))
+}
+
+fn encode_auto(codes: &[u16], width: u32, out: &mut Vec<u8>) -> Coder {
+    let raw_len = (codes.len() as u64 * u64::from(width)).div_ceil(8);
+    let gecko_len = gecko::encoded_len(codes, width, gecko::Params::DEFAULT) as u64;
+    let (simple, simple_len) = if gecko_len < raw_len {
+        (Coder::Gecko, gecko_len)
+    } else {
+        (Coder::Raw, raw_len)
+    };
+    let hist = entropy::histogram(codes, width);
+    if let Some(table) = entropy::Table::from_histogram(&hist) {
+        if (table.min_stream_len(&hist) as u64) < simple_len {
+            let start = out.len();
+            entropy::encode_with_table(codes, width, &table, out);
+            if ((out.len() - start) as u64) < simple_len {
+                return Coder::Entropy;
+            }
+            out.truncate(start);
+        }
+    }
+    simple.encode(codes, width, out);
+    simple
+}
+
+#[cfg(test)]
+mod tests;

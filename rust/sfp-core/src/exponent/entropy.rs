@@ -1,0 +1,441 @@
+//! Order-0 entropy coder for exponent codes: interleaved rANS with a per-stream frequency table.
+//!
+//! Four 32-bit rANS states take the codes in turn (code `i` goes to state `i % 4`), renormalising 16 bits
+//! at a time, so decoding is four independent table lookups per round. The frequency table is normalised
+//! to `2^scale` (12 bits unless the alphabet needs more) and stored in the stream.
+//!
+//! Stream layout (all little-endian; empty when there are no codes):
+//! - `scale` (1 byte), `lo` (varint), `span` (varint), then `span` varint frequencies of codes
+//!   `lo..lo + span` (summing to `2^scale`);
+//! - the four final states (4 x u32);
+//! - the renormalisation words (u16), in the order the decoder reads them.
+//!
+//! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
+
+use crate::error::{Error, Result};
+
+/// Widest code the coder takes (an 11-bit float64 exponent plus a sign bit fits with room to spare).
+pub const MAX_WIDTH: u32 = 16;
+const LANES: usize = 4;
+const RANS_L: u32 = 1 << 16;
+const MIN_SCALE: u32 = 12;
+const MAX_SCALE: u32 = 16;
+
+/// Per-symbol encoder constants (reciprocal division, after Fabian Giesen's `rans_byte.h`).
+#[derive(Clone, Copy, Default)]
+struct EncSym {
+    x_max: u64,
+    rcp_freq: u32,
+    rcp_shift: u32,
+    bias: u32,
+    cmpl_freq: u32,
+}
+
+/// One decode-table slot: the code, its frequency and the slot's offset inside the code's range.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    freq: u32,
+    sym: u16,
+    off: u16,
+}
+
+/// Histogram of the codes (masked to `width` bits), with one bin per possible code.
+pub(crate) fn histogram(codes: &[u16], width: u32) -> Vec<u32> {
+    let width = width.min(MAX_WIDTH);
+    let mask = ((1u32 << width) - 1) as u16;
+    let mut hist = vec![0u32; 1usize << width];
+    // Two partial histograms break the store-to-load dependency on runs of equal codes.
+    let mut h1 = vec![0u32; hist.len()];
+    let mut pairs = codes.chunks_exact(2);
+    for q in &mut pairs {
+        hist[usize::from(q[0] & mask)] += 1;
+        h1[usize::from(q[1] & mask)] += 1;
+    }
+    for &c in pairs.remainder() {
+        hist[usize::from(c & mask)] += 1;
+    }
+    for (a, b) in hist.iter_mut().zip(&h1) {
+        *a += b;
+    }
+    hist
+}
+
+fn ceil_log2(n: usize) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        usize::BITS - (n - 1).leading_zeros()
+    }
+}
+
+/// The table precision for `present` distinct codes.
+fn scale_for(present: usize) -> u32 {
+    (ceil_log2(present) + 1).clamp(MIN_SCALE, MAX_SCALE)
+}
+
+/// Normalises a histogram (with `total` > 0 values) to frequencies summing to `2^scale`, every
+/// present code keeping at least 1.
+fn normalize(hist: &[u32], total: u64, scale: u32) -> Vec<u32> {
+    let m = 1u64 << scale;
+    let mut freqs: Vec<u32> = hist
+        .iter()
+        .map(|&h| {
+            if h == 0 {
+                0
+            } else {
+                ((u64::from(h) * m + total / 2) / total).max(1) as u32
+            }
+        })
+        .collect();
+    let sum: i64 = freqs.iter().map(|&f| i64::from(f)).sum();
+    let mut diff = m as i64 - sum;
+    if diff == 0 {
+        return freqs;
+    }
+    // Fix the sum on the most frequent codes, where one unit costs the least.
+    let mut order: Vec<usize> = (0..freqs.len()).filter(|&s| freqs[s] > 0).collect();
+    order.sort_by(|&a, &b| freqs[b].cmp(&freqs[a]));
+    if diff > 0 {
+        if let Some(&top) = order.first() {
+            freqs[top] += diff as u32;
+        }
+        return freqs;
+    }
+    while diff < 0 {
+        let mut changed = false;
+        for &s in &order {
+            if freqs[s] > 1 {
+                freqs[s] -= 1;
+                diff += 1;
+                changed = true;
+                if diff == 0 {
+                    break;
+                }
+            }
+        }
+        if !changed {
+            break; // unreachable: more codes than slots is excluded by `scale_for`
+        }
+    }
+    freqs
+}
+
+/// Everything the encoder and the size estimate share: the normalised table of one stream.
+pub(crate) struct Table {
+    scale: u32,
+    lo: usize,
+    freqs: Vec<u32>,
+}
+
+impl Table {
+    /// Builds the table of a non-empty histogram; `None` when it counts nothing.
+    pub(crate) fn from_histogram(hist: &[u32]) -> Option<Self> {
+        let lo = hist.iter().position(|&h| h > 0)?;
+        let hi = hist.iter().rposition(|&h| h > 0)?;
+        let used = &hist[lo..=hi];
+        let total: u64 = used.iter().map(|&h| u64::from(h)).sum();
+        let present = used.iter().filter(|&&h| h > 0).count();
+        let scale = scale_for(present);
+        Some(Self {
+            scale,
+            lo,
+            freqs: normalize(used, total, scale),
+        })
+    }
+
+    fn header_len(&self) -> usize {
+        1 + varint_len(self.lo as u64)
+            + varint_len(self.freqs.len() as u64)
+            + self
+                .freqs
+                .iter()
+                .map(|&f| varint_len(u64::from(f)))
+                .sum::<usize>()
+    }
+
+    /// The stream length the ideal code lengths of the table predict (within a few bytes of the
+    /// real one; not a bound).
+    pub(crate) fn estimated_len(&self, hist: &[u32]) -> usize {
+        let bits: f64 = hist[self.lo..]
+            .iter()
+            .zip(&self.freqs)
+            .filter(|(&h, _)| h > 0)
+            .map(|(&h, &f)| f64::from(h) * (f64::from(self.scale) - f64::from(f).log2()))
+            .sum();
+        self.header_len() + 4 * LANES + (bits / 8.0).ceil() as usize
+    }
+
+    /// A lower bound on the stream length for the histogram `hist` the table was built from.
+    ///
+    /// Each rANS step grows the state by at least `log2(2^scale / f) + log2(1 - f / x)` bits, and
+    /// `f / x <= 2^(scale - 16)` for every state the coder passes through; the final states hold at
+    /// most 64 bits above their floor. So the words carry at least the ideal code length, less that
+    /// per-code slack, less 64 bits.
+    pub(crate) fn min_stream_len(&self, hist: &[u32]) -> usize {
+        let mut bits = 0f64;
+        let mut n = 0f64;
+        for (&h, &f) in hist[self.lo..].iter().zip(&self.freqs) {
+            if h > 0 {
+                bits += f64::from(h) * (f64::from(self.scale) - f64::from(f).log2());
+                n += f64::from(h);
+            }
+        }
+        let eps = 2f64.powi(self.scale as i32 - 16);
+        let lb = if eps < 1.0 {
+            bits + n * (1.0 - eps).log2() - 64.0
+        } else {
+            0.0
+        };
+        let words = (lb / 8.0).max(0.0).floor() as usize;
+        self.header_len() + 4 * LANES + words
+    }
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes
+            .get(*pos)
+            .ok_or_else(|| Error::decode("entropy stream: truncated table"))?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(Error::decode("entropy stream: varint too long"))
+}
+
+/// Entropy-codes `codes` (each masked to `width` bits, `width` at most [`MAX_WIDTH`]), appending to `out`.
+pub fn encode(codes: &[u16], width: u32, out: &mut Vec<u8>) {
+    let hist = histogram(codes, width);
+    if let Some(table) = Table::from_histogram(&hist) {
+        encode_with_table(codes, width, &table, out);
+    }
+}
+
+/// Encodes with a table already built from the histogram of `codes`.
+pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &mut Vec<u8>) {
+    let width = width.min(MAX_WIDTH);
+    let mask = ((1u32 << width) - 1) as u16;
+    let scale = table.scale;
+    out.push(scale as u8);
+    put_varint(table.lo as u64, out);
+    put_varint(table.freqs.len() as u64, out);
+    for &f in &table.freqs {
+        put_varint(u64::from(f), out);
+    }
+    // Per-code encoder constants over the whole alphabet (absent codes never occur).
+    let mut syms = vec![EncSym::default(); 1usize << width];
+    let mut cum = 0u32;
+    for (i, &freq) in table.freqs.iter().enumerate() {
+        if freq > 0 {
+            syms[table.lo + i] = enc_sym(cum, freq, scale);
+        }
+        cum += freq;
+    }
+    let mut words: Vec<u16> = Vec::with_capacity(codes.len() / 2 + 16);
+    let mut states = [RANS_L; LANES];
+    let put = |x: &mut u32, s: &EncSym, words: &mut Vec<u16>| {
+        if u64::from(*x) >= s.x_max {
+            words.push(*x as u16);
+            *x >>= 16;
+        }
+        let q = ((u64::from(*x) * u64::from(s.rcp_freq)) >> 32) as u32 >> s.rcp_shift;
+        *x = x
+            .wrapping_add(s.bias)
+            .wrapping_add(q.wrapping_mul(s.cmpl_freq));
+    };
+    let full = codes.len() - codes.len() % LANES;
+    for (lane, &c) in codes[full..].iter().enumerate().rev() {
+        put(&mut states[lane], &syms[usize::from(c & mask)], &mut words);
+    }
+    for quad in codes[..full].chunks_exact(LANES).rev() {
+        for lane in (0..LANES).rev() {
+            put(
+                &mut states[lane],
+                &syms[usize::from(quad[lane] & mask)],
+                &mut words,
+            );
+        }
+    }
+    for s in states {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    let start = out.len();
+    out.resize(start + words.len() * 2, 0);
+    for (dst, w) in out[start..].chunks_exact_mut(2).zip(words.iter().rev()) {
+        dst.copy_from_slice(&w.to_le_bytes());
+    }
+}
+
+fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
+    let x_max = ((u64::from(RANS_L) >> scale) << 16) * u64::from(freq);
+    let cmpl_freq = (1u32 << scale) - freq;
+    if freq < 2 {
+        EncSym {
+            x_max,
+            rcp_freq: u32::MAX,
+            rcp_shift: 0,
+            bias: start + (1u32 << scale) - 1,
+            cmpl_freq,
+        }
+    } else {
+        let shift = ceil_log2(freq as usize);
+        let rcp = (1u64 << (shift + 31)).div_ceil(u64::from(freq));
+        EncSym {
+            x_max,
+            rcp_freq: rcp as u32,
+            rcp_shift: shift - 1,
+            bias: start,
+            cmpl_freq,
+        }
+    }
+}
+
+/// Decodes exactly `out.len()` codes from the whole stream `bytes`.
+///
+/// # Errors
+/// [`Error::Decode`] when the stream is malformed, truncated, has bytes left over, names codes wider
+/// than `width`, or `width` exceeds [`MAX_WIDTH`].
+pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    if width > MAX_WIDTH {
+        return Err(Error::decode(format!(
+            "entropy stream: width {width} exceeds {MAX_WIDTH}"
+        )));
+    }
+    if out.is_empty() {
+        return if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::decode(
+                "entropy stream: bytes present for zero codes",
+            ))
+        };
+    }
+    let (slots, scale, mut pos) = read_table(bytes, width)?;
+    let mut states = [0u32; LANES];
+    for s in &mut states {
+        let b = bytes
+            .get(pos..pos + 4)
+            .ok_or_else(|| Error::decode("entropy stream: truncated states"))?;
+        *s = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if *s < RANS_L {
+            return Err(Error::decode("entropy stream: state below the rANS floor"));
+        }
+        pos += 4;
+    }
+    let words = &bytes[pos..];
+    if words.len() % 2 != 0 {
+        return Err(Error::decode(
+            "entropy stream: odd number of renormalisation bytes",
+        ));
+    }
+    let mut wp = 0usize;
+    let mut overrun = false;
+    let mask = (1u32 << scale) - 1;
+    // Branch-free renormalisation: the next word is always loaded (0 past the end) and taken when
+    // the state fell below the floor; running out of words is recorded and reported once.
+    let mut step = |x: &mut u32, o: &mut u16| {
+        let slot = slots[(*x & mask) as usize];
+        *o = slot.sym;
+        let y = slot
+            .freq
+            .wrapping_mul(*x >> scale)
+            .wrapping_add(u32::from(slot.off));
+        let need = y < RANS_L;
+        let w = match words.get(wp..wp + 2) {
+            Some(w) => u32::from(u16::from_le_bytes([w[0], w[1]])),
+            None => {
+                overrun |= need;
+                0
+            }
+        };
+        *x = if need { (y << 16) | w } else { y };
+        wp += 2 * usize::from(need);
+    };
+    let mut quads = out.chunks_exact_mut(LANES);
+    for quad in &mut quads {
+        for (x, o) in states.iter_mut().zip(quad.iter_mut()) {
+            step(x, o);
+        }
+    }
+    for (x, o) in states.iter_mut().zip(quads.into_remainder()) {
+        step(x, o);
+    }
+    if overrun {
+        return Err(Error::decode("entropy stream: truncated"));
+    }
+    if wp != words.len() || states.iter().any(|&s| s != RANS_L) {
+        return Err(Error::decode(
+            "entropy stream: does not end where its codes do",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset.
+fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
+    let scale = u32::from(
+        *bytes
+            .first()
+            .ok_or_else(|| Error::decode("entropy stream: empty"))?,
+    );
+    if !(1..=MAX_SCALE).contains(&scale) {
+        return Err(Error::decode(format!(
+            "entropy stream: table scale {scale} out of range"
+        )));
+    }
+    let mut pos = 1;
+    let lo = get_varint(bytes, &mut pos)?;
+    let span = get_varint(bytes, &mut pos)?;
+    let alphabet = 1u64 << width;
+    if span == 0 || lo >= alphabet || span > alphabet - lo {
+        return Err(Error::decode(format!(
+            "entropy stream: codes {lo}..{lo}+{span} do not fit {width} bits"
+        )));
+    }
+    let m = 1usize << scale;
+    let mut slots = vec![Slot::default(); m];
+    let mut cum = 0usize;
+    for i in 0..span {
+        let f = get_varint(bytes, &mut pos)?;
+        if f > (m - cum) as u64 {
+            return Err(Error::decode(
+                "entropy stream: frequencies exceed the table",
+            ));
+        }
+        let f = f as usize;
+        for (off, slot) in slots[cum..cum + f].iter_mut().enumerate() {
+            *slot = Slot {
+                freq: f as u32,
+                sym: (lo + i) as u16,
+                off: off as u16,
+            };
+        }
+        cum += f;
+    }
+    if cum != m {
+        return Err(Error::decode(format!(
+            "entropy stream: frequencies sum to {cum}, not {m}"
+        )));
+    }
+    Ok((slots, scale, pos))
+}

@@ -1,0 +1,108 @@
+"""Issue 3: every exponent coding round-trips; auto is never larger; the stats helper is right."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import schrodinger_fp as sfp
+
+DTYPES = [
+    np.dtype(np.float32),
+    np.dtype(ml_dtypes.bfloat16),
+    np.dtype(np.float16),
+    np.dtype(np.float64),
+]
+CODINGS = ["raw", "gecko", "entropy", "auto"]
+UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    u = UINT[a.dtype.itemsize]
+    return a.shape == b.shape and np.array_equal(a.reshape(-1).view(u), b.reshape(-1).view(u))
+
+
+def gelu(z: np.ndarray) -> np.ndarray:
+    return 0.5 * z * (1 + np.tanh(0.7978845608 * (z + 0.044715 * z**3)))
+
+
+def named_patterns(dt: np.dtype, n: int) -> list[np.ndarray]:
+    g = gelu(np.random.default_rng(n).standard_normal(n))
+    extremes = np.array([np.finfo(np.float16).tiny, 60000.0, -1e-3, 0.0])
+    return [
+        np.full(n, 1.5).astype(dt),
+        np.zeros(n, dtype=dt),
+        np.resize(extremes, n).astype(dt),
+        np.where(np.arange(n) == n // 2, 1e4, 1e-2).astype(dt),
+        g.astype(dt),
+        np.maximum(g, 0).astype(dt),
+    ]
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=str)
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 5000])
+def test_named_patterns_round_trip_with_every_coding(dt: np.dtype, n: int) -> None:
+    for x in named_patterns(dt, n):
+        sizes = {}
+        for coding in CODINGS:
+            blob = sfp.encode(x, sfp.Format(exponent_coding=coding), chunk_size=1024)
+            assert same_bits(sfp.decode(blob), x), coding
+            streams = sfp.inspect(blob).streams
+            sizes[coding] = streams["exponents"] + streams["signs"]
+        assert sizes["auto"] <= min(sizes.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bits=st.lists(st.integers(0, 2**32 - 1), max_size=300),
+    coding=st.sampled_from(CODINGS),
+    exp_bits=st.sampled_from([None, 3, 4, 6]),
+)
+def test_random_float32_bits_round_trip(bits: list[int], coding: str, exp_bits: int | None) -> None:
+    x = np.array(bits, dtype=np.uint32).view(np.float32)
+    man_bits = None if exp_bits is None else 2
+    fmt = sfp.Format(exp_bits=exp_bits, man_bits=man_bits, exponent_coding=coding)
+    assert same_bits(sfp.decode(sfp.encode(x, fmt, chunk_size=64)), sfp.quantize(x, fmt))
+
+
+def test_truncated_coded_frames_raise_decode_error() -> None:
+    x = named_patterns(np.dtype(np.float32), 2000)[4]
+    for coding in ["gecko", "entropy"]:
+        blob = sfp.encode(x, sfp.Format(exponent_coding=coding))
+        for cut in (len(blob) - 1, len(blob) // 2, 40):
+            with pytest.raises(sfp.DecodeError):
+                sfp.decode(blob[:cut])
+
+
+def test_exponent_histogram_and_entropy() -> None:
+    x = np.array([1.0, 1.5, 2.0, 0.0, -4.0, np.inf], dtype=np.float32)
+    values, counts = sfp.exponent_histogram(x)
+    assert values.tolist() == [0, 127, 128, 129, 255]
+    assert counts.tolist() == [1, 2, 1, 1, 1]
+    p = np.array([1, 2, 1, 1, 1]) / 6
+    assert sfp.exponent_entropy(x) == pytest.approx(float(-(p * np.log2(p)).sum()))
+    assert sfp.exponent_histogram(x.astype(ml_dtypes.bfloat16))[0].tolist() == values.tolist()
+    assert sfp.exponent_histogram(np.array([1.0, 2.0], dtype=np.float16))[0].tolist() == [15, 16]
+    assert sfp.exponent_entropy(np.ones(10, dtype=np.float64)) == 0.0
+    assert sfp.exponent_entropy(np.zeros(0, dtype=np.float32)) == 0.0
+    with pytest.raises(TypeError):
+        sfp.exponent_entropy(np.arange(3))
+
+
+def test_entropy_coding_reaches_the_exponent_entropy() -> None:
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.standard_normal(1 << 18) * 0.05).astype(np.float32)
+    info = sfp.inspect(sfp.encode(x, sfp.Format(exponent_coding="entropy")))
+    bpv = 8 * info.streams["exponents"] / x.size
+    assert bpv <= sfp.exponent_entropy(x) * 1.03
+
+
+def test_gelu_activations_code_signs_with_exponents() -> None:
+    x = gelu(np.random.default_rng(2).standard_normal(1 << 16)).astype(ml_dtypes.bfloat16)
+    info = sfp.inspect(sfp.encode(x))
+    assert info.streams["signs"] == 0
+    sep = sfp.inspect(sfp.encode(x, sfp.Format(exponent_coding="gecko"))).streams
+    assert info.streams["exponents"] < sep["signs"] + sep["exponents"]
