@@ -73,7 +73,8 @@ def digits_task() -> dict:
         model=CNN,
         train=(x[tr], y[tr]),
         test=(x[te], y[te]),
-        steps=300,
+        steps=600,
+        record_every=12,
         batch=64,
         lr=3e-3,
         metric="accuracy",
@@ -92,7 +93,8 @@ def text_task() -> dict:
         model=lambda: TinyLM(len(chars)),
         train=ids[:split],
         test=ids[split:],
-        steps=300,
+        steps=600,
+        record_every=12,
         batch=32,
         lr=3e-3,
         metric="loss",
@@ -106,22 +108,44 @@ def lm_batch(ids: torch.Tensor, batch: int, g: torch.Generator) -> tuple:
     return x, y
 
 
-def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
+#: Controller settings of each method (documented in the README's issue-7 section).
+SETTINGS: dict[str, dict] = {
+    "FP32": {},
+    "BitWave": dict(period=10, cooldown=1, step_bits=1, improve=0.0, worsen=0.03, min_exp_bits=4),
+    "QM+QE": dict(gamma=0.01, bit_lr=0.1, init_man=None, init_exp=None, mode="interpolate",
+        min_man=None, min_exp=None, bit_lr_decay=False),
+}
+
+
+def make_controllers(method: str, cfg: dict) -> list:
+    if method == "BitWave":
+        return [sfp.BitWave(**cfg)]
+    if method == "QM+QE":
+        common = dict(gamma=cfg["gamma"], mode=cfg["mode"])
+        qm = sfp.QuantumMantissa(init_bits=cfg["init_man"], min_bits=cfg["min_man"], **common)
+        qe = sfp.QuantumExponent(init_bits=cfg["init_exp"], min_bits=cfg["min_exp"], **common)
+        return [qm, qe]
+    return []
+
+
+def run(task: dict, method: str, codings: list[str], out: Path | None, cfg: dict | None = None) -> dict:
     torch.manual_seed(0)
     model = task["model"]()
     g = torch.Generator().manual_seed(1)
     is_lm = task["metric"] == "loss"
     example = lm_batch(task["train"], 4, g)[0] if is_lm else task["train"][0][:8]
-    controllers: list = []
-    if method == "BitWave":
-        controllers = [sfp.BitWave(period=10, cooldown=1, worsen=0.03, min_exp_bits=4)]
-    elif method == "QM+QE":
-        controllers = [sfp.QuantumMantissa(gamma=0.01), sfp.QuantumExponent(gamma=0.01)]
+    cfg = dict(SETTINGS[method], **(cfg or {}))
+    controllers = make_controllers(method, cfg)
     policy = sfp.Policy()
     adapter = attach(model, policy, example, controllers=controllers)
     opt = torch.optim.Adam(model.parameters(), lr=task["lr"])
-    bit_opt = torch.optim.Adam(adapter.bit_parameters(), lr=0.1) if adapter.bits else None
-    recorder = FootprintRecorder(policy, codings=tuple(codings), every=max(task["steps"] // 10, 1))
+    bit_opt = (
+        torch.optim.Adam(adapter.bit_parameters(), lr=cfg["bit_lr"]) if adapter.bits else None
+    )
+    sched = None
+    if bit_opt and cfg["bit_lr_decay"]:  # linear decay to 0: bitlengths settle, then stay
+        sched = torch.optim.lr_scheduler.LambdaLR(bit_opt, lambda s: 1 - s / task["steps"])
+    recorder = FootprintRecorder(policy, codings=tuple(codings), every=task["record_every"])
     lossf = nn.functional.cross_entropy
     t0 = time.perf_counter()
     for step in range(task["steps"] + 1):
@@ -145,6 +169,8 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
         opt.step()
         if bit_opt:
             bit_opt.step()
+        if sched:
+            sched.step()
         adapter.step(step, loss)
     adapter.freeze()
     with torch.no_grad():
@@ -158,9 +184,8 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
         else:
             score = float((model(task["test"][0]).argmax(1) == task["test"][1]).float().mean())
     tag = f"{task['name'].split()[0]}_{method.replace('+', '')}"
-    policy.save(out / f"{tag}_policy.json")
-    names = sorted(adapter.specs, key=lambda n: -adapter.specs[n].size)[:8]
-    if method != "FP32":
+    if out is not None and method != "FP32":
+        names = sorted(adapter.specs, key=lambda n: -adapter.specs[n].size)[:8]
         plot_bitlengths(
             policy, names, out / f"{tag}_bitlengths.png", title=f"{task['name']}: {method}"
         )
@@ -173,7 +198,9 @@ def run(task: dict, method: str, codings: list[str], out: Path) -> dict:
         ratios={c: recorder.ratio(c) for c in codings},
         final_ratios={c: recorder.ratio(c, last=1) for c in codings},
         bits=recorder.container_bits(),
+        final_bits=recorder.container_bits(last=1),
         final={n: (f.exp_bits, f.man_bits) if f else None for n, f in final.items()},
+        policy=policy,
         seconds=time.perf_counter() - t0,
     )
 

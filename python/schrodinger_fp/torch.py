@@ -16,8 +16,11 @@ imports torch, nothing else in the package does.
   (:meth:`Adapter.bit_parameters`), and :meth:`Adapter.penalty` is the
   footprint term to add to the loss.
 
-Quantization uses :func:`schrodinger_fp.torch_quantize.quantize_tensor`,
-bit-identical to :func:`schrodinger_fp.quantize`, on the tensor's own device.
+Quantization runs where the tensor lives: on a GPU with
+:func:`schrodinger_fp.torch_quantize.quantize_tensor` (integer tensor
+operations, bit-identical to :func:`schrodinger_fp.quantize`); on the CPU with
+the Rust core's :func:`schrodinger_fp.quantize` itself (same bits, several times
+faster than the tensor kernel there).
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from torch.nn.utils import parametrize
 
 from .controllers.base import Controller, StepState, TensorSpec, field_range
 from .controllers.qmath import Plan, corner_format, plan
+from .codec import quantize as core_quantize
 from .controllers.quantum import QuantumExponent, QuantumMantissa, _Quantum
 from .format import Format
 from .policy import Policy
 from .torch_quantize import quantize_tensor
 
-__all__ = ["Adapter", "QuantizeSTE", "QuantumFunction", "attach", "quantize_tensor"]
+__all__ = ["Adapter", "QuantizeSTE", "QuantumFunction", "attach", "quantize", "quantize_tensor"]
 
 _DTYPE_NAMES = {
     torch.float32: "float32",
@@ -56,12 +60,48 @@ DEFAULT_ACTIVATIONS: tuple[type[nn.Module], ...] = (
 )
 
 
+_CORE_DTYPES = (torch.float32, torch.float64, torch.float16)
+
+
+def quantize(x: torch.Tensor, fmt: Format) -> torch.Tensor:
+    """Reduce ``x`` to ``fmt`` on its own device, bit-identical to :func:`schrodinger_fp.quantize`.
+
+    CPU tensors of a numpy dtype go through the Rust core (fastest there);
+    anything else (GPU tensors, bfloat16) through :func:`quantize_tensor`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        float32, float64, float16 or bfloat16, any shape and device.
+    fmt : Format
+        The target format.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor (or ``x`` itself when ``fmt`` is lossless for its dtype).
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not supported or ``fmt`` is not a Format.
+    ValueError
+        If the format's bitlengths exceed the dtype's fields.
+    """
+    if x.device.type != "cpu" or x.dtype not in _CORE_DTYPES or not isinstance(fmt, Format):
+        return quantize_tensor(x, fmt)
+    if fmt.window_top is None and fmt.is_lossless_for(_DTYPE_NAMES[x.dtype]):
+        return x
+    arr = x.detach().contiguous().numpy()
+    return torch.from_numpy(core_quantize(arr, fmt, threads=1))
+
+
 class QuantizeSTE(torch.autograd.Function):
-    """``quantize_tensor(x, fmt)`` forward, identity (straight-through) backward."""
+    """``quantize(x, fmt)`` forward, identity (straight-through) backward."""
 
     @staticmethod
     def forward(x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
-        return quantize_tensor(x, fmt)
+        return quantize(x, fmt)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
@@ -94,7 +134,7 @@ class QuantumFunction(torch.autograd.Function):
 
         def q(c: tuple[int, int]) -> torch.Tensor:
             if c not in cache:
-                cache[c] = quantize_tensor(x, corner_format(base, c))
+                cache[c] = quantize(x, corner_format(base, c))
             return cache[c]
 
         if len(p.value) == 1 and p.value[0][0] == 1.0:
