@@ -15,8 +15,9 @@ import sys
 import time
 
 import numpy as np
-import schrodinger_fp as sfp
 import torch
+
+import schrodinger_fp as sfp
 from schrodinger_fp.torch import attach, quantize_tensor
 
 WIDTHS = {"float32": (8, 23), "float64": (11, 52), "float16": (5, 10), "bfloat16": (8, 7)}

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 import schrodinger_fp as sfp
 from schrodinger_fp.controllers import (
     Controller,

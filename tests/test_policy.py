@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 import schrodinger_fp as sfp
 from schrodinger_fp.policy import Change
 

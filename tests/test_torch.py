@@ -220,3 +220,20 @@ def test_step_state_reaches_every_controller() -> None:
     adapter = attach(model, sfp.Policy(), torch.randn(2, 64), controllers=[Spy()])
     adapter.step(3, torch.tensor(0.5))
     assert seen[0].step == 3 and seen[0].loss == 0.5
+
+
+@pytest.mark.parametrize("dtype", list(TORCH_DTYPES))
+def test_adapter_quantize_dispatch_is_bit_identical_to_core(dtype: str) -> None:
+    """CPU tensors go through the core, bfloat16 through the tensor kernel: same bits."""
+    from schrodinger_fp.torch import quantize
+
+    x = nasty(dtype)
+    for fmt in (sfp.Format(exp_bits=3, man_bits=1), sfp.Format(man_bits=2, rounding="stochastic")):
+        got = quantize(to_torch(x, dtype).reshape(30, 100), fmt).reshape(-1)
+        assert got.dtype == TORCH_DTYPES[dtype]
+        np.testing.assert_array_equal(
+            bits_of(got), bits_of(quantize_tensor(to_torch(x, dtype), fmt))
+        )
+        np.testing.assert_array_equal(bits_of(got), sfp.quantize(x, fmt).view(bits_of(got).dtype))
+    t = to_torch(x, dtype)
+    assert quantize(t, sfp.Format()) is t

@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .codec import quantize as core_quantize
 from .controllers.base import Controller, StepState, TensorSpec, field_range
 from .controllers.qmath import Plan, corner_format, plan
-from .codec import quantize as core_quantize
 from .controllers.quantum import QuantumExponent, QuantumMantissa, _Quantum
 from .format import Format
 from .policy import Policy
