@@ -12,6 +12,9 @@ import schrodinger_fp as sfp  # noqa: E402
 from schrodinger_fp.controllers import StepState, plan, quantum_backward, quantum_forward  # noqa: E402
 from schrodinger_fp.torch import QuantumFunction, attach, quantize_tensor  # noqa: E402
 
+# small models: one intra-op thread is fastest, and keeps CI's 2 shared cores from oversubscribing
+torch.set_num_threads(1)
+
 TORCH_DTYPES = {
     "float32": torch.float32,
     "float64": torch.float64,
