@@ -215,8 +215,12 @@ class Adapter:
             return x if fmt is None else QuantizeSTE.apply(x, fmt)
         base = fmt or Format()
         spec = self.specs[name]
-        man_range = qm.ranges[name] if real_man else field_range(spec.dtype, "man")
-        exp_range = qe.ranges[name] if real_exp else field_range(spec.dtype, "exp")
+        man_range = (
+            qm.ranges[name] if qm is not None and real_man else field_range(spec.dtype, "man")
+        )
+        exp_range = (
+            qe.ranges[name] if qe is not None and real_exp else field_range(spec.dtype, "exp")
+        )
         n_man = self.bits[_key(name, "man")] if real_man else None
         n_exp = self.bits[_key(name, "exp")] if real_exp else None
         mode = (qm or qe).mode  # type: ignore[union-attr]
@@ -265,8 +269,8 @@ class Adapter:
         if isinstance(loss, torch.Tensor):
             loss = float(loss.detach())
         state = StepState(step=step, loss=loss, bit_values=values)
-        for c in self.controllers:
-            c.step(state)
+        for controller in self.controllers:
+            controller.step(state)
 
     def freeze(self) -> None:
         """Stop learning bitlengths: every tensor now uses its policy's integer container."""

@@ -115,9 +115,9 @@ class BitWave:
                 raise ValueError(f"{name}={value!r} must be an integer >= {lo}")
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta={beta!r} must be in [0, 1)")
-        for name, value in (("improve", improve), ("worsen", worsen)):
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+        for name, threshold in (("improve", improve), ("worsen", worsen)):
+            if not math.isfinite(threshold) or threshold < 0:
+                raise ValueError(f"{name}={threshold!r} must be a finite number >= 0")
         self.period = period
         self.beta = beta
         self.improve = improve

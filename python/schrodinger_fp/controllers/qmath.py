@@ -186,7 +186,9 @@ def evaluate(
     if len(p.value) == 1 and p.value[0][0] == 1.0:
         y = get(p.value[0][1])
     else:  # in float64, so equal corners give back exactly their value
-        y = sum(w * get(c).astype(np.float64) for w, c in p.value)
+        y = np.zeros(np.shape(get(p.value[0][1])), dtype=np.float64)
+        for w, c in p.value:
+            y = y + w * get(c).astype(np.float64)
     return np.asarray(y), diff(p.dman), diff(p.dexp)
 
 

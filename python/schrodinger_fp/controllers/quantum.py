@@ -176,7 +176,9 @@ class _Quantum:
         key = "man_bits" if self.kind == "man" else "exp_bits"
         for name in self.bits:
             old = self._policy.format_for(name) or Format()
-            self._policy.set(name, replace(old, **{key: self.container(name)}), step=step)
+            bits = self.container(name)
+            new = replace(old, man_bits=bits) if key == "man_bits" else replace(old, exp_bits=bits)
+            self._policy.set(name, new, step=step)
 
 
 class QuantumMantissa(_Quantum):
