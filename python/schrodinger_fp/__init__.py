@@ -10,8 +10,10 @@ True
 from ._core import FORMAT_VERSION, MAX_CHUNK
 from .archive import Archive, load, open, save
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
+from .controllers import BitWave, QuantumExponent, QuantumMantissa
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .policy import Policy
 from .stats import exponent_entropy, exponent_histogram
 
 __all__ = [
@@ -22,9 +24,13 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "UNDERFLOWS",
     "Archive",
+    "BitWave",
     "DecodeError",
     "Format",
     "FrameInfo",
+    "Policy",
+    "QuantumExponent",
+    "QuantumMantissa",
     "decode",
     "encode",
     "exponent_entropy",

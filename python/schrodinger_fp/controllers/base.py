@@ -1,0 +1,119 @@
+"""The controller protocol: what a controller is given each step and how it writes formats.
+
+A controller is any object with two methods:
+
+``attach(policy, tensors)``
+    called once with the :class:`~schrodinger_fp.Policy` it writes to and a
+    mapping ``name -> TensorSpec`` of the tensors it may manage;
+``step(state)``
+    called once per training step with a :class:`StepState`; it writes new
+    formats with ``policy.set(name, fmt, step=state.step)``, which records the
+    change.
+
+Built-in controllers (:class:`BitWave`, :class:`QuantumMantissa`,
+:class:`QuantumExponent`) follow exactly this protocol, so a custom one plugs
+in the same way (see the README for an example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ..policy import Policy
+
+__all__ = ["FIELD_WIDTHS", "Controller", "StepState", "TensorSpec", "field_range"]
+
+#: (exponent bits, mantissa bits) of each supported source dtype.
+FIELD_WIDTHS: dict[str, tuple[int, int]] = {
+    "float32": (8, 23),
+    "float64": (11, 52),
+    "float16": (5, 10),
+    "bfloat16": (8, 7),
+}
+
+
+def field_range(dtype: str, kind: str) -> tuple[int, int]:
+    """Return the valid (lowest, highest) bitlength of a field of ``dtype``.
+
+    Parameters
+    ----------
+    dtype : str
+        One of ``FIELD_WIDTHS``.
+    kind : {"man", "exp"}
+        Mantissa or exponent field.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not supported.
+    ValueError
+        If ``kind`` is not "man" or "exp".
+    """
+    if dtype not in FIELD_WIDTHS:
+        raise TypeError(f"dtype={dtype!r} is not one of {sorted(FIELD_WIDTHS)}")
+    e, m = FIELD_WIDTHS[dtype]
+    if kind == "man":
+        return 0, m
+    if kind == "exp":
+        return 1, e
+    raise ValueError(f"kind={kind!r} must be 'man' or 'exp'")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a controller knows about a tensor it manages.
+
+    Attributes
+    ----------
+    size : int
+        Number of values (its share of the footprint is ``size / total``).
+    dtype : str
+        Source dtype name (``"float32"``, ...).
+    """
+
+    size: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise ValueError(f"size={self.size!r} must be a non-negative integer")
+        if self.dtype not in FIELD_WIDTHS:
+            raise TypeError(f"dtype={self.dtype!r} is not one of {sorted(FIELD_WIDTHS)}")
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What every controller is given at each step.
+
+    Attributes
+    ----------
+    step : int
+        The step number (monotonic).
+    loss : float or None
+        The training loss of this step (BitWave reads it).
+    bit_grads : mapping name -> {"man" | "exp": float}
+        Gradient of the loss (penalty excluded) with respect to each real
+        bitlength, from :func:`schrodinger_fp.controllers.quantum_forward`; a
+        quantum controller with its own optimizer descends along it.
+    bit_values : mapping name -> {"man" | "exp": float}
+        Real bitlengths already updated by an external optimizer (the PyTorch
+        adapter's parameter group); a quantum controller adopts them as they are.
+    """
+
+    step: int
+    loss: float | None = None
+    bit_grads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    bit_values: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """Structural type of a controller (see the module docstring)."""
+
+    def attach(self, policy: Policy, tensors: Mapping[str, TensorSpec]) -> None:
+        """Bind to ``policy`` and the tensors it may manage; write initial formats."""
+
+    def step(self, state: StepState) -> None:
+        """Observe one training step and write new formats to the policy."""
