@@ -199,10 +199,22 @@ fn encode_chunks<W: Word, const M: u8>(
 ) -> (Vec<u8>, Vec<Piece>) {
     let p = Params::<W>::new(r);
     let step = chunk * W::SIZE;
-    let slot = chunk::slot_len(chunk, W::SIZE, t.exp_bits, t.man_bits);
+    let mut slot = chunk::slot_len(chunk, W::SIZE, t.exp_bits, t.man_bits);
     let n_chunks = src.len().div_ceil(step.max(1));
-    let mut arena = memory::zeroed(slot.saturating_mul(n_chunks));
-    let pieces = arena
+    // Several large slots start on huge-page boundaries, so a chunk touches only the huge pages its
+    // bytes need (each touched one is zeroed whole by the kernel).
+    let huge = n_chunks > 1 && slot >= memory::HUGE_PAGE / 2;
+    if huge {
+        slot = slot.div_ceil(memory::HUGE_PAGE) * memory::HUGE_PAGE;
+    }
+    let lead = if huge { memory::HUGE_PAGE } else { 0 };
+    let mut arena = memory::zeroed(slot.saturating_mul(n_chunks).saturating_add(lead));
+    let skip = if huge {
+        arena.as_ptr().align_offset(memory::HUGE_PAGE).min(lead)
+    } else {
+        0
+    };
+    let pieces = arena[skip..]
         .par_chunks_mut(slot.max(1))
         .zip(src.par_chunks(step.max(1)))
         .enumerate()
@@ -219,7 +231,7 @@ fn encode_chunks<W: Word, const M: u8>(
                 dst,
             );
             match placed {
-                chunk::Placed::InSlot(len) => Piece::Arena(c * slot, len),
+                chunk::Placed::InSlot(len) => Piece::Arena(skip + c * slot, len),
                 chunk::Placed::Own(v) => Piece::Own(v),
             }
         })

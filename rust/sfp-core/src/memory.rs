@@ -7,7 +7,7 @@
 //! arrays the same way; the encoder's output buffers do too. Elsewhere this is a no-op.
 
 /// Bytes of a transparent huge page on x86-64 and aarch64 with 4 KiB base pages.
-const HUGE_PAGE: usize = 2 << 20;
+pub const HUGE_PAGE: usize = 2 << 20;
 
 /// Asks the kernel to back the whole huge pages inside `[start, start + len)` with huge pages.
 ///
