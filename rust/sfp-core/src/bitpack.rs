@@ -37,6 +37,81 @@ pub fn pack<I: IntoIterator<Item = u64>>(values: I, width: u32, out: &mut Vec<u8
     }
 }
 
+/// Appends the low `width` bits of each `u16` code to `out`, LSB first (`width` in 0..=16): the
+/// same bytes as [`pack`], written block by block into place (one byte per code at width 8).
+pub fn pack_u16(codes: &[u16], width: u32, out: &mut Vec<u8>) {
+    let width = width.min(16);
+    let start = out.len();
+    let len = (codes.len() * width as usize).div_ceil(8);
+    out.resize(start + len, 0);
+    let dst = &mut out[start..];
+    if width == 8 {
+        for (d, &c) in dst.iter_mut().zip(codes) {
+            *d = c as u8;
+        }
+        return;
+    }
+    let packer = packer(width);
+    let step = 8 * width as usize;
+    let mut block = [0u64; 64];
+    let mut words = [0u8; 8 * 16];
+    for (k, group) in codes.chunks(64).enumerate() {
+        for (b, &c) in block.iter_mut().zip(group) {
+            *b = u64::from(c);
+        }
+        let at = k * step;
+        if group.len() == 64 {
+            packer(&block, &mut dst[at..at + step]);
+        } else {
+            block[group.len()..].fill(0);
+            packer(&block, &mut words[..step]);
+            let tail = dst.len() - at;
+            dst[at..].copy_from_slice(&words[..tail]);
+        }
+    }
+}
+
+/// Unpacks `out.len()` codes of `width` bits (0..=16) from exactly [`packed_len`] bytes.
+///
+/// # Errors
+/// [`Error::Decode`] when `bytes` is not exactly the packed length.
+pub fn unpack_u16(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    let n = out.len();
+    let width = width.min(16);
+    let expected = packed_len(n, width).map_err(|e| Error::decode(e.to_string()))?;
+    if bytes.len() != expected {
+        return Err(Error::decode(format!(
+            "packed stream of {n} values at {width} bits should be {expected} bytes, found {}",
+            bytes.len()
+        )));
+    }
+    if width == 8 {
+        for (o, &b) in out.iter_mut().zip(bytes) {
+            *o = u16::from(b);
+        }
+        return Ok(());
+    }
+    let unpacker = unpacker(width);
+    let step = 8 * width as usize;
+    let mut values = [0u64; 64];
+    let mut padded = [0u8; 8 * 16];
+    for (k, group) in out.chunks_mut(64).enumerate() {
+        let at = k * step;
+        if group.len() == 64 {
+            unpacker(&bytes[at..at + step], &mut values);
+        } else {
+            let tail = &bytes[at..];
+            padded[..tail.len()].copy_from_slice(tail);
+            padded[tail.len()..step].fill(0);
+            unpacker(&padded[..step], &mut values);
+        }
+        for (o, &v) in group.iter_mut().zip(values.iter()) {
+            *o = v as u16;
+        }
+    }
+    Ok(())
+}
+
 /// Packs 64 values (low `width` bits of each) into exactly `8 * width` bytes, LSB first.
 pub(crate) type Packer = fn(&[u64; 64], &mut [u8]);
 /// Unpacks 64 values of `width` bits from exactly `8 * width` bytes.
@@ -231,6 +306,31 @@ mod tests {
                 let mut back = vec![0u64; n];
                 unpack(&out, n, width, |i, v| back[i] = v).unwrap();
                 assert_eq!(back, values, "width {width} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn u16_packers_match_the_generic_ones() {
+        for width in 0..=16u32 {
+            for n in [0usize, 1, 7, 8, 9, 63, 64, 65, 200] {
+                let codes: Vec<u16> = (0..n as u64)
+                    .map(|i| {
+                        (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7) as u16 & low_mask(width) as u16
+                    })
+                    .collect();
+                let mut generic = vec![0xAAu8];
+                pack(codes.iter().map(|&c| u64::from(c)), width, &mut generic);
+                let mut fast = vec![0xAAu8];
+                pack_u16(&codes, width, &mut fast);
+                assert_eq!(fast, generic, "width {width} n {n}");
+                let mut back = vec![0u16; n];
+                unpack_u16(&fast[1..], width, &mut back).unwrap();
+                assert_eq!(back, codes, "width {width} n {n}");
+                if fast.len() > 1 {
+                    let short = &fast[1..fast.len() - 1];
+                    assert!(unpack_u16(short, width, &mut back).is_err());
+                }
             }
         }
     }

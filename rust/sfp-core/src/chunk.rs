@@ -68,8 +68,28 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
+/// Where [`encode`] put a chunk.
+pub(crate) enum Placed {
+    /// At the start of the slot it was given, this many bytes.
+    InSlot(usize),
+    /// In its own buffer: it did not fit the slot (many exceptions, or a forced coder that
+    /// expanded the exponents).
+    Own(Vec<u8>),
+}
+
+/// Exception bytes a chunk's slot leaves room for; chunks with more go to their own buffer.
+const SLOT_EXCEPTIONS: usize = 4096;
+
+/// The slot [`encode`] is given for a chunk of `n` values of `size` bytes: large enough for every
+/// chunk with flat or smaller exponent streams and a few exceptions.
+pub(crate) fn slot_len(n: usize, size: usize, exp_bits: u32, man_bits: u32) -> usize {
+    let bits = n.saturating_mul((1 + exp_bits + man_bits) as usize);
+    (CHUNK_HEADER + 2 + SLOT_EXCEPTIONS + size).saturating_add(bits.div_ceil(8) + 2)
+}
+
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
-/// kernels of `level`; `W` is the element word and `M` the rounding mode of `r`.
+/// kernels of `level` into `slot` (see [`slot_len`]), or into a buffer of its own when it does not
+/// fit; `W` is the element word and `M` the rounding mode of `r`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
@@ -80,7 +100,8 @@ pub(crate) fn encode<W: Word, const M: u8>(
     coding: ExponentCoding,
     src: &[u8],
     first: u64,
-) -> Vec<u8> {
+    slot: &mut [u8],
+) -> Placed {
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {
@@ -127,19 +148,30 @@ pub(crate) fn encode<W: Word, const M: u8>(
             &[]
         };
         let n_exceptions = s.exceptions.len() / (4 + size);
-        let mut out = Vec::with_capacity(
-            CHUNK_HEADER + sign_bytes.len() + s.exps.len() + s.mants.len() + s.exceptions.len(),
-        );
-        out.push(flags);
-        out.push(coder.id());
-        out.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
-        out.extend_from_slice(sign_bytes);
-        out.extend_from_slice(&s.exps);
-        out.extend_from_slice(&s.mants);
-        out.extend_from_slice(&s.exceptions);
-        out
+        let mut header = [0u8; CHUNK_HEADER];
+        header[0] = flags;
+        header[1] = coder.id();
+        header[2..6].copy_from_slice(&(s.exps.len() as u32).to_le_bytes());
+        header[6..10].copy_from_slice(&(n_exceptions as u32).to_le_bytes());
+        place(
+            &[&header, sign_bytes, &s.exps, &s.mants, &s.exceptions],
+            slot,
+        )
     })
+}
+
+/// Lays `parts` one after the other at the start of `slot`, or into a new buffer when they do not fit.
+fn place(parts: &[&[u8]], slot: &mut [u8]) -> Placed {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > slot.len() {
+        return Placed::Own(parts.concat());
+    }
+    let mut at = 0;
+    for p in parts {
+        slot[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    Placed::InSlot(len)
 }
 
 /// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
@@ -156,18 +188,43 @@ pub(crate) fn joint_sign(
     {
         return None;
     }
+    // One histogram pass predicts the joint stream (without building it); encode only when it looks
+    // smaller.
+    let hist = joint_histogram(codes, signs, exp_bits + 1);
+    if exponent::entropy_estimate_from_histogram(&hist)? >= separate {
+        return None;
+    }
     let joint: Vec<u16> = codes
         .iter()
         .enumerate()
         .map(|(i, &c)| (c << 1) | u16::from((signs[i / 8] >> (i % 8)) & 1))
         .collect();
-    // One histogram pass predicts the joint stream; encode only when it looks smaller.
-    if exponent::entropy_estimate(&joint, exp_bits + 1)? >= separate {
-        return None;
-    }
     let mut out = Vec::new();
     let coder = exponent::encode(ExponentCoding::Entropy, &joint, exp_bits + 1, &mut out);
     (out.len() < separate).then_some((out, coder))
+}
+
+/// The histogram of `(code << 1) | sign` masked to `width` bits, as the entropy coder would count it
+/// on the joint stream.
+fn joint_histogram(codes: &[u16], signs: &[u8], width: u32) -> Vec<u32> {
+    let mask = ((1u32 << width) - 1) as u16;
+    // Two partial histograms break the store-to-load dependency on runs of equal codes.
+    let mut hist = vec![0u32; 1usize << width];
+    let mut odd = vec![0u32; 1usize << width];
+    for (group, &byte) in codes.chunks(8).zip(signs) {
+        let mut b = u16::from(byte);
+        for pair in group.chunks(2) {
+            hist[usize::from(((pair[0] << 1) | (b & 1)) & mask)] += 1;
+            if let Some(&c) = pair.get(1) {
+                odd[usize::from(((c << 1) | ((b >> 1) & 1)) & mask)] += 1;
+            }
+            b >>= 2;
+        }
+    }
+    for (a, o) in hist.iter_mut().zip(&odd) {
+        *a += o;
+    }
+    hist
 }
 
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::{Format, Target};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
 use crate::kernel::{self, Params, Word, TRUNCATE};
+use crate::memory;
 use crate::reduce::{window_for, window_from_top, window_top_field, Reducer};
 use crate::simd::{self, Level};
 use crate::threads;
@@ -59,18 +60,38 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
 
 /// An encoded frame in pieces: the header, then the chunks in order. [`EncodedFrame::write_to`] lays
 /// it into one buffer the caller allocated once (the Python binding writes straight into `bytes`).
+///
+/// The chunks sit in one huge-page-backed arena, each at the start of its own slot (see
+/// [`crate::memory`]); a chunk that outgrew its slot has a buffer of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedFrame {
     /// The serialised header with its chunk table.
     pub header: Vec<u8>,
-    /// The encoded chunks.
-    pub chunks: Vec<Vec<u8>>,
+    arena: Vec<u8>,
+    pieces: Vec<Piece>,
+}
+
+/// Where one chunk's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    /// `arena[start..start + len]`.
+    Arena(usize, usize),
+    /// Its own buffer.
+    Own(Vec<u8>),
 }
 
 impl EncodedFrame {
+    /// The encoded chunks, in order.
+    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.pieces.iter().map(|p| match p {
+            Piece::Arena(start, len) => self.arena.get(*start..*start + *len).unwrap_or(&[]),
+            Piece::Own(v) => v.as_slice(),
+        })
+    }
+
     /// Total bytes of the frame.
     pub fn len(&self) -> usize {
-        self.header.len() + self.chunks.iter().map(Vec::len).sum::<usize>()
+        self.header.len() + self.chunks().map(<[u8]>::len).sum::<usize>()
     }
 
     /// True when the frame has no bytes (never: a header is always there).
@@ -92,7 +113,7 @@ impl EncodedFrame {
         }
         let (head, mut rest) = out.split_at_mut(self.header.len());
         head.copy_from_slice(&self.header);
-        for c in &self.chunks {
+        for c in self.chunks() {
             let (dst, tail) = rest.split_at_mut(c.len());
             dst.copy_from_slice(c);
             rest = tail;
@@ -102,9 +123,9 @@ impl EncodedFrame {
 
     /// The frame as one vector.
     pub fn into_vec(self) -> Vec<u8> {
-        let mut out = self.header;
-        out.reserve_exact(self.chunks.iter().map(Vec::len).sum());
-        self.chunks.iter().for_each(|c| out.extend_from_slice(c));
+        let mut out = memory::zeroed(self.len());
+        // The length matches by construction.
+        let _ = self.write_to(&mut out);
         out
     }
 }
@@ -142,41 +163,63 @@ pub fn encode_parts(
     threads::run(options.threads, || {
         let window = window_for(&target, src, chunk, level)?;
         let reducer = Reducer::new(&target, window);
-        let chunks = crate::by_word!(
+        let (arena, pieces) = crate::by_word!(
             dtype.size(),
             kernel::mode(&reducer),
             encode_chunks(level, &reducer, &target, src, chunk)
         );
+        let mut frame = EncodedFrame {
+            header: Vec::new(),
+            arena,
+            pieces,
+        };
         let header = Header {
             target,
             window_top: window_top_field(window),
             shape: shape.to_vec(),
             chunk_size: chunk,
-            chunks: chunks
-                .iter()
+            chunks: frame
+                .chunks()
                 .map(|c| (c.len() as u64, xxh3_64(c)))
                 .collect(),
             header_len: 0,
         };
-        Ok(EncodedFrame {
-            header: header.to_bytes(),
-            chunks,
-        })
+        frame.header = header.to_bytes();
+        Ok(frame)
     })?
 }
 
+/// Encodes every chunk into its slot of one arena; returns the arena and where each chunk lies.
 fn encode_chunks<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
     t: &Target,
     src: &[u8],
     chunk: usize,
-) -> Vec<Vec<u8>> {
+) -> (Vec<u8>, Vec<Piece>) {
     let p = Params::<W>::new(r);
-    src.par_chunks(chunk * W::SIZE)
+    let step = chunk * W::SIZE;
+    let mut slot = chunk::slot_len(chunk, W::SIZE, t.exp_bits, t.man_bits);
+    let n_chunks = src.len().div_ceil(step.max(1));
+    // Several large slots start on huge-page boundaries, so a chunk touches only the huge pages its
+    // bytes need (each touched one is zeroed whole by the kernel).
+    let huge = n_chunks > 1 && slot >= memory::HUGE_PAGE / 2;
+    if huge {
+        slot = slot.div_ceil(memory::HUGE_PAGE) * memory::HUGE_PAGE;
+    }
+    let lead = if huge { memory::HUGE_PAGE } else { 0 };
+    let mut arena = memory::zeroed(slot.saturating_mul(n_chunks).saturating_add(lead));
+    let skip = if huge {
+        arena.as_ptr().align_offset(memory::HUGE_PAGE).min(lead)
+    } else {
+        0
+    };
+    let pieces = arena[skip..]
+        .par_chunks_mut(slot.max(1))
+        .zip(src.par_chunks(step.max(1)))
         .enumerate()
-        .map(|(c, part)| {
-            chunk::encode::<W, M>(
+        .map(|(c, (dst, part))| {
+            let placed = chunk::encode::<W, M>(
                 level,
                 r,
                 &p,
@@ -185,9 +228,15 @@ fn encode_chunks<W: Word, const M: u8>(
                 t.format.exponent_coding,
                 part,
                 (c * chunk) as u64,
-            )
+                dst,
+            );
+            match placed {
+                chunk::Placed::InSlot(len) => Piece::Arena(skip + c * slot, len),
+                chunk::Placed::Own(v) => Piece::Own(v),
+            }
         })
-        .collect()
+        .collect();
+    (arena, pieces)
 }
 
 /// Parses a frame's header and the reducer that expands its values.

@@ -55,8 +55,10 @@ pub(crate) trait Word:
     /// Zero-extends to `u64`.
     fn to_u64(self) -> u64;
     /// Reads a little-endian element from exactly `SIZE` bytes.
+    #[cfg_attr(target_endian = "little", allow(dead_code))] // blocks are loaded whole there
     fn load(bytes: &[u8]) -> Self;
     /// Writes the element as `SIZE` little-endian bytes.
+    #[cfg_attr(target_endian = "little", allow(dead_code))] // blocks are stored whole there
     fn store(self, bytes: &mut [u8]);
     /// `self - rhs` modulo 2^bits, for branch-free selects that compute both sides.
     fn wrapping_sub(self, rhs: Self) -> Self;
@@ -253,20 +255,63 @@ pub(crate) fn mode(r: &Reducer) -> u8 {
 }
 
 /// Loads up to [`LANES`] elements; returns how many.
+///
+/// Every block is read with one constant-size unaligned load (a few vector moves): a short last
+/// block is first copied into a zeroed whole block. Loaded element by element, the compiler turns
+/// the block into a variable-length `memcpy` call whose narrow stores the block's wide loads then
+/// wait on (a failed store-to-load forward on every block).
 #[inline(always)]
 fn load_block<W: Word>(bytes: &[u8], block: &mut [W; LANES]) -> usize {
-    let n = bytes.len() / W::SIZE;
-    for (x, e) in block.iter_mut().zip(bytes.chunks_exact(W::SIZE)) {
+    let step = LANES * W::SIZE;
+    let mut pad = [0u8; 8 * LANES];
+    let whole = match bytes.get(..step) {
+        Some(whole) => whole,
+        None => {
+            let n = bytes.len().min(step);
+            pad[..n].copy_from_slice(&bytes[..n]);
+            &pad[..step]
+        }
+    };
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: `whole` holds exactly `LANES * W::SIZE` = `size_of::<[W; LANES]>()` bytes (W is
+        // u16, u32 or u64, whose size is `W::SIZE`); the read is unaligned; every bit pattern is a
+        // valid W; on a little-endian target it equals `W::load` of each element.
+        *block = unsafe { std::ptr::read_unaligned(whole.as_ptr().cast::<[W; LANES]>()) };
+    }
+    #[cfg(not(target_endian = "little"))]
+    for (x, e) in block.iter_mut().zip(whole.chunks_exact(W::SIZE)) {
         *x = W::load(e);
     }
-    n
+    (bytes.len() / W::SIZE).min(LANES)
 }
 
-/// Stores the first `bytes.len() / SIZE` elements of `block`.
+/// Stores the first `bytes.len() / SIZE` elements of `block` (with one constant-size store, as in
+/// [`load_block`]; a short last block goes through a whole one).
 #[inline(always)]
 fn store_block<W: Word>(block: &[W; LANES], bytes: &mut [u8]) {
-    for (x, e) in block.iter().zip(bytes.chunks_exact_mut(W::SIZE)) {
+    let step = LANES * W::SIZE;
+    let mut pad = [0u8; 8 * LANES];
+    let full = bytes.len() >= step;
+    let whole = if full {
+        &mut bytes[..step]
+    } else {
+        &mut pad[..step]
+    };
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: `whole` holds exactly `size_of::<[W; LANES]>()` bytes and is exclusively
+        // borrowed; the write is unaligned; on a little-endian target it equals `W::store` of each
+        // element.
+        unsafe { std::ptr::write_unaligned(whole.as_mut_ptr().cast::<[W; LANES]>(), *block) };
+    }
+    #[cfg(not(target_endian = "little"))]
+    for (x, e) in block.iter().zip(whole.chunks_exact_mut(W::SIZE)) {
         x.store(e);
+    }
+    if !full {
+        let n = bytes.len() / W::SIZE * W::SIZE;
+        bytes[..n].copy_from_slice(&pad[..n]);
     }
 }
 
@@ -353,8 +398,14 @@ multiversion! {
                 *x = pick(field > p.offset, field.wrapping_sub(p.offset), W::ZERO);
                 *m = ((r & p.man_mask) >> p.drop).to_u64();
             }
-            for (c, x) in codes.iter_mut().zip(q.iter()) {
-                *c = x.to_u64() as u16;
+            if let Some(whole) = codes.get_mut(..LANES) {
+                for (c, x) in whole.iter_mut().zip(q.iter()) {
+                    *c = x.to_u64() as u16;
+                }
+            } else {
+                for (c, x) in codes.iter_mut().zip(q.iter()) {
+                    *c = x.to_u64() as u16;
+                }
             }
             if n < LANES {
                 let keep = low_mask(n as u32);
@@ -364,8 +415,12 @@ multiversion! {
             negative |= signs;
             let sign_bytes = signs.to_le_bytes();
             let at = k * 8;
-            let take = (s.signs.len() - at).min(8);
-            s.signs[at..at + take].copy_from_slice(&sign_bytes[..take]);
+            if let Some(dst) = s.signs.get_mut(at..at + 8) {
+                dst.copy_from_slice(&sign_bytes);
+            } else {
+                let take = (s.signs.len() - at).min(8);
+                s.signs[at..at + take].copy_from_slice(&sign_bytes[..take]);
+            }
             let at = k * mant_step;
             if n == LANES {
                 (s.pack)(&mants, &mut s.mants[at..at + mant_step]);
@@ -415,12 +470,20 @@ multiversion! {
             }
             let mut sign_word = [0u8; 8];
             if let Some(s) = signs {
-                let tail = &s[k * 8..(k * 8 + 8).min(s.len())];
-                sign_word[..tail.len()].copy_from_slice(tail);
+                if let Some(whole) = s.get(k * 8..k * 8 + 8) {
+                    sign_word.copy_from_slice(whole);
+                } else {
+                    let tail = &s[k * 8..(k * 8 + 8).min(s.len())];
+                    sign_word[..tail.len()].copy_from_slice(tail);
+                }
             }
             let sign_word = u64::from_le_bytes(sign_word);
             let mut c = [0u16; LANES];
-            c[..n].copy_from_slice(&codes[k * LANES..k * LANES + n]);
+            if n == LANES {
+                c.copy_from_slice(&codes[k * LANES..k * LANES + LANES]);
+            } else {
+                c[..n].copy_from_slice(&codes[k * LANES..k * LANES + n]);
+            }
             let mut block = [W::ZERO; LANES];
             for (i, ((x, &code), &mant)) in block.iter_mut().zip(c.iter()).zip(m.iter()).enumerate() {
                 *x = p.expand((sign_word >> i) & 1, code, mant);

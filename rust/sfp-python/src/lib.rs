@@ -118,7 +118,35 @@ fn encode<'py>(
     })
     .map_err(to_py)?;
     // The chunks go straight into the `bytes` object: no intermediate whole-frame copy.
-    PyBytes::new_with(py, frame.len(), |buf| frame.write_to(buf).map_err(to_py))
+    new_bytes(py, frame.len(), |buf| frame.write_to(buf).map_err(to_py))
+}
+
+/// `PyBytes::new_with`, with the buffer advised to huge pages before it is first touched (a large
+/// `bytes` is fresh memory; see `sfp_core::memory`).
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    init: impl FnOnce(&mut [u8]) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| PyValueError::new_err(format!("a frame of {len} bytes is too large")))?;
+    // SAFETY: as in `PyBytes::new_with`: a NULL source asks CPython for an uninitialised `bytes` of
+    // `len` bytes, owned by the returned object (an error leaves a Python exception, turned into
+    // `Err`); `PyBytes_AsString` points at its `len` bytes, which are advised (no access), zeroed
+    // and only then viewed as a slice; the slice does not outlive `bytes`, which nothing else sees
+    // before `init` returns.
+    unsafe {
+        let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        let bytes = Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>();
+        let buf: *mut u8 = pyo3::ffi::PyBytes_AsString(ptr).cast();
+        if buf.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        sfp_core::memory::advise_huge_pages(buf, len);
+        std::ptr::write_bytes(buf, 0u8, len);
+        init(std::slice::from_raw_parts_mut(buf, len))?;
+        Ok(bytes)
+    }
 }
 
 /// Decodes `frame` into the writable buffer `out` (exactly the array's bytes).

@@ -253,39 +253,81 @@ pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &
         }
         cum += freq;
     }
-    let mut words: Vec<u16> = Vec::with_capacity(codes.len() / 2 + 16);
+    // Each code emits at most one renormalisation word. They are written from the end of a buffer
+    // down, in the order the decoder reads them, branch-free: the word is always stored and the
+    // cursor moves only when the state overflowed.
+    WORDS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut words) => encode_words(codes, mask, &syms, &mut words, out),
+        Err(_) => encode_words(codes, mask, &syms, &mut Vec::new(), out),
+    });
+}
+
+thread_local! {
+    /// The encoder's word buffer, reused from chunk to chunk (a fresh one per chunk costs page faults).
+    static WORDS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs the four rANS states over `codes` (in reverse) and appends the final states and the words.
+fn encode_words(
+    codes: &[u16],
+    mask: u16,
+    syms: &[EncSym],
+    words: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
+    if words.len() < codes.len() + 1 {
+        words.resize(codes.len() + 1, 0);
+    }
+    let words = &mut words[..codes.len() + 1];
+    let mut pos = words.len();
     let mut states = [RANS_L; LANES];
-    let put = |x: &mut u32, s: &EncSym, words: &mut Vec<u16>| {
-        if u64::from(*x) >= s.x_max {
-            words.push(*x as u16);
-            *x >>= 16;
-        }
-        let q = ((u128::from(*x) * u128::from(s.rcp)) >> s.shift) as u32;
-        *x = x
-            .wrapping_add(s.start)
-            .wrapping_add(q.wrapping_mul(s.cmpl_freq));
-    };
     let full = codes.len() - codes.len() % LANES;
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
-        put(&mut states[lane], &syms[usize::from(c & mask)], &mut words);
+        put(
+            &mut states[lane],
+            &syms[usize::from(c & mask)],
+            words,
+            &mut pos,
+        );
     }
     for quad in codes[..full].chunks_exact(LANES).rev() {
         for lane in (0..LANES).rev() {
             put(
                 &mut states[lane],
                 &syms[usize::from(quad[lane] & mask)],
-                &mut words,
+                words,
+                &mut pos,
             );
         }
     }
     for s in states {
         out.extend_from_slice(&s.to_le_bytes());
     }
+    let words = &words[pos.min(words.len())..];
     let start = out.len();
     out.resize(start + words.len() * 2, 0);
-    for (dst, w) in out[start..].chunks_exact_mut(2).zip(words.iter().rev()) {
+    for (dst, w) in out[start..].chunks_exact_mut(2).zip(words) {
         dst.copy_from_slice(&w.to_le_bytes());
     }
+}
+
+/// One rANS encoder step: renormalises `x` (writing one word at `words[*pos - 1]` and moving `pos`
+/// down when it overflows) and pushes the symbol `s`. The word is stored unconditionally; when the
+/// state did not overflow the cursor stays and the next store overwrites it.
+#[inline(always)]
+fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
+    let need = u64::from(*x) >= s.x_max;
+    // `pos` is at least 1 before every step: one word per code at most, one slot more than codes.
+    let at = pos.saturating_sub(1);
+    if let Some(w) = words.get_mut(at) {
+        *w = *x as u16;
+    }
+    *pos -= usize::from(need & (*pos > 0));
+    let x0 = if need { *x >> 16 } else { *x };
+    let q = ((u128::from(x0) * u128::from(s.rcp)) >> s.shift) as u32;
+    *x = x0
+        .wrapping_add(s.start)
+        .wrapping_add(q.wrapping_mul(s.cmpl_freq));
 }
 
 fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
@@ -341,34 +383,49 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     let mut wp = 0usize;
     let mut overrun = false;
     let mask = (1u32 << scale) - 1;
-    // Branch-free renormalisation: the next word is always loaded (0 past the end) and taken when
-    // the state fell below the floor; running out of words is recorded and reported once.
-    let mut step = |x: &mut u32, o: &mut u16| {
-        let slot = slots[(*x & mask) as usize];
-        *o = slot.sym;
-        let y = slot
-            .freq
-            .wrapping_mul(*x >> scale)
-            .wrapping_add(u32::from(slot.off));
-        let need = y < RANS_L;
-        let w = match words.get(wp..wp + 2) {
-            Some(w) => u32::from(u16::from_le_bytes([w[0], w[1]])),
-            None => {
-                overrun |= need;
-                0
-            }
-        };
-        *x = if need { (y << 16) | w } else { y };
-        wp += 2 * usize::from(need);
-    };
+    let slots = &slots[..=mask as usize];
     let mut quads = out.chunks_exact_mut(LANES);
+    // Fast rounds: while a whole round's worth of words (at most one per state) is left, the next
+    // words are read from a fixed window with no end-of-stream check. The four states live in
+    // scalar locals (an array invites the compiler to shuffle them through vector registers).
+    let [mut x0, mut x1, mut x2, mut x3] = states;
     for quad in &mut quads {
-        for (x, o) in states.iter_mut().zip(quad.iter_mut()) {
-            step(x, o);
-        }
+        let Some(window) = words.get(wp..wp + 2 * LANES) else {
+            // Too few words left for an unchecked round: finish on the checked path.
+            let mut st = [x0, x1, x2, x3];
+            for (x, o) in st.iter_mut().zip(quad.iter_mut()) {
+                step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
+            }
+            [x0, x1, x2, x3] = st;
+            continue;
+        };
+        // The round's four candidate words in one register; each state that renormalises takes
+        // the next one, found by a prefix sum over the states before it (no serial chain through
+        // the stream position).
+        let win = u64::from_le_bytes([
+            window[0], window[1], window[2], window[3], window[4], window[5], window[6], window[7],
+        ]);
+        let mut used = 0u32;
+        let mut step = |x: &mut u32| -> u16 {
+            let slot = slots[(*x & mask) as usize];
+            let y = slot
+                .freq
+                .wrapping_mul(*x >> scale)
+                .wrapping_add(u32::from(slot.off));
+            // Arithmetic select (a branch here mispredicts on every renormalisation).
+            let need = u32::from(y < RANS_L);
+            let w = (win >> ((used & 3) << 4)) as u32 & 0xffff;
+            *x = (y << (need << 4)) | (w & need.wrapping_neg());
+            used += need;
+            slot.sym
+        };
+        let o = [step(&mut x0), step(&mut x1), step(&mut x2), step(&mut x3)];
+        quad.copy_from_slice(&o);
+        wp += 2 * used as usize;
     }
+    states = [x0, x1, x2, x3];
     for (x, o) in states.iter_mut().zip(quads.into_remainder()) {
-        step(x, o);
+        step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
     }
     if overrun {
         return Err(Error::decode("entropy stream: truncated"));
@@ -379,6 +436,38 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// One decoder step with the end of the stream checked: renormalisation past the last word reads 0
+/// and records the overrun (reported once by the caller).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step_checked(
+    x: &mut u32,
+    o: &mut u16,
+    slots: &[Slot],
+    scale: u32,
+    mask: u32,
+    words: &[u8],
+    wp: &mut usize,
+    overrun: &mut bool,
+) {
+    let slot = slots[(*x & mask) as usize];
+    *o = slot.sym;
+    let y = slot
+        .freq
+        .wrapping_mul(*x >> scale)
+        .wrapping_add(u32::from(slot.off));
+    let need = y < RANS_L;
+    let w = match words.get(*wp..*wp + 2) {
+        Some(w) => u32::from(u16::from_le_bytes([w[0], w[1]])),
+        None => {
+            *overrun |= need;
+            0
+        }
+    };
+    *x = if need { (y << 16) | w } else { y };
+    *wp += 2 * usize::from(need);
 }
 
 /// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset.
