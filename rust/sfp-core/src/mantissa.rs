@@ -143,7 +143,10 @@ pub(crate) fn choose(
         let m = field(packed, i, man_bits);
         sampled += 1;
         let top = m >> (man_bits - max_top);
-        joint[(usize::from(code) << max_top) | top as usize] += 1;
+        let slot = (usize::from(code) << max_top) | top as usize;
+        if let Some(j) = joint.get_mut(slot) {
+            *j += 1;
+        }
         if code == 0 {
             zeros += 1;
             zero_ok &= m == 0;
@@ -339,7 +342,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
 
 /// A chunk's mantissas split by `plan`: the exponent alphabet codes (`code << top | top bits`) and
 /// the stored low values; `None` when zero skip was planned but a zero-code value has a nonzero
-/// mantissa (the sample missed it).
+/// mantissa (the sample missed it), or `packed` does not hold one field per code.
 pub(crate) fn split(
     plan: Plan,
     codes: &[u16],
@@ -350,8 +353,8 @@ pub(crate) fn split(
     let mut joint = Vec::with_capacity(if plan.top > 0 { codes.len() } else { 0 });
     let mut low = Vec::with_capacity(codes.len());
     let mut ok = true;
-    // Length checked by the caller (the kernel packs exactly codes.len() fields).
-    let _ = bitpack::unpack(packed, codes.len(), man_bits, |i, m| {
+    // The kernel packs exactly codes.len() fields; any other length leaves the chunk flat.
+    let unpacked = bitpack::unpack(packed, codes.len(), man_bits, |i, m| {
         let c = codes[i];
         if plan.top > 0 {
             joint.push((c << plan.top) | (m >> low_bits) as u16);
@@ -362,7 +365,7 @@ pub(crate) fn split(
             low.push(m & low_mask(low_bits));
         }
     });
-    ok.then_some((joint, low))
+    (ok && unpacked.is_ok()).then_some((joint, low))
 }
 
 /// Rebuilds the flat packed mantissas (`man_bits` each) of a chunk coded with `plan`: `codes` are
