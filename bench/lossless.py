@@ -5,7 +5,8 @@ decode throughput (MB/s of the uncompressed data and as a fraction of memcpy, me
 run), the order-0 split-exponent bound (sign and mantissa raw, exponents at their order-0 entropy,
 over the whole tensor and per 2^20-value chunk), the exponent bits/value each coder spends against
 the per-chunk order-0 entropy, the same ratios on real activations (with the sign-exponent joint
-entropy), and Gecko's parameter table.
+entropy), what each mantissa-coding idea would gain at its order-0 entropy beside what the coder
+reaches, and Gecko's parameter table.
 
 Run: ``python bench/lossless.py`` (``--no-params`` skips the slow Gecko parameter sweep;
 ``--repeats N`` sets the timing repeats, best of N).
@@ -66,6 +67,76 @@ def bytes_bound_ratio(a: np.ndarray) -> float:
     return (1 + e + m) * bits.size / total
 
 
+def _lane_bits(m: np.ndarray, width: int) -> float:
+    """Order-0 entropy of the 8-bit lanes (lowest first) of ``width``-bit values, bits/value."""
+    if m.size == 0:
+        return 0.0
+    return sum(
+        min(entropy_of_counts(np.bincount((m >> lo) & ((1 << min(8, width - lo)) - 1))), 8.0)
+        for lo in range(0, width, 8)
+    )
+
+
+def mantissa_ideas(a: np.ndarray, chunk: int = CHUNK) -> dict[str, float]:
+    """Ratio of each mantissa-coding idea at its per-chunk order-0 entropy (tables ignored).
+
+    Every row codes sign and exponent at the better of separate (sign stream + H(e)) and joint
+    H(s, e). ``flat``: mantissas raw (the exponent-only bound); ``lanes``: mantissa 8-bit lanes
+    entropy-coded; ``top<k>``: the top k mantissa bits coded with the exponent, the rest raw;
+    ``top<k>+lanes``: and the rest in lanes; ``zeros``: mantissas of zero-code values omitted when
+    they are all zero (no subnormals); ``best``: per chunk the best of all of these combined, which
+    is what the mantissa coder chooses from (it also keeps a table per 2^16 values per lane, which
+    can beat these per-2^20 figures)."""
+    e, m = FIELD_WIDTHS[peers_name(a)]
+    bits = a.reshape(-1).view(f"u{a.dtype.itemsize}").astype(np.int64)
+    tot: dict[str, float] = {}
+    for i in range(0, bits.size, chunk):
+        b = bits[i : i + chunk]
+        s, ex, man = (b >> (e + m)) & 1, (b >> m) & ((1 << e) - 1), b & ((1 << m) - 1)
+        z = ex == 0
+        skip = bool(z.any()) and not bool((man[z] != 0).any())
+        kept = man[~z] if skip else man
+        frac = kept.size / b.size
+        row: dict[str, float] = {}
+        best = float("inf")
+        for k in range(0, min(3, m) + 1):
+            j = (ex << k) | (man >> (m - k))
+            h = min(
+                (1.0 if s.any() else 0.0) + entropy_of_counts(np.bincount(j)),
+                entropy_of_counts(np.bincount(j * 2 + s)),
+            )
+            low = m - k
+            lanes = _lane_bits(man & ((1 << low) - 1), low)
+            row["flat" if k == 0 else f"top{k}"] = h + low
+            row["lanes" if k == 0 else f"top{k}+lanes"] = h + lanes
+            if k == 0:
+                row["zeros"] = h + low * frac
+            best = min(best, h + low, h + lanes)
+            if skip:
+                best = min(best, h + frac * _lane_bits(kept & ((1 << low) - 1), low))
+        row["best"] = best
+        for key, v in row.items():
+            tot[key] = tot.get(key, 0.0) + v * b.size
+    return {key: (1 + e + m) * bits.size / v for key, v in tot.items()}
+
+
+def mantissa_table(data: dict[str, np.ndarray]) -> None:
+    """The ratio each mantissa-coding idea would reach (order-0 entropy per 2^20 values) beside
+    what ``sfp-auto`` reaches and which mantissa coders its chunks used."""
+    keys = ["flat", "lanes", "top1", "top3", "top3+lanes", "zeros", "best"]
+    print(f"{'data':<16} " + " ".join(f"{k:>10}" for k in keys) + f" {'sfp-auto':>9}  chunks")
+    for name, a in data.items():
+        ideas = mantissa_ideas(a)
+        blob = sfp.encode(a, threads=1)
+        info = sfp.inspect(blob)
+        used = ", ".join(f"{k} x{v}" for k, v in sorted(info.mantissa_coders.items()))
+        print(
+            f"{name:<16} "
+            + " ".join(f"{ideas.get(k, float('nan')):10.4f}" for k in keys)
+            + f" {a.nbytes / len(blob):9.4f}  {used}"
+        )
+
+
 def peers_name(a: np.ndarray) -> str:
     return {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}.get(
         a.dtype, "bfloat16"
@@ -114,7 +185,11 @@ def speed_table(
     print(f"{'bound (chunk)':<14} {bound_ratio(a, True):7.4f}")
     print(
         f"{'bound +mant':<14} {bytes_bound_ratio(a):7.4f}"
-        "   (mantissa byte lanes entropy-coded too; not done by us)"
+        "   (mantissa byte lanes entropy-coded too, tables per 2^20 values)"
+    )
+    print(
+        f"{'bound ours':<14} {mantissa_ideas(a)['best']:7.4f}"
+        "   (sign-exponent, top mantissa bits, zero skip and lanes, per 2^20 values)"
     )
     z = results.get("zipnn")
     if z:
@@ -129,10 +204,31 @@ def speed_table(
     return results
 
 
+def chunk_alphabet_bits(a: np.ndarray, info: sfp.FrameInfo) -> float:
+    """Per-chunk order-0 entropy (bits/value) of what each chunk's exponent stream codes: the
+    exponent, with the top ``k`` mantissa bits when the chunk's mantissa coder is ``top<k>+...``,
+    and with the sign when the chunk has no sign stream but negative values."""
+    e, m = FIELD_WIDTHS[peers_name(a)]
+    bits = a.reshape(-1).view(f"u{a.dtype.itemsize}").astype(np.int64)
+    total, at = 0.0, 0
+    for c in info.chunks:
+        b = bits[at : at + c["values"]]
+        at += c["values"]
+        name = c["mantissa_coder"]
+        k = int(name[name.index("top") + 3]) if "top" in name else 0
+        j = (((b >> m) & ((1 << e) - 1)) << k) | ((b & ((1 << m) - 1)) >> (m - k))
+        s = (b >> (e + m)) & 1
+        if c["signs"] == 0 and s.any():
+            j = j * 2 + s
+        total += entropy_of_counts(np.bincount(j)) * b.size
+    return total / max(bits.size, 1)
+
+
 def exponent_table(label: str, a: np.ndarray) -> None:
-    """Exponent bits/value per coding against the per-chunk entropy H. Where a chunk coded signs
-    jointly (its sign stream is gone), the stream holds signs too: compare it with the joint
-    entropy H(s, e) printed beside."""
+    """Exponent bits/value per coding against the per-chunk entropy H of what the stream codes.
+    Where a chunk coded signs jointly (its sign stream is gone) the stream holds signs too, and
+    where the mantissa coder moved top mantissa bits into it (``auto``/``entropy``), those too:
+    ``H*`` is then the per-chunk entropy of exactly that alphabet."""
     codes = exponent_fields(a)
     h = chunk_entropy_bits(codes)
     _, joint = joint_sign_entropy(a)
@@ -140,9 +236,8 @@ def exponent_table(label: str, a: np.ndarray) -> None:
     for coding in CODINGS:
         info = sfp.inspect(sfp.encode(a, sfp.Format(exponent_coding=coding)))
         bpv = 8 * info.streams["exponents"] / a.size
-        has_signs = info.streams["signs"] > 0 or not np.signbit(a).any()
-        ref = h if has_signs else joint
-        row.append(f"{coding} {bpv:.3f} ({bpv / ref - 1:+.1%}{'' if has_signs else ' vs H(s,e)'})")
+        ref = chunk_alphabet_bits(a, info)
+        row.append(f"{coding} {bpv:.3f} ({bpv / ref - 1:+.1%} vs H* {ref:.3f})")
     print(f"{label:<16} H {h:.3f} H(s,e) {joint:.3f} | " + " | ".join(row))
 
 
@@ -174,7 +269,10 @@ def main() -> None:
         codecs = [peers.ours(c) for c in CODINGS] + [peers.zipnn(dt), peers.pcodec(), peers.zstd(3)]
         speed_table(f"weights {dt}", a, codecs, args.repeats)
 
-    print("\n# Exponent bits/value per coder vs the per-chunk order-0 entropy (H)")
+    print(
+        "\n# Exponent bits/value per coder vs the per-chunk order-0 entropy of what each chunk's"
+        " exponent stream codes (H*: exponent, + sign if joint, + top mantissa bits if moved)"
+    )
     for dt, a in data.items():
         exponent_table(f"weights {dt}", a)
     act = peers.activations(tensors)
@@ -188,7 +286,10 @@ def main() -> None:
         exponent_table(name, a)
 
     print("\n# Activations (MiniLM FFN, 2048 random tokens, all 6 layers): ratio")
-    print(f"{'data':<15} {'sfp-auto':>9} {'zipnn':>7} {'pcodec':>7} {'zstd-3':>7} {'bound':>7}")
+    print(
+        f"{'data':<15} {'sfp-auto':>9} {'zipnn':>7} {'pcodec':>7} {'zstd-3':>7} {'bound':>7}"
+        f" {'b-ours':>7}"
+    )
     for name, a in acts.items():
         dt = peers_name(a)
         r = [
@@ -200,8 +301,14 @@ def main() -> None:
             + " ".join(f"{v:7.4f}" for v in r[:1])
             + "  "
             + " ".join(f"{v:7.4f}" for v in r[1:])
-            + f" {bound_ratio(a, True):7.4f}"
+            + f" {bound_ratio(a, True):7.4f} {mantissa_ideas(a)['best']:7.4f}"
         )
+
+    print(
+        "\n# Mantissa coding: ratio of each idea at its order-0 entropy per 2^20 values"
+        " (tables ignored) vs the coder"
+    )
+    mantissa_table({**{f"weights {k}": v for k, v in data.items()}, **acts})
 
     print(
         "\n# Sign-exponent joint coding (bits/value, per chunk):"

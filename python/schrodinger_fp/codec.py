@@ -124,6 +124,11 @@ class FrameInfo:
         Bytes per stream over all chunks: header, signs, exponents, mantissas, exceptions.
     coders
         How many chunks used each exponent coder.
+    mantissa_coders
+        How many chunks used each mantissa coding: ``"flat"`` (packed), or ``"lanes"`` (byte lanes,
+        each flat or rANS-coded per block) with ``"top<k>+"`` (k top mantissa bits coded with the
+        exponent) and ``"zeros+"`` (mantissas of zeros omitted) prefixes. Each chunk's entry in
+        ``chunks`` names its own under ``"mantissa_coder"``.
     """
 
     dtype: str
@@ -135,6 +140,7 @@ class FrameInfo:
     streams: dict[str, int]
     coders: dict[str, int]
     chunks: list[dict[str, Any]] = field(repr=False)
+    mantissa_coders: dict[str, int] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -161,6 +167,8 @@ class FrameInfo:
             "streams: "
             + ", ".join(f"{k} {v} B ({bpv[k]:.3f} b/v)" for k, v in self.streams.items()),
             "exponent coders: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.coders.items())),
+            "mantissa coders: "
+            + ", ".join(f"{k} x{v}" for k, v in sorted(self.mantissa_coders.items())),
         ]
         return "\n".join(lines)
 
@@ -201,6 +209,7 @@ def inspect(data: Any) -> FrameInfo:
         streams=streams,
         coders=dict(coders),
         chunks=chunks,
+        mantissa_coders=dict(Counter(c["mantissa_coder"] for c in chunks)),
     )
 
 

@@ -7,6 +7,11 @@
 //! With flag bit 1 (`JOINT_SIGN`, issue 3) there is no sign stream: the exponent stream codes
 //! `(code << 1) | sign` at `exp_bits + 1` bits, which the encoder picks per chunk when it is smaller
 //! (activations after GELU, whose sign follows from the exponent for most values).
+//!
+//! With flag bit 2 (`MANTISSA_CODED`) the fixed header is followed by `u8 mantissa mode | u32
+//! mantissa stream bytes`, and the mantissa stream is coded as [`crate::mantissa`] describes; with a
+//! mode naming `k` top bits the exponent stream is entropy-coded at `exp_bits + k` (+1 with
+//! `JOINT_SIGN`) bits and holds `(code << k) | top bits`.
 
 use crate::bitpack::{packed_len, packer, unpacker};
 use crate::dtype::load;
@@ -14,12 +19,15 @@ use crate::error::{Error, Result};
 use crate::exponent::{self, Coder, ExponentCoding};
 use crate::frame::Reader;
 use crate::kernel::{self, Params, Split, Word};
+use crate::mantissa::{self, Plan};
 use crate::reduce::Reducer;
 use crate::simd::Level;
 
 const HAS_SIGNS: u8 = 1;
 /// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
 const JOINT_SIGN: u8 = 2;
+/// Mantissa follow-up of issue 3: the mantissa stream is coded (see [`crate::mantissa`]).
+const MANTISSA_CODED: u8 = 4;
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +36,8 @@ pub struct ChunkLayout {
     pub values: usize,
     /// The exponent coder used.
     pub coder: Coder,
+    /// How the mantissas were coded (`None`: packed flat).
+    pub mantissa: Option<Plan>,
     /// Bytes of the fixed chunk header.
     pub header_bytes: usize,
     /// Bytes of the sign stream (0 when no value is negative).
@@ -142,17 +152,26 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 flags = JOINT_SIGN;
             }
         }
+        let plan = code_mantissas(
+            coding,
+            (&s.codes, &s.signs, any_negative),
+            (exp_bits, man_bits),
+            (&mut flags, &mut coder),
+            &mut s.exps,
+            &mut s.mants,
+        );
         let sign_bytes = if flags & HAS_SIGNS != 0 {
             &s.signs[..]
         } else {
             &[]
         };
         let n_exceptions = s.exceptions.len() / (4 + size);
-        let mut header = [0u8; CHUNK_HEADER];
-        header[0] = flags;
-        header[1] = coder.id();
-        header[2..6].copy_from_slice(&(s.exps.len() as u32).to_le_bytes());
-        header[6..10].copy_from_slice(&(n_exceptions as u32).to_le_bytes());
+        let mut header = Vec::with_capacity(CHUNK_HEADER + mantissa::EXTRA_HEADER);
+        header.push(flags);
+        header.push(coder.id());
+        header.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        put_mantissa_header(plan, s.mants.len(), &mut header);
         place(
             &[&header, sign_bytes, &s.exps, &s.mants, &s.exceptions],
             slot,
@@ -172,6 +191,60 @@ fn place(parts: &[&[u8]], slot: &mut [u8]) -> Placed {
         at += p.len();
     }
     Placed::InSlot(len)
+}
+
+/// Mantissa follow-up of issue 3: after the flat split, replaces the mantissa stream (and, with top
+/// bits, the exponent stream, its coder and the sign flags) by the coded ones when `coding` allows
+/// the entropy coder and they are smaller; returns the plan used (`None`: the flat streams stand).
+/// `values` are the codes, the sign bits and whether any sign is set; `bits` the exponent and mantissa
+/// widths.
+pub(crate) fn code_mantissas(
+    coding: ExponentCoding,
+    values: (&[u16], &[u8], bool),
+    bits: (u32, u32),
+    state: (&mut u8, &mut Coder),
+    exps: &mut Vec<u8>,
+    mants: &mut Vec<u8>,
+) -> Option<Plan> {
+    let (codes, signs, any_negative) = values;
+    let (flags, coder) = state;
+    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy) {
+        return None;
+    }
+    let sign_len = if *flags & HAS_SIGNS != 0 {
+        signs.len()
+    } else {
+        0
+    };
+    let c = mantissa::try_code(
+        codes,
+        signs,
+        any_negative,
+        mants,
+        bits,
+        exps.len(),
+        sign_len,
+    )?;
+    if let Some((e, new_coder, joint)) = c.exponents {
+        *exps = e;
+        *coder = new_coder;
+        *flags = match (joint, any_negative) {
+            (true, _) => JOINT_SIGN,
+            (false, true) => HAS_SIGNS,
+            (false, false) => 0,
+        };
+    }
+    *flags |= MANTISSA_CODED;
+    *mants = c.stream;
+    Some(c.plan)
+}
+
+/// Appends the coded-mantissa header fields (nothing for flat mantissas).
+pub(crate) fn put_mantissa_header(plan: Option<Plan>, stream_len: usize, out: &mut Vec<u8>) {
+    if let Some(p) = plan {
+        out.push(p.mode());
+        out.extend_from_slice(&(stream_len as u32).to_le_bytes());
+    }
 }
 
 /// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
@@ -246,7 +319,9 @@ fn parse<'a>(
 ) -> Result<Parsed<'a>> {
     let mut r = Reader { bytes, pos: 0 };
     let flags = r.u8("chunk flags")?;
-    if flags & !(HAS_SIGNS | JOINT_SIGN) != 0 || flags == HAS_SIGNS | JOINT_SIGN {
+    if flags & !(HAS_SIGNS | JOINT_SIGN | MANTISSA_CODED) != 0
+        || flags & (HAS_SIGNS | JOINT_SIGN) == HAS_SIGNS | JOINT_SIGN
+    {
         return Err(Error::decode(format!("unknown chunk flags {flags:#04x}")));
     }
     let coder = Coder::from_id(r.u8("exponent coder")?)?;
@@ -257,13 +332,27 @@ fn parse<'a>(
             "{exceptions} exceptions in a chunk of {n} values"
         )));
     }
+    let coded = if flags & MANTISSA_CODED != 0 {
+        let plan = Plan::from_mode(r.u8("mantissa mode")?, man_bits)?;
+        if plan.top > 0 && coder != Coder::Entropy {
+            return Err(Error::decode(
+                "mantissa top bits with a non-entropy exponent coder",
+            ));
+        }
+        Some((plan, r.u32("mantissa stream length")? as usize))
+    } else {
+        None
+    };
     let signs = if flags & HAS_SIGNS != 0 {
         Some(r.take(n.div_ceil(8), "sign stream")?)
     } else {
         None
     };
     let exponents = r.take(exponent_bytes, "exponent stream")?;
-    let mantissa_bytes = packed_len(n, man_bits).map_err(|e| Error::decode(e.to_string()))?;
+    let mantissa_bytes = match coded {
+        Some((_, len)) => len,
+        None => packed_len(n, man_bits).map_err(|e| Error::decode(e.to_string()))?,
+    };
     let mantissas = r.take(mantissa_bytes, "mantissa stream")?;
     let exception_bytes = exceptions * (4 + size);
     let exception_stream = r.take(exception_bytes, "exception stream")?;
@@ -276,7 +365,13 @@ fn parse<'a>(
     let layout = ChunkLayout {
         values: n,
         coder,
-        header_bytes: CHUNK_HEADER,
+        mantissa: coded.map(|(p, _)| p),
+        header_bytes: CHUNK_HEADER
+            + if coded.is_some() {
+                mantissa::EXTRA_HEADER
+            } else {
+                0
+            },
         sign_bytes: signs.map_or(0, <[u8]>::len),
         exponent_bytes,
         mantissa_bytes,
@@ -321,6 +416,9 @@ pub(crate) fn decode<W: Word, const M: u8>(
     with_scratch(|s| {
         s.codes.clear();
         s.codes.resize(n, 0);
+        let plan = parsed.layout.mantissa;
+        let top = plan.map_or(0, |p| p.top);
+        let exp_bits = exp_bits + top;
         let mut signs = parsed.signs;
         if parsed.joint_sign {
             parsed
@@ -340,6 +438,14 @@ pub(crate) fn decode<W: Word, const M: u8>(
                 .coder
                 .decode(parsed.exponents, exp_bits, &mut s.codes)?;
         }
+        let mut tops = Vec::new();
+        if top > 0 {
+            tops = s.codes.iter().map(|&c| c & ((1 << top) - 1)).collect();
+            for c in &mut s.codes {
+                *c >>= top;
+            }
+        }
+        let exp_bits = exp_bits - top;
         let max_code = if exp_bits >= 16 {
             u16::MAX
         } else {
@@ -351,12 +457,26 @@ pub(crate) fn decode<W: Word, const M: u8>(
                 "exponent code {largest} exceeds {exp_bits} bits"
             )));
         }
+        let mants = match plan {
+            Some(plan) => {
+                mantissa::rebuild(
+                    plan,
+                    parsed.mantissas,
+                    &s.codes,
+                    &tops,
+                    man_bits,
+                    &mut s.mants,
+                )?;
+                &s.mants[..]
+            }
+            None => parsed.mantissas,
+        };
         kernel::expand::run::<W, M>(
             level,
             p,
             signs,
             &s.codes,
-            parsed.mantissas,
+            mants,
             (unpacker(man_bits), man_bits),
             out,
         );

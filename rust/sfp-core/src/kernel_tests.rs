@@ -206,10 +206,19 @@ fn reference_chunk(
             flags = 2;
         }
     }
+    let plan = crate::chunk::code_mantissas(
+        coding,
+        (&codes, &signs, any_negative),
+        (exp_bits, man_bits),
+        (&mut flags, &mut coder),
+        &mut exps,
+        &mut mantissas,
+    );
     let mut out = vec![flags, coder.id()];
     out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
     out.extend_from_slice(&((exceptions.len() / (4 + size)) as u32).to_le_bytes());
-    if flags == 1 {
+    crate::chunk::put_mantissa_header(plan, mantissas.len(), &mut out);
+    if flags & 1 == 1 {
         out.extend_from_slice(&signs);
     }
     out.extend_from_slice(&exps);

@@ -12,6 +12,7 @@ pub mod exponent;
 pub mod format;
 pub mod frame;
 mod kernel;
+pub mod mantissa;
 pub mod memory;
 mod reduce;
 mod rng;

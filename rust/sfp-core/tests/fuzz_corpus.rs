@@ -24,6 +24,7 @@ fn check_for(target: &str) -> Option<Check> {
         "exponent_raw" => |d| testkit::check_coder(Coder::Raw, d),
         "exponent_gecko" => |d| testkit::check_coder(Coder::Gecko, d),
         "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
+        "mantissa" => testkit::mantissa::check_mantissa,
         _ => return None,
     })
 }
@@ -75,6 +76,13 @@ fn write_seeds() {
         for target in ["exponent_raw", "exponent_gecko", "exponent_entropy"] {
             put(target, &format!("w{width}-skewed"), &skewed);
             put(target, &format!("w{width}-flat"), &flat);
+        }
+    }
+    for width in [1u8, 4, 7, 10, 23, 52] {
+        for shift in [0u8, 40, 60] {
+            let mut input = vec![width, shift];
+            input.extend((0..400u32).map(|i| (i * 37 % 251) as u8));
+            put("mantissa", &format!("w{width}-s{shift}"), &input);
         }
     }
 }

@@ -297,7 +297,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     add(
         "unknown chunk flags",
         lossy(4, 4),
-        &[&chunk(4, 0, &[0x21, 0x43], 0, &[0x1b])],
+        &[&chunk(8, 0, &[0x21, 0x43], 0, &[0x1b])],
         "unknown chunk flags",
     );
     add(

@@ -76,6 +76,31 @@ pub fn values(dtype: DType, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `n` values whose mantissas the mantissa coder codes: a third exact zeros (ReLU), the rest in a
+/// few binades with skewed top mantissa bits and small low bits (values of a coarse grid).
+pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(dtype.id());
+    let size = dtype.size();
+    (0..n)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bits = if state % 3 == 0 {
+                0
+            } else {
+                let field = (dtype.bias() as u64) - 1 - ((state >> 8) & 3);
+                let top = [0u64, 0, 0, 1, 1, 2, 3, 5][((state >> 12) & 7) as usize];
+                let mant = (top << (m - 3)) | ((state >> 20) & 3);
+                let sign = ((state >> 30) & 1) << (e + m);
+                sign | (field << m) | mant
+            };
+            bits.to_le_bytes()[..size].to_vec()
+        })
+        .collect()
+}
+
 fn format(exp_bits: Option<u32>, man_bits: Option<u32>) -> Format {
     Format {
         exp_bits,
@@ -153,6 +178,16 @@ pub fn cases() -> Vec<GoldenCase> {
                 values: values(dtype, 300),
             });
         }
+    }
+    for dtype in DType::ALL {
+        out.push(GoldenCase {
+            name: format!("{}_lossless_mantissa_coded", dtype.name()),
+            dtype,
+            shape: vec![3000],
+            format: Format::LOSSLESS,
+            chunk_size: 1500,
+            values: skewed_values(dtype, 3000),
+        });
     }
     for (case, shape) in [("empty", vec![3, 0]), ("scalar", vec![])] {
         let n = if shape.is_empty() { 1 } else { 0 };

@@ -7,6 +7,7 @@
 pub mod corrupt;
 pub mod golden;
 pub mod input;
+pub mod mantissa;
 pub mod raw;
 
 use crate::dtype::DType;

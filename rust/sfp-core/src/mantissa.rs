@@ -1,0 +1,414 @@
+//! Coding of a chunk's mantissa stream (issue 3, mantissa follow-up).
+//!
+//! Mantissas are packed flat by default: for most weights they are close to uniform noise. Three
+//! things are not, and a chunk may use any of them (a [`Plan`], chosen per chunk from a sampled
+//! histogram and kept only when the coded chunk is smaller):
+//! - **top bits with the exponent**: the top `k` (1..=[`MAX_TOP`]) mantissa bits move into the
+//!   exponent alphabet (`(code << k) | top`, entropy-coded at `exp_bits + k` bits), which captures
+//!   the skew of Gaussian values inside a binade;
+//! - **zero skip**: when every value with the zero exponent code has a zero mantissa (no subnormals
+//!   in the chunk, or a reduced window above them), those mantissas are omitted (ReLU zeros);
+//! - **byte lanes**: the remaining low `m - k` bits are cut into 8-bit lanes (from the least
+//!   significant end) in blocks of [`BLOCK`] values; each lane of each block is packed flat or
+//!   order-0 rANS-coded ([`crate::exponent::entropy`], its own table), whichever is smaller.
+//!
+//! Mantissa stream layout (little-endian): for each block of [`BLOCK`] stored values, for each lane
+//! (lowest first): `u8 coder (0 raw, 2 entropy) | u32 bytes | bytes`. The stored values are the
+//! chunk's values in order, without the zero-code values under zero skip.
+
+use crate::bitpack::{self, low_mask, packed_len};
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::exponent::{self, entropy, Coder, ExponentCoding};
+
+/// Most mantissa bits coded jointly with the exponent.
+pub const MAX_TOP: u32 = 3;
+/// Stored values per lane block (each block and lane has its own table).
+pub const BLOCK: usize = 1 << 16;
+const LANE_BITS: u32 = 8;
+const RAW: u8 = 0;
+const ENTROPY: u8 = 2;
+const ZERO_SKIP: u8 = 4;
+/// Values sampled per chunk to choose the plan.
+const SAMPLES: usize = 1 << 14;
+
+/// How one chunk's mantissas are coded (absent: packed flat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Top mantissa bits coded with the exponent (0..=[`MAX_TOP`]).
+    pub top: u32,
+    /// Mantissas of zero-code values omitted (all zero).
+    pub zero_skip: bool,
+}
+
+impl Plan {
+    /// The mode byte stored in the chunk header.
+    pub fn mode(self) -> u8 {
+        self.top as u8 | if self.zero_skip { ZERO_SKIP } else { 0 }
+    }
+
+    /// The plan of a mode byte, for mantissas of `man_bits` bits.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for unknown bits or more top bits than the mantissa has.
+    pub fn from_mode(mode: u8, man_bits: u32) -> Result<Self> {
+        let top = u32::from(mode & 3);
+        if mode & !(3 | ZERO_SKIP) != 0 || top > man_bits || man_bits == 0 {
+            return Err(Error::decode(format!(
+                "mantissa mode {mode:#04x} is invalid for {man_bits} mantissa bits"
+            )));
+        }
+        Ok(Self {
+            top,
+            zero_skip: mode & ZERO_SKIP != 0,
+        })
+    }
+
+    /// The name `inspect` reports: `lanes`, with `+top<k>` and `+zeros` when used.
+    pub fn name(self) -> &'static str {
+        match (self.top, self.zero_skip) {
+            (0, false) => "lanes",
+            (1, false) => "top1+lanes",
+            (2, false) => "top2+lanes",
+            (3, false) => "top3+lanes",
+            (0, true) => "zeros+lanes",
+            (1, true) => "zeros+top1+lanes",
+            (2, true) => "zeros+top2+lanes",
+            _ => "zeros+top3+lanes",
+        }
+    }
+}
+
+/// The lanes `(shift, width)` of `width`-bit values, lowest first.
+fn lanes(width: u32) -> impl Iterator<Item = (u32, u32)> {
+    (0..width)
+        .step_by(LANE_BITS as usize)
+        .map(move |lo| (lo, (width - lo).min(LANE_BITS)))
+}
+
+/// Order-0 entropy of a histogram, in bits per counted value (0 for an empty one).
+fn entropy_bits(hist: &[u32]) -> f64 {
+    let total: f64 = hist.iter().map(|&h| f64::from(h)).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    hist.iter()
+        .filter(|&&h| h > 0)
+        .map(|&h| {
+            let p = f64::from(h) / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Reads the `width`-bit field `i` of a flat LSB-first packed stream (0 past its end).
+fn field(packed: &[u8], i: usize, width: u32) -> u64 {
+    let bit = i * width as usize;
+    let mut buf = [0u8; 8];
+    let at = bit / 8;
+    let end = (at + 8).min(packed.len());
+    if at < end {
+        buf[..end - at].copy_from_slice(&packed[at..end]);
+    }
+    (u64::from_le_bytes(buf) >> (bit % 8)) & low_mask(width)
+}
+
+/// Chooses a plan for a chunk from a sample of its values: `codes` (exponent codes of `exp_bits`
+/// bits) and `packed` (the flat mantissas at `man_bits`); `top_allowed` says whether top bits may
+/// join the exponent. `None` when the sample predicts under 0.5% saving over flat mantissas.
+pub(crate) fn choose(
+    codes: &[u16],
+    packed: &[u8],
+    exp_bits: u32,
+    man_bits: u32,
+    top_allowed: bool,
+) -> Option<Plan> {
+    let n = codes.len();
+    if n == 0 || man_bits == 0 || man_bits > 64 {
+        return None;
+    }
+    let max_top = if top_allowed && exp_bits + MAX_TOP < entropy::MAX_WIDTH {
+        MAX_TOP.min(man_bits)
+    } else {
+        0
+    };
+    let stride = n.div_ceil(SAMPLES).max(1);
+    let mut joint = vec![0u32; 1usize << (exp_bits + max_top)];
+    let nlanes = man_bits.div_ceil(LANE_BITS) as usize;
+    // Lane histograms per top-bit count k (lanes of the low man_bits - k bits), over kept values.
+    let mut lane_hist = vec![vec![[0u32; 256]; nlanes]; max_top as usize + 1];
+    let (mut zeros, mut zero_ok, mut sampled) = (0usize, true, 0usize);
+    for i in (0..n).step_by(stride) {
+        let code = codes[i];
+        let m = field(packed, i, man_bits);
+        sampled += 1;
+        let top = m >> (man_bits - max_top);
+        let slot = (usize::from(code) << max_top) | top as usize;
+        if let Some(j) = joint.get_mut(slot) {
+            *j += 1;
+        }
+        if code == 0 {
+            zeros += 1;
+            zero_ok &= m == 0;
+        }
+        for (k, hists) in lane_hist.iter_mut().enumerate() {
+            let low = m & low_mask(man_bits - k as u32);
+            for ((lo, w), h) in lanes(man_bits - k as u32).zip(hists.iter_mut()) {
+                h[((low >> lo) & low_mask(w)) as usize] += 1;
+            }
+        }
+    }
+    let zero_skip = zero_ok && zeros > 0;
+    // Zero-code values of a skipped chunk hold zero mantissas: take them out of the lane counts.
+    if zero_skip {
+        for (k, hists) in lane_hist.iter_mut().enumerate() {
+            for (_, h) in lanes(man_bits - k as u32).zip(hists.iter_mut()) {
+                h[0] -= zeros as u32;
+            }
+        }
+    }
+    let kept = if zero_skip { sampled - zeros } else { sampled } as f64;
+    let mut best: Option<(f64, Plan)> = None;
+    let mut flat = 0.0;
+    for k in 0..=max_top {
+        // Marginalise the joint histogram to k top bits.
+        let mut h = vec![0u32; 1usize << (exp_bits + k)];
+        for (s, &c) in joint.iter().enumerate() {
+            h[s >> (max_top - k)] += c;
+        }
+        let exp_cost = entropy_bits(&h) * sampled as f64;
+        if k == 0 {
+            flat = exp_cost + f64::from(man_bits) * sampled as f64;
+        }
+        let lanes_cost: f64 = lanes(man_bits - k)
+            .zip(&lane_hist[k as usize])
+            .map(|((_, w), h)| entropy_bits(h).min(f64::from(w)) * kept)
+            .sum();
+        let cost = exp_cost + lanes_cost;
+        if best.is_none_or(|(b, _)| cost < b) {
+            best = Some((cost, Plan { top: k, zero_skip }));
+        }
+    }
+    let (cost, plan) = best?;
+    (cost < flat - 0.005 * (flat + sampled as f64)).then_some(plan)
+}
+
+/// A chunk's coded mantissas and, when top bits joined the exponent, its new exponent stream.
+pub(crate) struct Coded {
+    /// The plan used.
+    pub plan: Plan,
+    /// The mantissa stream.
+    pub stream: Vec<u8>,
+    /// With top bits: the exponent stream, its coder and whether signs are coded in it.
+    pub exponents: Option<(Vec<u8>, Coder, bool)>,
+}
+
+/// Codes a chunk's mantissas when the sampled plan predicts a saving and the coded streams are
+/// smaller than `flat` bytes (sign, exponent and flat mantissa streams as they stand; `exps` is that
+/// exponent stream's length, `sign_len` the sign stream's).
+pub(crate) fn try_code(
+    codes: &[u16],
+    signs: &[u8],
+    any_negative: bool,
+    packed: &[u8],
+    (exp_bits, man_bits): (u32, u32),
+    exps: usize,
+    sign_len: usize,
+) -> Option<Coded> {
+    let flat = sign_len + exps + packed.len();
+    let mut plan = choose(codes, packed, exp_bits, man_bits, true)?;
+    let (joint, low) = match split(plan, codes, packed, man_bits) {
+        Some(s) => s,
+        None => {
+            plan.zero_skip = false;
+            split(plan, codes, packed, man_bits)?
+        }
+    };
+    let mut stream = Vec::new();
+    encode(&low, man_bits - plan.top, &mut stream);
+    let (exponents, total) = if plan.top == 0 {
+        (None, sign_len + exps + stream.len())
+    } else {
+        let width = exp_bits + plan.top;
+        let mut e = Vec::new();
+        let mut coder = exponent::encode(ExponentCoding::Entropy, &joint, width, &mut e);
+        let mut joint_sign = false;
+        if any_negative {
+            let separate = e.len() + signs.len();
+            if let Some((j, c)) =
+                chunk::joint_sign(ExponentCoding::Entropy, &joint, signs, width, separate)
+            {
+                e = j;
+                coder = c;
+                joint_sign = true;
+            }
+        }
+        let signs_kept = if any_negative && !joint_sign {
+            signs.len()
+        } else {
+            0
+        };
+        let total = e.len() + stream.len() + signs_kept;
+        (Some((e, coder, joint_sign)), total)
+    };
+    (total + EXTRA_HEADER < flat).then_some(Coded {
+        plan,
+        stream,
+        exponents,
+    })
+}
+
+/// Bytes a coded chunk adds to the chunk header (mode byte and stream length).
+pub(crate) const EXTRA_HEADER: usize = 5;
+
+/// Codes `values` (each below `2^width`) in lane blocks, appending to `out`.
+pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
+    let mut syms: Vec<u16> = Vec::with_capacity(BLOCK.min(values.len()));
+    let mut coded = Vec::new();
+    for block in values.chunks(BLOCK) {
+        for (lo, w) in lanes(width) {
+            syms.clear();
+            syms.extend(block.iter().map(|&v| ((v >> lo) & low_mask(w)) as u16));
+            let raw_len = (block.len() * w as usize).div_ceil(8);
+            coded.clear();
+            let hist = entropy::histogram(&syms, w);
+            if let Some(table) = entropy::Table::from_histogram(&hist) {
+                if table.min_stream_len(&hist) < raw_len {
+                    entropy::encode_with_table(&syms, w, &table, &mut coded);
+                }
+            }
+            if !coded.is_empty() && coded.len() < raw_len {
+                out.push(ENTROPY);
+                out.extend_from_slice(&(coded.len() as u32).to_le_bytes());
+                out.extend_from_slice(&coded);
+            } else {
+                out.push(RAW);
+                out.extend_from_slice(&(raw_len as u32).to_le_bytes());
+                bitpack::pack(syms.iter().map(|&s| u64::from(s)), w, out);
+            }
+        }
+    }
+}
+
+/// Decodes exactly `out.len()` values of `width` bits from the whole stream `bytes`.
+///
+/// # Errors
+/// [`Error::Decode`] when the stream is malformed, truncated or has bytes left over.
+pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
+    if width > 64 {
+        return Err(Error::decode(format!("mantissa width {width} exceeds 64")));
+    }
+    out.fill(0);
+    let mut pos = 0usize;
+    let mut syms: Vec<u16> = Vec::new();
+    for block in out.chunks_mut(BLOCK) {
+        for (lo, w) in lanes(width) {
+            let head = bytes
+                .get(pos..pos + 5)
+                .ok_or_else(|| Error::decode("mantissa stream: truncated lane header"))?;
+            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            pos += 5;
+            let body = bytes
+                .get(pos..)
+                .and_then(|b| b.get(..len))
+                .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
+            pos += len;
+            match head[0] {
+                RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
+                ENTROPY => {
+                    syms.clear();
+                    syms.resize(block.len(), 0);
+                    entropy::decode(body, w, &mut syms)?;
+                    for (v, &s) in block.iter_mut().zip(&syms) {
+                        *v |= u64::from(s) << lo;
+                    }
+                }
+                other => {
+                    return Err(Error::decode(format!(
+                        "mantissa stream: unknown lane coder {other}"
+                    )))
+                }
+            }
+        }
+    }
+    if pos != bytes.len() {
+        return Err(Error::decode(format!(
+            "mantissa stream: {} stray bytes",
+            bytes.len() - pos
+        )));
+    }
+    Ok(())
+}
+
+/// A chunk's mantissas split by `plan`: the exponent alphabet codes (`code << top | top bits`) and
+/// the stored low values; `None` when zero skip was planned but a zero-code value has a nonzero
+/// mantissa (the sample missed it), or `packed` does not hold one field per code.
+pub(crate) fn split(
+    plan: Plan,
+    codes: &[u16],
+    packed: &[u8],
+    man_bits: u32,
+) -> Option<(Vec<u16>, Vec<u64>)> {
+    let low_bits = man_bits - plan.top;
+    let mut joint = Vec::with_capacity(if plan.top > 0 { codes.len() } else { 0 });
+    let mut low = Vec::with_capacity(codes.len());
+    let mut ok = true;
+    // The kernel packs exactly codes.len() fields; any other length leaves the chunk flat.
+    let unpacked = bitpack::unpack(packed, codes.len(), man_bits, |i, m| {
+        let c = codes[i];
+        if plan.top > 0 {
+            joint.push((c << plan.top) | (m >> low_bits) as u16);
+        }
+        if plan.zero_skip && c == 0 {
+            ok &= m == 0;
+        } else {
+            low.push(m & low_mask(low_bits));
+        }
+    });
+    (ok && unpacked.is_ok()).then_some((joint, low))
+}
+
+/// Rebuilds the flat packed mantissas (`man_bits` each) of a chunk coded with `plan`: `codes` are
+/// the exponent codes (top bits already split off into `tops`, empty when `plan.top` is 0) and
+/// `stream` the mantissa stream.
+///
+/// # Errors
+/// [`Error::Decode`] when the stream is malformed.
+pub(crate) fn rebuild(
+    plan: Plan,
+    stream: &[u8],
+    codes: &[u16],
+    tops: &[u16],
+    man_bits: u32,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let low_bits = man_bits - plan.top;
+    let stored = if plan.zero_skip {
+        codes.iter().filter(|&&c| c != 0).count()
+    } else {
+        codes.len()
+    };
+    let mut low = vec![0u64; stored];
+    decode(stream, low_bits, &mut low)?;
+    if plan.zero_skip && codes.iter().zip(tops).any(|(&c, &t)| c == 0 && t != 0) {
+        return Err(Error::decode(
+            "mantissa stream: a skipped zero has nonzero top bits",
+        ));
+    }
+    let mut next = low.iter();
+    let values = codes.iter().enumerate().map(|(i, &c)| {
+        if plan.zero_skip && c == 0 {
+            return 0;
+        }
+        let l = next.next().copied().unwrap_or(0);
+        let t = tops.get(i).map_or(0, |&t| u64::from(t));
+        (t << low_bits) | l
+    });
+    out.clear();
+    out.reserve(packed_len(codes.len(), man_bits).unwrap_or(0));
+    bitpack::pack(values, man_bits, out);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
