@@ -70,9 +70,12 @@ fn ceil_log2(n: usize) -> u32 {
     }
 }
 
-/// The table precision for `present` distinct codes.
+/// The table precision for `present` distinct codes: at least 16 slots per code up to 14 bits (wide
+/// alphabets, such as exponents with top mantissa bits, lose less to rounded frequencies), and
+/// always at least 2 slots per code.
 fn scale_for(present: usize) -> u32 {
-    (ceil_log2(present) + 1).clamp(MIN_SCALE, MAX_SCALE)
+    let bits = ceil_log2(present);
+    (bits + 4).min(14).max(bits + 1).clamp(MIN_SCALE, MAX_SCALE)
 }
 
 /// Normalises a histogram (with `total` > 0 values) to frequencies summing to `2^scale`, every
