@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -36,7 +38,9 @@ def test_bytes_are_the_encoded_frames_at_the_policy_formats() -> None:
     assert rec.ratio("raw") == pytest.approx(s.fp32_bytes / s.encoded["raw"])
     for c in ("raw", "gecko"):  # one frame header per tensor, as the codec reports it
         hdr = sum(
-            sfp.inspect(sfp.encode(x, policy.format_for(n) or sfp.Format())).streams["header"]
+            sfp.inspect(
+                sfp.encode(x, replace(policy.format_for(n) or sfp.Format(), exponent_coding=c))
+            ).streams["header"]
             for n, x in ts.items()
         )
         assert s.headers[c] == hdr > 0
