@@ -16,7 +16,6 @@ import pytest
 import schrodinger_fp as sfp
 from schrodinger_fp import _atomic
 from schrodinger_fp.archive_index import END_MAGIC, MAGIC, PREAMBLE, TRAILER
-from schrodinger_fp.formatrules import FormatRules
 
 LOSSY = sfp.Format(exp_bits=4, man_bits=2)
 
@@ -83,9 +82,11 @@ class Rules:
     [
         {"w.f32": LOSSY},
         Rules(),
-        FormatRules(rules=(("*.f32", LOSSY),)),
-        FormatRules.from_json(
-            {"default": None, "rules": [{"pattern": "w.f3?", "format": LOSSY.to_dict()}]}
+        sfp.Policy(rules=[("*.f32", LOSSY)]),
+        sfp.Policy.from_json(
+            json.dumps(
+                {"default": None, "rules": [{"pattern": "w.f3?", "format": LOSSY.to_dict()}]}
+            )
         ),
     ],
     ids=["dict", "format_for", "rules", "json"],
@@ -98,39 +99,6 @@ def test_policy_forms_select_per_tensor(tmp_path: Path, policy: object) -> None:
         assert archive.entries["w.f64"].lossless
         assert bits(archive["w.f64"]) == bits(src["w.f64"])
         assert not archive.lossless
-
-
-def test_format_rules_first_match_wins_and_default() -> None:
-    rules = FormatRules.from_json(
-        {
-            "default": {"man_bits": 3},
-            "rules": [
-                {"pattern": "*.bias", "format": {}},
-                {"pattern": "*", "format": {"man_bits": 1}},
-            ],
-        }
-    )
-    assert rules.format_for("a.bias") == sfp.Format()
-    assert rules.format_for("a.weight") == sfp.Format(man_bits=1)
-    assert FormatRules.from_json({"default": {"man_bits": 3}}).format_for("x") == sfp.Format(
-        man_bits=3
-    )
-
-
-@pytest.mark.parametrize(
-    ("doc", "message"),
-    [
-        ([], "JSON object"),
-        ({"rules": {}}, "must be a list"),
-        ({"rules": [{"pattern": "*"}]}, "pattern' and 'format"),
-        ({"default": {"man_bits": -1}}, "invalid format"),
-        ({"default": {"bogus": 1}}, "invalid format"),
-        ({"other": 1}, "unknown keys"),
-    ],
-)
-def test_format_rules_reject_bad_documents(doc: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        FormatRules.from_json(doc)
 
 
 def test_random_access_reads_only_the_named_tensor(tmp_path: Path) -> None:

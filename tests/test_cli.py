@@ -152,7 +152,7 @@ def test_policy_file_selects_formats_per_tensor(model: Path, tmp_path: Path) -> 
         "compress", model, "--policy", policy, "--man-bits", 2, message="cannot be combined", code=2
     )
     policy.write_text('{"rules": [{"pattern": "*", "format": {"man_bits": "x"}}]}')
-    fails("compress", model, "-f", "--policy", policy, message="invalid format")
+    fails("compress", model, "-f", "--policy", policy, message="not a valid format dict")
     policy.write_text("{")
     fails("compress", model, "-f", "--policy", policy, message="not valid JSON")
     fails(

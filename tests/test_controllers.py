@@ -253,3 +253,57 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
     q_acc, bits = train(True)
     assert bits["man"] < 8 and bits["exp"] < 7, bits
     assert q_acc >= base_acc - 0.03, (q_acc, base_acc)
+
+
+def test_bitwave_trial_keeps_removing_while_the_trend_holds() -> None:
+    bw = sfp.BitWave(period=1, cooldown=0, regret=0.01)
+    run_bitwave(bw, [0.9**k for k in range(8)])  # the loss falls 10 % a period throughout
+    assert [d.action for d in bw.decisions] == ["remove"] * 7
+    assert (bw.man_bits, bw.exp_bits) == (16, 8)
+
+
+def test_bitwave_trial_undoes_a_removal_that_slows_learning_and_backs_off() -> None:
+    bw = sfp.BitWave(period=1, cooldown=0, regret=0.01, backoff=2)
+    # falls 10 % a period, then nearly stalls after the second removal: still "improving"
+    # against the moving average, but 10 % short of the trend -> the removal is undone
+    losses = [1.0, 0.9, 0.81, 0.80, 0.79, 0.78, 0.77, 0.77] + [0.76 - 0.001 * k for k in range(4)]
+    run_bitwave(bw, losses)
+    actions = [d.action for d in bw.decisions]
+    assert actions[:7] == ["remove", "remove", "undo", "backoff", "backoff", "remove", "undo"]
+    assert actions[7:11] == ["backoff"] * 4  # the second consecutive undo doubles the back-off
+    assert all(d.improvement > 0 for d in bw.decisions)  # the old test alone would remove
+    assert bw.decisions[2].man_bits == 22  # the second bit came back
+    assert (bw.man_bits, bw.exp_bits) == (22, 8)
+    assert bw.shortfall() is None
+
+
+def test_bitwave_without_regret_removes_through_the_stall() -> None:
+    bw = sfp.BitWave(period=1, cooldown=0)
+    run_bitwave(bw, [1.0, 0.9, 0.81, 0.80, 0.79, 0.78, 0.77, 0.77])
+    assert [d.action for d in bw.decisions][:6] == ["remove"] * 6
+
+
+def test_bitwave_rejects_bad_trial_parameters() -> None:
+    with pytest.raises(ValueError, match=r"regret=-0\.1"):
+        sfp.BitWave(regret=-0.1)
+    with pytest.raises(ValueError, match="trend_periods=0"):
+        sfp.BitWave(trend_periods=0)
+
+
+def test_bitwave_starts_at_init_bits_and_never_adds_above_them() -> None:
+    bw = sfp.BitWave(period=1, cooldown=0, init_man_bits=7, min_man_bits=3, worsen=0.01)
+    p = run_bitwave(bw, [1.0, 0.9, 0.8, 0.7, 0.6, 0.6])
+    assert p.history[0].new == sfp.Format(exp_bits=8, man_bits=7)
+    assert (bw.man_bits, bw.exp_bits) == (3, 7)  # mantissa down to its floor, then exponent
+    for loss in (0.9, 1.5, 3.0, 6.0):  # worse and worse: everything removed comes back
+        bw.step(StepState(step=10, loss=loss))
+    assert (bw.man_bits, bw.exp_bits) == (7, 8)
+    with pytest.raises(ValueError, match="e8m2"):
+        sfp.BitWave(init_man_bits=2, min_man_bits=3).attach(sfp.Policy(), SPECS)
+
+
+def test_bitwave_backs_off_after_an_add_when_trials_are_on() -> None:
+    bw = sfp.BitWave(period=1, cooldown=0, regret=1.0, worsen=0.05, backoff=2)
+    run_bitwave(bw, [1.0, 0.9, 0.81, 1.2, 0.7, 0.6, 0.5])
+    actions = [d.action for d in bw.decisions]
+    assert actions == ["remove", "remove", "add", "backoff", "backoff", "remove"]

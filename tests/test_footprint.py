@@ -34,6 +34,13 @@ def test_bytes_are_the_encoded_frames_at_the_policy_formats() -> None:
     assert s.fp32_bytes == 4 * (64 * 32 + 4096)
     assert s.container_bits == pytest.approx((2048 * 32 + 4096 * 6) / 6144)
     assert rec.ratio("raw") == pytest.approx(s.fp32_bytes / s.encoded["raw"])
+    for c in ("raw", "gecko"):  # one frame header per tensor, as the codec reports it
+        hdr = sum(
+            sfp.inspect(sfp.encode(x, policy.format_for(n) or sfp.Format())).streams["header"]
+            for n, x in ts.items()
+        )
+        assert s.headers[c] == hdr > 0
+        assert rec.header_share(c) == pytest.approx(hdr / s.encoded[c])
 
 
 def test_ratio_sums_bytes_over_samples_and_last() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from schrodinger_fp.format import Format
-from schrodinger_fp.formatrules import FormatRules, PolicyLike
+from schrodinger_fp.policy import Policy, PolicyLike
 
 
 class CommandError(Exception):
@@ -69,7 +69,7 @@ def policy_from_args(args: argparse.Namespace) -> PolicyLike:
     """
     if args.policy is not None:
         try:
-            return FormatRules.load(args.policy)
+            return Policy.load(args.policy)
         except OSError as exc:
             raise CommandError(f"cannot read policy {args.policy}: {exc.strerror or exc}") from None
     if all(getattr(args, k) is None for k in ("exp_bits", "man_bits", "rounding", "underflow")):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .codec import encode
+from .codec import encode, inspect
 from .format import Format
 from .policy import Policy
 
@@ -55,6 +55,9 @@ class Sample:
         Encoded bytes (frames included) per exponent coding.
     container_bits : float
         Mean container bitlength ``1 + e + m`` over the values.
+    headers : dict coding -> int
+        Of ``encoded``, the bytes of frame headers (one frame per tensor): the
+        overhead of self-describing frames, apart from the values themselves.
     """
 
     step: int
@@ -62,6 +65,7 @@ class Sample:
     fp32_bytes: int
     encoded: dict[str, int]
     container_bits: float
+    headers: dict[str, int] = field(default_factory=dict)
 
     def ratio(self, coding: str) -> float:
         """FP32 bytes / encoded bytes for ``coding``."""
@@ -111,6 +115,7 @@ class FootprintRecorder:
         values = 0
         bits = 0.0
         encoded = dict.fromkeys(self.codings, 0)
+        headers = dict.fromkeys(self.codings, 0)
         per_tensor: dict[str, dict[str, int]] = {}
         for name, x in tensors.items():
             x = np.ascontiguousarray(x)
@@ -121,10 +126,12 @@ class FootprintRecorder:
             bits += x.size * fmt.bits_per_value(x.dtype.name)
             per_tensor[name] = {}
             for c in self.codings:
-                n = len(encode(x, replace(fmt, exponent_coding=c)))
+                buf = encode(x, replace(fmt, exponent_coding=c))
+                n = len(buf)
                 encoded[c] += n
+                headers[c] += int(inspect(buf).streams.get("header", 0))
                 per_tensor[name][c] = n
-        sample = Sample(step, values, 4 * values, encoded, bits / max(values, 1))
+        sample = Sample(step, values, 4 * values, encoded, bits / max(values, 1), headers)
         self.samples.append(sample)
         self.last_bytes = per_tensor
         return sample
@@ -143,6 +150,22 @@ class FootprintRecorder:
         if not chosen:
             raise ValueError("no footprint sample recorded yet")
         return sum(s.fp32_bytes for s in chosen) / sum(s.encoded[coding] for s in chosen)
+
+    def header_share(self, coding: str, *, last: int | None = None) -> float:
+        """Fraction of the encoded bytes that are frame headers, over the samples.
+
+        Raises
+        ------
+        ValueError
+            If nothing was recorded or ``coding`` was not measured.
+        """
+        if coding not in self.codings:
+            raise ValueError(f"coding={coding!r} was not measured (codings={self.codings})")
+        chosen = self.samples if last is None else self.samples[-last:]
+        if not chosen:
+            raise ValueError("no footprint sample recorded yet")
+        total = sum(s.encoded[coding] for s in chosen)
+        return sum(s.headers.get(coding, 0) for s in chosen) / total
 
     def container_bits(self, *, last: int | None = None) -> float:
         """Mean container bits per value over the samples (or the last ``last``)."""

@@ -131,6 +131,24 @@ class Format:
             raise ValueError(f"unknown Format field(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
 
+    @classmethod
+    def of(cls, value: Format | dict[str, Any] | None) -> Format:
+        """The format given as a ``Format``, as its dict (see :meth:`to_dict`), or ``None``
+        (lossless).
+
+        Raises
+        ------
+        TypeError
+            For anything else.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, Format):
+            return value
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        raise TypeError(f"format must be a Format or a dict, got {type(value).__name__}")
+
     def __str__(self) -> str:
         e = "E" if self.exp_bits is None else str(self.exp_bits)
         m = "M" if self.man_bits is None else str(self.man_bits)

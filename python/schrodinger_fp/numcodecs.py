@@ -55,14 +55,7 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
         name = str(dtype) if str(dtype) in SUPPORTED_DTYPES else np.dtype(dtype).name
         if name not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype={name} is not supported; expected one of {SUPPORTED_DTYPES}")
-        if format is None:
-            fmt = Format()
-        elif isinstance(format, Format):
-            fmt = format
-        elif isinstance(format, dict):
-            fmt = Format.from_dict(format)
-        else:
-            raise TypeError(f"format must be a Format or a dict, got {type(format).__name__}")
+        fmt = Format.of(format)
         fmt.widths(name)
         self.dtype = name
         self.format = fmt

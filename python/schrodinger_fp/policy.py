@@ -20,13 +20,13 @@ import fnmatch
 import glob
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .format import Format
 
-__all__ = ["Change", "Policy"]
+__all__ = ["Change", "FormatSource", "Policy", "PolicyLike", "format_lookup"]
 
 
 def _check_format(fmt: object, what: str) -> Format | None:
@@ -316,7 +316,11 @@ class Policy:
         ValueError
             If the text is not JSON or not a policy.
         """
-        return cls.from_dict(json.loads(text))
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"policy is not valid JSON: {exc}") from None
+        return cls.from_dict(doc)
 
     def save(self, path: str | os.PathLike[str], *, history: bool = True) -> None:
         """Write the policy as JSON to ``path``."""
@@ -326,9 +330,13 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Policy:
-        """Read a policy written by :meth:`save`."""
+        """Read a policy written by :meth:`save`; errors name the file."""
         with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
+            text = f.read()
+        try:
+            return cls.from_json(text)
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(path)}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Policy):
@@ -358,3 +366,51 @@ class Policy:
         if not isinstance(fmt, Format):
             raise TypeError(f"rule format must be a schrodinger_fp.Format, got {fmt!r}")
         return fmt
+
+
+@runtime_checkable
+class FormatSource(Protocol):
+    """Anything that names a format for a tensor (a :class:`Policy` is one)."""
+
+    def format_for(self, name: str) -> Format | None:
+        """Return the format of tensor ``name``, or None for lossless."""
+        ...
+
+
+PolicyLike = Format | Mapping[str, Format] | FormatSource | None
+
+
+def format_lookup(policy: PolicyLike) -> Callable[[str], Format | None]:
+    """Turn any accepted ``policy`` into a function from tensor name to format.
+
+    Parameters
+    ----------
+    policy : Format, Mapping[str, Format], object with ``format_for``, or None
+        One format for every tensor; a dict (names it lacks stay lossless); a policy; or
+        None for lossless everywhere.
+
+    Returns
+    -------
+    callable
+        ``name -> Format | None``.
+
+    Raises
+    ------
+    TypeError
+        If ``policy`` is none of the above, or a dict holds something other than a Format.
+    """
+    if policy is None:
+        return lambda name: None
+    if isinstance(policy, Format):
+        return lambda name: policy
+    if isinstance(policy, Mapping):
+        for key, value in policy.items():
+            if not isinstance(value, Format) and value is not None:
+                raise TypeError(f"policy[{key!r}] must be a Format, got {type(value).__name__}")
+        return lambda name: policy.get(name)
+    if isinstance(policy, FormatSource):
+        return policy.format_for
+    raise TypeError(
+        "policy must be a Format, a dict name -> Format, or an object with format_for(name), "
+        f"got {type(policy).__name__}"
+    )

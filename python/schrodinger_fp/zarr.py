@@ -60,14 +60,7 @@ class SchrodingerFPCodec(ArrayBytesCodec):
     format: Format
 
     def __init__(self, *, format: Format | dict[str, Any] | None = None) -> None:
-        if format is None:
-            fmt = Format()
-        elif isinstance(format, Format):
-            fmt = format
-        elif isinstance(format, dict):
-            fmt = Format.from_dict(format)
-        else:
-            raise TypeError(f"format must be a Format or a dict, got {type(format).__name__}")
+        fmt = Format.of(format)
         object.__setattr__(self, "format", fmt)
 
     @classmethod

@@ -60,6 +60,8 @@ pub(crate) trait Word:
     /// Writes the element as `SIZE` little-endian bytes.
     #[cfg_attr(target_endian = "little", allow(dead_code))] // blocks are stored whole there
     fn store(self, bytes: &mut [u8]);
+    /// `self - rhs` modulo 2^bits, for branch-free selects that compute both sides.
+    fn wrapping_sub(self, rhs: Self) -> Self;
 }
 
 macro_rules! word {
@@ -84,6 +86,10 @@ macro_rules! word {
             #[inline(always)]
             fn store(self, bytes: &mut [u8]) {
                 bytes.copy_from_slice(&self.to_le_bytes());
+            }
+            #[inline(always)]
+            fn wrapping_sub(self, rhs: Self) -> Self {
+                <$t>::wrapping_sub(self, rhs)
             }
         }
     };
@@ -389,7 +395,7 @@ multiversion! {
                 signs |= (v >> p.sign_shift).to_u64() << i;
                 let r = v & p.mag;
                 let field = r >> p.src_m;
-                *x = pick(field > p.offset, field - p.offset, W::ZERO);
+                *x = pick(field > p.offset, field.wrapping_sub(p.offset), W::ZERO);
                 *m = ((r & p.man_mask) >> p.drop).to_u64();
             }
             if let Some(whole) = codes.get_mut(..LANES) {
