@@ -284,14 +284,18 @@ fn joint_histogram(codes: &[u16], signs: &[u8], width: u32) -> Vec<u32> {
     // Two partial histograms break the store-to-load dependency on runs of equal codes.
     let mut hist = vec![0u32; 1usize << width];
     let mut odd = vec![0u32; 1usize << width];
-    for (group, &byte) in codes.chunks(8).zip(signs) {
-        let mut b = u16::from(byte);
-        for pair in group.chunks(2) {
-            hist[usize::from(((pair[0] << 1) | (b & 1)) & mask)] += 1;
-            if let Some(&c) = pair.get(1) {
-                odd[usize::from(((c << 1) | ((b >> 1) & 1)) & mask)] += 1;
-            }
-            b >>= 2;
+    let groups = codes.chunks_exact(8);
+    let tail = groups.remainder();
+    for (group, &byte) in groups.zip(signs) {
+        let b = u16::from(byte);
+        for j in (0..8).step_by(2) {
+            hist[usize::from(((group[j] << 1) | ((b >> j) & 1)) & mask)] += 1;
+            odd[usize::from(((group[j + 1] << 1) | ((b >> (j + 1)) & 1)) & mask)] += 1;
+        }
+    }
+    if let Some(&byte) = signs.get(codes.len() / 8) {
+        for (j, &c) in tail.iter().enumerate() {
+            hist[usize::from(((c << 1) | ((u16::from(byte) >> j) & 1)) & mask)] += 1;
         }
     }
     for (a, o) in hist.iter_mut().zip(&odd) {

@@ -55,10 +55,8 @@ pub(crate) trait Word:
     /// Zero-extends to `u64`.
     fn to_u64(self) -> u64;
     /// Reads a little-endian element from exactly `SIZE` bytes.
-    #[cfg_attr(target_endian = "little", allow(dead_code))] // blocks are loaded whole there
     fn load(bytes: &[u8]) -> Self;
     /// Writes the element as `SIZE` little-endian bytes.
-    #[cfg_attr(target_endian = "little", allow(dead_code))] // blocks are stored whole there
     fn store(self, bytes: &mut [u8]);
     /// `self - rhs` modulo 2^bits, for branch-free selects that compute both sides.
     fn wrapping_sub(self, rhs: Self) -> Self;
@@ -255,63 +253,20 @@ pub(crate) fn mode(r: &Reducer) -> u8 {
 }
 
 /// Loads up to [`LANES`] elements; returns how many.
-///
-/// Every block is read with one constant-size unaligned load (a few vector moves): a short last
-/// block is first copied into a zeroed whole block. Loaded element by element, the compiler turns
-/// the block into a variable-length `memcpy` call whose narrow stores the block's wide loads then
-/// wait on (a failed store-to-load forward on every block).
 #[inline(always)]
 fn load_block<W: Word>(bytes: &[u8], block: &mut [W; LANES]) -> usize {
-    let step = LANES * W::SIZE;
-    let mut pad = [0u8; 8 * LANES];
-    let whole = match bytes.get(..step) {
-        Some(whole) => whole,
-        None => {
-            let n = bytes.len().min(step);
-            pad[..n].copy_from_slice(&bytes[..n]);
-            &pad[..step]
-        }
-    };
-    #[cfg(target_endian = "little")]
-    {
-        // SAFETY: `whole` holds exactly `LANES * W::SIZE` = `size_of::<[W; LANES]>()` bytes (W is
-        // u16, u32 or u64, whose size is `W::SIZE`); the read is unaligned; every bit pattern is a
-        // valid W; on a little-endian target it equals `W::load` of each element.
-        *block = unsafe { std::ptr::read_unaligned(whole.as_ptr().cast::<[W; LANES]>()) };
-    }
-    #[cfg(not(target_endian = "little"))]
-    for (x, e) in block.iter_mut().zip(whole.chunks_exact(W::SIZE)) {
+    let n = bytes.len() / W::SIZE;
+    for (x, e) in block.iter_mut().zip(bytes.chunks_exact(W::SIZE)) {
         *x = W::load(e);
     }
-    (bytes.len() / W::SIZE).min(LANES)
+    n
 }
 
-/// Stores the first `bytes.len() / SIZE` elements of `block` (with one constant-size store, as in
-/// [`load_block`]; a short last block goes through a whole one).
+/// Stores the first `bytes.len() / SIZE` elements of `block`.
 #[inline(always)]
 fn store_block<W: Word>(block: &[W; LANES], bytes: &mut [u8]) {
-    let step = LANES * W::SIZE;
-    let mut pad = [0u8; 8 * LANES];
-    let full = bytes.len() >= step;
-    let whole = if full {
-        &mut bytes[..step]
-    } else {
-        &mut pad[..step]
-    };
-    #[cfg(target_endian = "little")]
-    {
-        // SAFETY: `whole` holds exactly `size_of::<[W; LANES]>()` bytes and is exclusively
-        // borrowed; the write is unaligned; on a little-endian target it equals `W::store` of each
-        // element.
-        unsafe { std::ptr::write_unaligned(whole.as_mut_ptr().cast::<[W; LANES]>(), *block) };
-    }
-    #[cfg(not(target_endian = "little"))]
-    for (x, e) in block.iter().zip(whole.chunks_exact_mut(W::SIZE)) {
+    for (x, e) in block.iter().zip(bytes.chunks_exact_mut(W::SIZE)) {
         x.store(e);
-    }
-    if !full {
-        let n = bytes.len() / W::SIZE * W::SIZE;
-        bytes[..n].copy_from_slice(&pad[..n]);
     }
 }
 

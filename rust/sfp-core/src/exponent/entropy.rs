@@ -327,7 +327,10 @@ fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
     }
     *pos -= usize::from(need & (*pos > 0));
     let x0 = if need { *x >> 16 } else { *x };
-    let q = ((u128::from(x0) * u128::from(s.rcp)) >> s.shift) as u32;
+    // `(x * rcp) >> shift` with `shift` = 32 + bits: the constant 32-bit shift of the 128-bit
+    // product first (a variable 128-bit shift compiles to a branchy double shift), then the rest.
+    let hi = ((u128::from(x0) * u128::from(s.rcp)) >> 32) as u64;
+    let q = (hi >> s.shift.saturating_sub(32)) as u32;
     *x = x0
         .wrapping_add(s.start)
         .wrapping_add(q.wrapping_mul(s.cmpl_freq));
