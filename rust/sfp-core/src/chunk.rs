@@ -94,7 +94,8 @@ const SLOT_EXCEPTIONS: usize = 4096;
 /// chunk with flat or smaller exponent streams and a few exceptions.
 pub(crate) fn slot_len(n: usize, size: usize, exp_bits: u32, man_bits: u32) -> usize {
     let bits = n.saturating_mul((1 + exp_bits + man_bits) as usize);
-    (CHUNK_HEADER + 2 + SLOT_EXCEPTIONS + size).saturating_add(bits.div_ceil(8) + 2)
+    (CHUNK_HEADER + mantissa::EXTRA_HEADER + 2 + SLOT_EXCEPTIONS + size)
+        .saturating_add(bits.div_ceil(8) + 2)
 }
 
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
