@@ -5,31 +5,13 @@
 //! One test per binary: the allocation counter is process-wide.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use sfp_core::testkit::alloc::{peak_during, CountingAlloc};
 use sfp_core::testkit::raw::RawHeader;
 use sfp_core::testkit::{check_decode, max_decoded_bytes, Outcome, MIN_BYTES_PER_CHUNK};
 use sfp_core::{decode_into, inspect, DType, Error};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A float32 e4m2 header (window top 2^0) for `n` values in chunks of `chunk`.
 fn lossy(n: u64, chunk: u32) -> RawHeader {
@@ -386,10 +368,7 @@ fn hostile_frames_are_clear_decode_errors_with_bounded_allocation() {
         Ok(Outcome::Decoded)
     );
     for (name, frame, msg) in cases() {
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
-        let err = error_of(&frame);
-        let peak = PEAK.load(Ordering::Relaxed) - base;
+        let (err, peak) = peak_during(|| error_of(&frame));
         assert!(
             err.contains(msg),
             "{name}: message {err:?} does not contain {msg:?}"

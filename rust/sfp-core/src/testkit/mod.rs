@@ -4,6 +4,7 @@
 //! Every check returns `Err(description)` instead of panicking, so the same code serves a fuzz target
 //! (which panics on `Err`) and a test that counts outcomes.
 
+pub mod alloc;
 pub mod corrupt;
 pub mod golden;
 pub mod input;
