@@ -136,6 +136,15 @@ class FootprintRecorder:
         self.last_bytes = per_tensor
         return sample
 
+    def _samples_of(self, coding: str, last: int | None) -> list[Sample]:
+        """The recorded samples (or the last ``last``) of a measured ``coding``."""
+        if coding not in self.codings:
+            raise ValueError(f"coding={coding!r} was not measured (codings={self.codings})")
+        chosen = self.samples if last is None else self.samples[-last:]
+        if not chosen:
+            raise ValueError("no footprint sample recorded yet")
+        return chosen
+
     def ratio(self, coding: str, *, last: int | None = None) -> float:
         """FP32 bytes / encoded bytes over the recorded samples (or the last ``last``).
 
@@ -144,11 +153,7 @@ class FootprintRecorder:
         ValueError
             If nothing was recorded or ``coding`` was not measured.
         """
-        if coding not in self.codings:
-            raise ValueError(f"coding={coding!r} was not measured (codings={self.codings})")
-        chosen = self.samples if last is None else self.samples[-last:]
-        if not chosen:
-            raise ValueError("no footprint sample recorded yet")
+        chosen = self._samples_of(coding, last)
         return sum(s.fp32_bytes for s in chosen) / sum(s.encoded[coding] for s in chosen)
 
     def header_share(self, coding: str, *, last: int | None = None) -> float:
@@ -159,11 +164,7 @@ class FootprintRecorder:
         ValueError
             If nothing was recorded or ``coding`` was not measured.
         """
-        if coding not in self.codings:
-            raise ValueError(f"coding={coding!r} was not measured (codings={self.codings})")
-        chosen = self.samples if last is None else self.samples[-last:]
-        if not chosen:
-            raise ValueError("no footprint sample recorded yet")
+        chosen = self._samples_of(coding, last)
         total = sum(s.encoded[coding] for s in chosen)
         return sum(s.headers.get(coding, 0) for s in chosen) / total
 
