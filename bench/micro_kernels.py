@@ -27,7 +27,7 @@ VALUES = 1 << 22
 DTYPES = ("float32", "bfloat16", "float16")
 ROUNDINGS = ("truncate", "nearest", "stochastic")
 CODINGS = ("raw", "gecko", "entropy", "auto")
-FORMATS = {
+FORMATS: dict[str, dict[str, Any]] = {
     "lossless": {},
     "m7": {"man_bits": 7},
     "e4m3": {"exp_bits": 4, "man_bits": 3},
