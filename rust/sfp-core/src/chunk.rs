@@ -25,6 +25,7 @@ use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::mantissa::{self, Plan};
 use crate::reduce::Reducer;
 use crate::simd::Level;
+pub(crate) use flat::{encode as encode_flat, len as flat_len};
 
 const HAS_SIGNS: u8 = 1;
 /// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
@@ -116,11 +117,6 @@ pub(crate) fn encode<W: Word, const M: u8>(
     first: u64,
     slot: &mut [u8],
 ) -> Placed {
-    if coding == ExponentCoding::Raw {
-        if let Some(placed) = flat::encode::<W, M>(level, p, exp_bits, man_bits, src, first, slot) {
-            return placed;
-        }
-    }
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {

@@ -1,36 +1,72 @@
 //! The flat chunk coders (`exponent_coding="raw"`, mantissas packed flat): the fields go straight
 //! between the elements and the chunk's packed streams, with no code array or staging buffer in
 //! between. The bytes are the ones the general coders of [`super`] write and read for such a chunk.
+//! A flat chunk's size follows from its length, whether any value is negative and how many specials
+//! it holds ([`len`]), so the encoder writes it straight into its place in the frame.
 
-use super::{Parsed, Placed, CHUNK_HEADER, HAS_SIGNS};
+use super::{Parsed, CHUNK_HEADER, HAS_SIGNS};
 use crate::bitpack::{check_packed_len, packed_len, packer, unpacker};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exponent::Coder;
 use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::reduce::Reducer;
 use crate::simd::Level;
 
-/// Encodes `src` (the first element at flat index `first`) into `slot` as a raw-coded chunk with flat
-/// mantissas; `None` when the slot cannot hold the streams (the caller's general path then runs).
+/// Bytes of a flat chunk of `n` values of `size` bytes with a sign stream when `negative` and
+/// `specials` exceptions.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the size overflows `usize`.
+pub(crate) fn len(
+    n: usize,
+    size: usize,
+    bits: (u32, u32),
+    negative: bool,
+    specials: usize,
+) -> Result<usize> {
+    let signs = if negative { n.div_ceil(8) } else { 0 };
+    let streams = [
+        signs,
+        packed_len(n, bits.0)?,
+        packed_len(n, bits.1)?,
+        specials.saturating_mul(4 + size),
+    ];
+    streams
+        .iter()
+        .try_fold(CHUNK_HEADER, |a, &b| a.checked_add(b))
+        .ok_or_else(|| Error::invalid(format!("a chunk of {n} values overflows usize")))
+}
+
+/// Encodes `src` (the first element at flat index `first`) into `dst`, exactly [`len`] bytes for
+/// the `negative` and special count that [`kernel::scan_flat`] found, as a raw-coded chunk with
+/// flat mantissas.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `dst` does not match the chunk (a bug: the scan and the split
+/// disagree).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn encode<W: Word, const M: u8>(
+pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
     p: &Params<W>,
-    exp_bits: u32,
-    man_bits: u32,
+    bits: (u32, u32),
     src: &[u8],
     first: u64,
-    slot: &mut [u8],
-) -> Option<Placed> {
+    negative: bool,
+    dst: &mut [u8],
+) -> Result<()> {
+    let (exp_bits, man_bits) = bits;
     let n = src.len() / W::SIZE;
-    let sign_len = n.div_ceil(8);
-    let exp_len = packed_len(n, exp_bits).ok()?;
-    let fixed = CHUNK_HEADER + sign_len + exp_len + packed_len(n, man_bits).ok()?;
-    let (header, rest) = slot.get_mut(..fixed)?.split_at_mut(CHUNK_HEADER);
+    let mismatch = || Error::invalid("a flat chunk does not match its predicted size");
+    let sign_len = if negative { n.div_ceil(8) } else { 0 };
+    let exp_len = packed_len(n, exp_bits)?;
+    let streams = CHUNK_HEADER + sign_len + exp_len + packed_len(n, man_bits)?;
+    let (fixed, exception_dst) = dst.split_at_mut_checked(streams).ok_or_else(mismatch)?;
+    let (header, rest) = fixed.split_at_mut(CHUNK_HEADER);
+    // Without negative values the sign stream is absent: the kernel writes into an empty one.
     let (signs, rest) = rest.split_at_mut(sign_len);
     let (exps, mants) = rest.split_at_mut(exp_len);
     let mut exceptions = Vec::new();
-    let negative = kernel::split::run::<W, M>(
+    let any_negative = kernel::split::run::<W, M>(
         level,
         p,
         src,
@@ -44,24 +80,16 @@ pub(super) fn encode<W: Word, const M: u8>(
             man_bits,
         },
     );
+    if any_negative != negative || exceptions.len() != exception_dst.len() {
+        return Err(mismatch());
+    }
+    exception_dst.copy_from_slice(&exceptions);
     header[0] = if negative { HAS_SIGNS } else { 0 };
     header[1] = Coder::Raw.id();
     header[2..6].copy_from_slice(&(exp_len as u32).to_le_bytes());
     let count = exceptions.len() / (4 + W::SIZE);
     header[6..10].copy_from_slice(&(count as u32).to_le_bytes());
-    let mut len = fixed;
-    if !negative {
-        // Written in place of the sign stream it turned out not to need (rare for real tensors).
-        slot.copy_within(CHUNK_HEADER + sign_len..fixed, CHUNK_HEADER);
-        len -= sign_len;
-    }
-    Some(match slot.get_mut(len..len + exceptions.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(&exceptions);
-            Placed::InSlot(len + exceptions.len())
-        }
-        None => Placed::Own([&slot[..len], &exceptions].concat()),
-    })
+    Ok(())
 }
 
 /// Decodes a raw-coded chunk with flat mantissas into `out`; `Ok(false)` when the chunk is coded

@@ -350,6 +350,21 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// Whether any in-band element of `src` is negative, and how many are specials kept out of band:
+    /// what a flat chunk's size depends on besides its length.
+    fn scan_flat(p: &Params<W>, src: &[u8]) -> (bool, usize) {
+        let (mut negative, mut specials) = (W::ZERO, 0usize);
+        for e in src.chunks_exact(W::SIZE) {
+            let b = W::load(e);
+            let special = (b & p.mag) >= p.special;
+            negative = negative | pick(special, W::ZERO, b & p.sign);
+            specials += usize::from(special);
+        }
+        (negative != W::ZERO, specials)
+    }
+}
+
 #[path = "kernel_fields.rs"]
 mod fields;
 pub(crate) use fields::{expand, expand_flat, split, Codes, Split};

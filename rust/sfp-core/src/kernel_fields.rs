@@ -71,7 +71,14 @@ fn pack_block(pack: Packer, bits: u32, fields: &[u64; LANES], stream: &mut [u8],
     let step = 8 * bits as usize;
     let at = k * step;
     if let Some(dst) = stream.get_mut(at..at + step) {
-        pack(fields, dst);
+        if bits == 8 {
+            // Byte-wide fields (full 8-bit exponents): a narrowing copy that vectorises.
+            for (d, &f) in dst.iter_mut().zip(fields.iter()) {
+                *d = f as u8;
+            }
+        } else {
+            pack(fields, dst);
+        }
     } else if let Some(dst) = stream.get_mut(at..) {
         let mut whole = [0u8; 8 * LANES];
         pack(fields, &mut whole[..step]);

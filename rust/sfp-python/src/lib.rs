@@ -117,8 +117,11 @@ fn encode<'py>(
         sfp_core::encode_parts(data, dtype, &shape, &format, &options)
     })
     .map_err(to_py)?;
-    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy.
-    new_bytes(py, frame.len(), |buf| frame.write_to(buf).map_err(to_py))
+    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy (a flat frame
+    // is encoded right there, so that runs without the GIL too).
+    new_bytes(py, frame.len(), |buf| {
+        maybe_detach(py, buf.len(), || frame.write_to(buf)).map_err(to_py)
+    })
 }
 
 /// `PyBytes::new_with`, with the buffer advised to huge pages before it is first touched (a large
@@ -142,8 +145,14 @@ fn new_bytes<'py>(
         if buf.is_null() {
             return Err(PyErr::fetch(py));
         }
-        sfp_core::memory::advise_huge_pages(buf, len);
-        std::ptr::write_bytes(buf, 0u8, len);
+        // Zeroing faults in the fresh pages: without the GIL for large buffers (the address
+        // travels as an integer; nothing else sees the buffer meanwhile).
+        let addr = buf as usize;
+        maybe_detach(py, len, move || {
+            let buf = addr as *mut u8;
+            sfp_core::memory::advise_huge_pages(buf, len);
+            std::ptr::write_bytes(buf, 0u8, len);
+        });
         init(std::slice::from_raw_parts_mut(buf, len))?;
         Ok(bytes)
     }
