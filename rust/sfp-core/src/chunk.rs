@@ -523,9 +523,10 @@ fn decode_fields<W: Word, const M: u8>(
             &s.codes,
             mants,
             (unpacker(man_bits), man_bits),
+            man_bits > 0 && r.zero_code_is_zero(),
             out,
         );
-        if stray && man_bits > 0 && r.zero_code_is_zero() {
+        if stray {
             // The encoder stores no mantissa with the zero code here; one would decode to a value outside
             // the format (a subnormal below the window).
             let bad = (0..n).find(|&i| s.codes[i] == 0 && r.is_nonzero(load(out, size, i)));

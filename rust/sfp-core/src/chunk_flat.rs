@@ -112,13 +112,15 @@ pub(super) fn decode<W: Word, const M: u8>(
         return Ok(false);
     }
     check_packed_len(parsed.exponents.len(), layout.values, exp_bits)?;
+    let check = man_bits > 0 && r.zero_code_is_zero();
     let stray = kernel::expand_flat::run::<W, M>(
         level,
         p,
         parsed.signs,
         (parsed.exponents, unpacker(exp_bits), exp_bits),
         (parsed.mantissas, unpacker(man_bits), man_bits),
+        check,
         out,
     );
-    Ok(!(stray && man_bits > 0 && r.zero_code_is_zero()))
+    Ok(!stray)
 }

@@ -121,11 +121,11 @@ fn sign_word(signs: Option<&[u8]>, k: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Expands one block into `dst` (whole elements, at most [`LANES`]); returns whether a zero code
-/// carries a nonzero mantissa (malformed where the zero code can only stand for zero). The block is
+/// Expands one block into `dst` (whole elements, at most [`LANES`]); with `CHECK`, returns whether a
+/// zero code carries a nonzero mantissa (malformed where the zero code can only stand for zero). The block is
 /// built in a fixed-size array first: that loop vectorises, one over `dst`'s elements directly does not.
 #[inline(always)]
-fn expand_block<W: Word, C: Copy + Into<u64>>(
+fn expand_block<W: Word, C: Copy + Into<u64>, const CHECK: bool>(
     p: &Params<W>,
     sign: u64,
     codes: &[C; LANES],
@@ -137,13 +137,17 @@ fn expand_block<W: Word, C: Copy + Into<u64>>(
     if let Some(words) = words_mut::<W>(dst) {
         for (i, (x, (&c, &m))) in words.iter_mut().zip(fields).enumerate() {
             let c: u64 = c.into();
-            stray |= u64::from(c == 0) & u64::from(m != 0);
+            if CHECK {
+                stray |= u64::from(c == 0) & u64::from(m != 0);
+            }
             *x = p.expand((sign >> i) & 1, c, m).to_le();
         }
     } else {
         for (i, (d, (&c, &m))) in dst.chunks_exact_mut(W::SIZE).zip(fields).enumerate() {
             let c: u64 = c.into();
-            stray |= u64::from(c == 0) & u64::from(m != 0);
+            if CHECK {
+                stray |= u64::from(c == 0) & u64::from(m != 0);
+            }
             p.expand((sign >> i) & 1, c, m).store(d);
         }
     }
@@ -198,14 +202,15 @@ multiversion! {
 
 multiversion! {
     /// Expands stored fields into `out` (whole elements): `signs` as [`split`] wrote them (`None`: all
-    /// positive), one code per element, mantissas packed at the width of `unpack`. Returns whether a
-    /// zero code carries a nonzero mantissa.
+    /// positive), one code per element, mantissas packed at the width of `unpack`. With `check`,
+    /// returns whether a zero code carries a nonzero mantissa (else `false`).
     fn expand(
         p: &Params<W>,
         signs: Option<&[u8]>,
         codes: &[u16],
         mants: &[u8],
         unpack: (Unpacker, u32),
+        check: bool,
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
@@ -217,7 +222,12 @@ multiversion! {
             c[..n].copy_from_slice(&tail[..n]);
             // Lanes past the last element must not count as stray.
             c[n..].fill(1);
-            stray |= expand_block(p, sign_word(signs, k), &c, &m, dst);
+            let sign = sign_word(signs, k);
+            stray |= if check {
+                expand_block::<W, u16, true>(p, sign, &c, &m, dst)
+            } else {
+                expand_block::<W, u16, false>(p, sign, &c, &m, dst)
+            };
         }
         stray
     }
@@ -231,6 +241,7 @@ multiversion! {
         signs: Option<&[u8]>,
         codes: (&[u8], Unpacker, u32),
         mants: (&[u8], Unpacker, u32),
+        check: bool,
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
@@ -238,7 +249,12 @@ multiversion! {
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(codes.1, codes.2, codes.0, k, &mut c);
             unpack_block(mants.1, mants.2, mants.0, k, &mut m);
-            stray |= expand_block(p, sign_word(signs, k), &c, &m, dst);
+            let sign = sign_word(signs, k);
+            stray |= if check {
+                expand_block::<W, u64, true>(p, sign, &c, &m, dst)
+            } else {
+                expand_block::<W, u64, false>(p, sign, &c, &m, dst)
+            };
         }
         stray
     }
