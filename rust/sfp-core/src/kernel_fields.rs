@@ -70,6 +70,25 @@ fn split_block<W: Word, const M: u8, const FIX: bool>(
 fn pack_block(pack: Packer, bits: u32, fields: &[u64; LANES], stream: &mut [u8], k: usize) {
     let step = 8 * bits as usize;
     let at = k * step;
+    if (1..8).contains(&bits) {
+        if let Some(dst) = stream.get_mut(at..at + step + 8) {
+            // Eight fields fill `bits` bytes: shift each eight into one word (in this level's
+            // instructions, as in `unpack_block`) and store it whole. The zeros it writes past its
+            // `bits` bytes are overwritten by the next eight, or by the next block (blocks are packed
+            // in order).
+            let shifts: [u32; 8] = std::array::from_fn(|j| j as u32 * bits);
+            let mask = (1u64 << bits) - 1;
+            let width = bits as usize;
+            for (g, group) in fields.chunks_exact(8).enumerate() {
+                let mut w = 0u64;
+                for (&f, &s) in group.iter().zip(shifts.iter()) {
+                    w |= (f & mask) << s;
+                }
+                dst[g * width..g * width + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            return;
+        }
+    }
     if let Some(dst) = stream.get_mut(at..at + step) {
         if bits == 8 {
             // Byte-wide fields (full 8-bit exponents): a narrowing copy that vectorises.
@@ -92,6 +111,25 @@ fn pack_block(pack: Packer, bits: u32, fields: &[u64; LANES], stream: &mut [u8],
 fn unpack_block(unpack: Unpacker, bits: u32, stream: &[u8], k: usize, fields: &mut [u64; LANES]) {
     let step = 8 * bits as usize;
     let at = k * step;
+    if (1..8).contains(&bits) {
+        if let Some(src) = stream.get(at..at + step + 8) {
+            // Eight fields fill `bits` bytes: read each eight as one word (the stream has room past
+            // the block) and split it by a vector of shifts, in this level's instructions (the
+            // unpackers behind the function pointers are compiled for the baseline).
+            let shifts: [u32; 8] = std::array::from_fn(|j| j as u32 * bits);
+            let mask = (1u64 << bits) - 1;
+            let width = bits as usize;
+            for (g, group) in fields.chunks_exact_mut(8).enumerate() {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&src[g * width..g * width + 8]);
+                let w = u64::from_le_bytes(word);
+                for (v, &s) in group.iter_mut().zip(shifts.iter()) {
+                    *v = (w >> s) & mask;
+                }
+            }
+            return;
+        }
+    }
     if let Some(src) = stream.get(at..at + step) {
         if bits == 8 {
             // Byte-wide fields (full 8-bit exponents): a widening copy that vectorises.
