@@ -34,6 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Every row but the thread rows is single-threaded, on a machine that may have two cores: numpy's
+# OpenBLAS starts worker threads at import that spin (blas_thread_server) and take a core from the
+# codec being timed. Nothing here uses BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

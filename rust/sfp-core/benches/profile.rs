@@ -104,6 +104,15 @@ fn main() -> sfp_core::Result<()> {
             },
         ),
         (
+            "e4m3 raw",
+            Format {
+                exp_bits: Some(4),
+                man_bits: Some(3),
+                exponent_coding: ExponentCoding::Raw,
+                ..Format::LOSSLESS
+            },
+        ),
+        (
             "e4m3 auto",
             Format {
                 exp_bits: Some(4),

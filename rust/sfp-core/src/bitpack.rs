@@ -13,6 +13,20 @@ pub fn packed_len(n: usize, width: u32) -> Result<usize> {
         .ok_or_else(|| Error::invalid(format!("{n} fields of {width} bits overflow usize")))
 }
 
+/// Checks that a packed stream of `len` bytes holds exactly `n` fields of `width` bits.
+///
+/// # Errors
+/// [`Error::Decode`] when `len` is not [`packed_len`].
+pub fn check_packed_len(len: usize, n: usize, width: u32) -> Result<()> {
+    let expected = packed_len(n, width).map_err(|e| Error::decode(e.to_string()))?;
+    if len != expected {
+        return Err(Error::decode(format!(
+            "packed stream of {n} values at {width} bits should be {expected} bytes, found {len}"
+        )));
+    }
+    Ok(())
+}
+
 /// Appends the low `width` bits of each value to `out`, LSB first (`width` in 0..=64).
 pub fn pack<I: IntoIterator<Item = u64>>(values: I, width: u32, out: &mut Vec<u8>) {
     let width = width.min(64);
@@ -78,13 +92,7 @@ pub fn pack_u16(codes: &[u16], width: u32, out: &mut Vec<u8>) {
 pub fn unpack_u16(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     let n = out.len();
     let width = width.min(16);
-    let expected = packed_len(n, width).map_err(|e| Error::decode(e.to_string()))?;
-    if bytes.len() != expected {
-        return Err(Error::decode(format!(
-            "packed stream of {n} values at {width} bits should be {expected} bytes, found {}",
-            bytes.len()
-        )));
-    }
+    check_packed_len(bytes.len(), n, width)?;
     if width == 8 {
         for (o, &b) in out.iter_mut().zip(bytes) {
             *o = u16::from(b);
@@ -166,6 +174,18 @@ fn pack64<const B: u32>(values: &[u64; 64], out: &mut [u8]) {
         return;
     }
     let mask = low_mask(B);
+    if B <= 8 {
+        // Eight fields fill exactly `B` bytes: shifted into one word per eight.
+        for (g, group) in values.chunks_exact(8).enumerate() {
+            let mut w = 0u64;
+            for (j, &v) in group.iter().enumerate() {
+                w |= (v & mask) << (j as u32 * B);
+            }
+            out[g * B as usize..(g + 1) * B as usize]
+                .copy_from_slice(&w.to_le_bytes()[..B as usize]);
+        }
+        return;
+    }
     let mut words = [0u64; 64];
     unroll64!(I => {
         let bit = I * B as usize;
@@ -181,24 +201,41 @@ fn pack64<const B: u32>(values: &[u64; 64], out: &mut [u8]) {
     }
 }
 
-/// Unpacks 64 fields of `B` bits from `B` words: fully unrolled.
+/// Unpacks 64 fields of `B` bits from `B` words: fully unrolled, each word read straight from `bytes`
+/// at a constant offset (no staging array to zero and fill).
 #[inline(never)]
 fn unpack64<const B: u32>(bytes: &[u8], values: &mut [u64; 64]) {
+    let Some(bytes) = bytes.get(..8 * B as usize) else {
+        return;
+    };
     if B == 0 {
         *values = [0; 64];
         return;
     }
     let mask = low_mask(B);
-    let mut words = [0u64; 65];
-    for (w, src) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        *w = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
+    if B <= 8 {
+        // Eight fields fill exactly `B` bytes: one word per eight, split by a vector of shifts.
+        for (g, group) in values.chunks_exact_mut(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..B as usize].copy_from_slice(&bytes[g * B as usize..(g + 1) * B as usize]);
+            let w = u64::from_le_bytes(b);
+            for (j, v) in group.iter_mut().enumerate() {
+                *v = (w >> (j as u32 * B)) & mask;
+            }
+        }
+        return;
     }
+    let word = |w: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[8 * w..8 * w + 8]);
+        u64::from_le_bytes(b)
+    };
     unroll64!(I => {
         let bit = I * B as usize;
         let (w, off) = (bit / 64, (bit % 64) as u32);
-        let mut v = words[w] >> off;
+        let mut v = word(w) >> off;
         if off + B > 64 {
-            v |= words[w + 1] << (64 - off);
+            v |= word(w + 1) << (64 - off);
         }
         values[I] = v & mask;
     });
@@ -250,13 +287,7 @@ impl<'a> BitWriter<'a> {
 /// # Errors
 /// [`Error::Decode`] when `bytes` is not exactly the packed length.
 pub fn unpack(bytes: &[u8], n: usize, width: u32, mut sink: impl FnMut(usize, u64)) -> Result<()> {
-    let expected = packed_len(n, width).map_err(|e| Error::decode(e.to_string()))?;
-    if bytes.len() != expected {
-        return Err(Error::decode(format!(
-            "packed stream of {n} values at {width} bits should be {expected} bytes, found {}",
-            bytes.len()
-        )));
-    }
+    check_packed_len(bytes.len(), n, width)?;
     let width = width.min(64);
     let unpacker = unpacker(width);
     let step = 8 * width as usize;

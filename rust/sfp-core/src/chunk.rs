@@ -17,11 +17,15 @@ use crate::bitpack::{packed_len, packer, unpacker};
 use crate::dtype::load;
 use crate::error::{Error, Result};
 use crate::exponent::{self, Coder, ExponentCoding};
+
+#[path = "chunk_flat.rs"]
+mod flat;
 use crate::frame::Reader;
-use crate::kernel::{self, Params, Split, Word};
+use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::mantissa::{self, Plan};
 use crate::reduce::Reducer;
 use crate::simd::Level;
+pub(crate) use flat::{encode as encode_flat, len as flat_len};
 
 const HAS_SIGNS: u8 = 1;
 /// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
@@ -130,7 +134,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
             first,
             &mut Split {
                 signs: &mut s.signs,
-                codes: &mut s.codes,
+                codes: Codes::Wide(&mut s.codes),
                 mants: &mut s.mants,
                 exceptions: &mut s.exceptions,
                 pack: packer(man_bits),
@@ -418,6 +422,42 @@ pub(crate) fn decode<W: Word, const M: u8>(
     let size = r.size();
     let n = out.len() / size;
     let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;
+    if !flat::decode::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, out)? {
+        decode_fields::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, out)?;
+    }
+    let mut previous: Option<usize> = None;
+    for e in parsed.exceptions.chunks_exact(4 + size) {
+        let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
+        if index >= n || previous.is_some_and(|p| index <= p) {
+            return Err(Error::decode(format!(
+                "exception index {index} is out of order or beyond {n}"
+            )));
+        }
+        previous = Some(index);
+        out[index * size..(index + 1) * size].copy_from_slice(&e[4..]);
+        let bits = load(out, size, index);
+        if !r.is_special(bits) {
+            return Err(Error::decode(format!(
+                "exception at {index} is not a NaN or infinity"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The general decoder of [`decode`]: exponent codes into the scratch array, mantissas rebuilt when
+/// coded, then expanded into `out`.
+fn decode_fields<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    p: &Params<W>,
+    bits: (u32, u32),
+    parsed: &Parsed<'_>,
+    out: &mut [u8],
+) -> Result<()> {
+    let (exp_bits, man_bits) = bits;
+    let size = r.size();
+    let n = parsed.layout.values;
     with_scratch(|s| {
         s.codes.clear();
         s.codes.resize(n, 0);
@@ -476,16 +516,17 @@ pub(crate) fn decode<W: Word, const M: u8>(
             }
             None => parsed.mantissas,
         };
-        kernel::expand::run::<W, M>(
+        let stray = kernel::expand::run::<W, M>(
             level,
             p,
             signs,
             &s.codes,
             mants,
             (unpacker(man_bits), man_bits),
+            man_bits > 0 && r.zero_code_is_zero(),
             out,
         );
-        if man_bits > 0 && r.zero_code_is_zero() {
+        if stray {
             // The encoder stores no mantissa with the zero code here; one would decode to a value outside
             // the format (a subnormal below the window).
             let bad = (0..n).find(|&i| s.codes[i] == 0 && r.is_nonzero(load(out, size, i)));
@@ -496,23 +537,5 @@ pub(crate) fn decode<W: Word, const M: u8>(
             }
         }
         Ok(())
-    })?;
-    let mut previous: Option<usize> = None;
-    for e in parsed.exceptions.chunks_exact(4 + size) {
-        let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
-        if index >= n || previous.is_some_and(|p| index <= p) {
-            return Err(Error::decode(format!(
-                "exception index {index} is out of order or beyond {n}"
-            )));
-        }
-        previous = Some(index);
-        out[index * size..(index + 1) * size].copy_from_slice(&e[4..]);
-        let bits = load(out, size, index);
-        if !r.is_special(bits) {
-            return Err(Error::decode(format!(
-                "exception at {index} is not a NaN or infinity"
-            )));
-        }
-    }
-    Ok(())
+    })
 }

@@ -6,6 +6,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::chunk::{self, ChunkLayout};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::exponent::ExponentCoding;
 use crate::format::{Format, Target};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
 use crate::kernel::{self, Params, Word, TRUNCATE};
@@ -13,6 +14,9 @@ use crate::memory;
 use crate::reduce::{window_for, window_from_top, window_top_field, Reducer};
 use crate::simd::{self, Level};
 use crate::threads;
+
+#[path = "codec_flat.rs"]
+mod flat;
 
 /// Values per chunk unless asked otherwise.
 pub const DEFAULT_CHUNK: usize = MAX_CHUNK;
@@ -58,17 +62,25 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// An encoded frame in pieces: the header, then the chunks in order. [`EncodedFrame::write_to`] lays
-/// it into one buffer the caller allocated once (the Python binding writes straight into `bytes`).
+/// An encoded frame, ready to be laid into one buffer the caller allocates once:
+/// [`EncodedFrame::write_to`] (the Python binding writes straight into `bytes`).
 ///
-/// The chunks sit in one huge-page-backed arena, each at the start of its own slot (see
-/// [`crate::memory`]); a chunk that outgrew its slot has a buffer of its own.
+/// Flat frames (`exponent_coding="raw"`) have a size known in advance and are encoded by `write_to`
+/// itself, straight into the buffer ([`flat`]). Other frames are encoded chunk by chunk into one
+/// huge-page-backed arena, each chunk at the start of its own slot (see [`crate::memory`]); a chunk
+/// that outgrew its slot has a buffer of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedFrame {
-    /// The serialised header with its chunk table.
-    pub header: Vec<u8>,
-    arena: Vec<u8>,
-    pieces: Vec<Piece>,
+pub struct EncodedFrame<'a>(Body<'a>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Body<'a> {
+    Flat(flat::Plan<'a>),
+    Pieces {
+        /// The serialised header with its chunk table.
+        header: Vec<u8>,
+        arena: Vec<u8>,
+        pieces: Vec<Piece>,
+    },
 }
 
 /// Where one chunk's bytes are.
@@ -80,18 +92,25 @@ enum Piece {
     Own(Vec<u8>),
 }
 
-impl EncodedFrame {
-    /// The encoded chunks, in order.
-    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.pieces.iter().map(|p| match p {
-            Piece::Arena(start, len) => self.arena.get(*start..*start + *len).unwrap_or(&[]),
-            Piece::Own(v) => v.as_slice(),
-        })
-    }
+/// The chunks of an arena-encoded frame, in order.
+fn chunks<'f>(arena: &'f [u8], pieces: &'f [Piece]) -> impl Iterator<Item = &'f [u8]> + 'f {
+    pieces.iter().map(move |p| match p {
+        Piece::Arena(start, len) => arena.get(*start..*start + *len).unwrap_or(&[]),
+        Piece::Own(v) => v.as_slice(),
+    })
+}
 
+impl EncodedFrame<'_> {
     /// Total bytes of the frame.
     pub fn len(&self) -> usize {
-        self.header.len() + self.chunks().map(<[u8]>::len).sum::<usize>()
+        match &self.0 {
+            Body::Flat(plan) => plan.len(),
+            Body::Pieces {
+                header,
+                arena,
+                pieces,
+            } => header.len() + chunks(arena, pieces).map(<[u8]>::len).sum::<usize>(),
+        }
     }
 
     /// True when the frame has no bytes (never: a header is always there).
@@ -99,11 +118,20 @@ impl EncodedFrame {
         self.len() == 0
     }
 
-    /// Writes the frame into `out`, which must be exactly [`EncodedFrame::len`] bytes.
+    /// Writes the frame into `out`, which must be exactly [`EncodedFrame::len`] bytes (a flat frame
+    /// is encoded here, on the operation's threads).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `out` has the wrong length.
     pub fn write_to(&self, out: &mut [u8]) -> Result<()> {
+        let (header, arena, pieces) = match &self.0 {
+            Body::Flat(plan) => return plan.write_to(out),
+            Body::Pieces {
+                header,
+                arena,
+                pieces,
+            } => (header, arena, pieces),
+        };
         if out.len() != self.len() {
             return Err(Error::invalid(format!(
                 "frame is {} bytes, the buffer {}",
@@ -111,9 +139,9 @@ impl EncodedFrame {
                 out.len()
             )));
         }
-        let (head, mut rest) = out.split_at_mut(self.header.len());
-        head.copy_from_slice(&self.header);
-        for c in self.chunks() {
+        let (head, mut rest) = out.split_at_mut(header.len());
+        head.copy_from_slice(header);
+        for c in chunks(arena, pieces) {
             let (dst, tail) = rest.split_at_mut(c.len());
             dst.copy_from_slice(c);
             rest = tail;
@@ -122,11 +150,13 @@ impl EncodedFrame {
     }
 
     /// The frame as one vector.
-    pub fn into_vec(self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// As [`EncodedFrame::write_to`] (never in practice: the length matches by construction).
+    pub fn into_vec(self) -> Result<Vec<u8>> {
         let mut out = memory::zeroed(self.len());
-        // The length matches by construction.
-        let _ = self.write_to(&mut out);
-        out
+        self.write_to(&mut out)?;
+        Ok(out)
     }
 }
 
@@ -142,50 +172,52 @@ pub fn encode(
     format: &Format,
     options: &Options,
 ) -> Result<Vec<u8>> {
-    Ok(encode_parts(src, dtype, shape, format, options)?.into_vec())
+    encode_parts(src, dtype, shape, format, options)?.into_vec()
 }
 
 /// [`encode`], returning the frame in pieces so the caller can place it without a second copy.
 ///
 /// # Errors
 /// As [`encode`].
-pub fn encode_parts(
-    src: &[u8],
+pub fn encode_parts<'a>(
+    src: &'a [u8],
     dtype: DType,
     shape: &[u64],
     format: &Format,
     options: &Options,
-) -> Result<EncodedFrame> {
+) -> Result<EncodedFrame<'a>> {
     check_len(src.len(), dtype, shape)?;
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
     let level = simd::current()?;
     threads::run(options.threads, || {
         let window = window_for(&target, src, chunk, level)?;
+        if format.exponent_coding == ExponentCoding::Raw {
+            let plan = flat::Plan::new(src, target, window, shape, chunk, level, options.threads)?;
+            return Ok(EncodedFrame(Body::Flat(plan)));
+        }
         let reducer = Reducer::new(&target, window);
         let (arena, pieces) = crate::by_word!(
             dtype.size(),
             kernel::mode(&reducer),
             encode_chunks(level, &reducer, &target, src, chunk)
         );
-        let mut frame = EncodedFrame {
-            header: Vec::new(),
-            arena,
-            pieces,
-        };
         let header = Header {
             target,
             window_top: window_top_field(window),
             shape: shape.to_vec(),
             chunk_size: chunk,
-            chunks: frame
-                .chunks()
+            chunks: chunks(&arena, &pieces)
                 .map(|c| (c.len() as u64, xxh3_64(c)))
                 .collect(),
             header_len: 0,
-        };
-        frame.header = header.to_bytes();
-        Ok(frame)
+        }
+        .to_bytes();
+        Ok(EncodedFrame(Body::Pieces {
+            header,
+            arena,
+            pieces,
+        }))
     })?
 }
 

@@ -10,7 +10,7 @@
 
 use std::ops::{Add, BitAnd, BitOr, Not, Shl, Shr, Sub};
 
-use crate::bitpack::{low_mask, Packer, Unpacker};
+use crate::bitpack::low_mask;
 use crate::reduce::{Reducer, Window};
 use crate::rng::{random_bits, MANTISSA_STREAM};
 use crate::simd::multiversion;
@@ -60,6 +60,8 @@ pub(crate) trait Word:
     fn store(self, bytes: &mut [u8]);
     /// `self - rhs` modulo 2^bits, for branch-free selects that compute both sides.
     fn wrapping_sub(self, rhs: Self) -> Self;
+    /// The little-endian representation (a no-op on little-endian targets).
+    fn to_le(self) -> Self;
 }
 
 macro_rules! word {
@@ -89,6 +91,10 @@ macro_rules! word {
             fn wrapping_sub(self, rhs: Self) -> Self {
                 <$t>::wrapping_sub(self, rhs)
             }
+            #[inline(always)]
+            fn to_le(self) -> Self {
+                <$t>::to_le(self)
+            }
         }
     };
 }
@@ -114,6 +120,17 @@ macro_rules! by_word {
             _ => $f::<u64, T>($($a),*),
         }
     }};
+}
+
+/// `bytes` as a slice of elements when it is aligned for them and holds whole elements. Loops over
+/// such a slice vectorise where ones over `chunks_exact_mut(W::SIZE)` of the bytes do not always.
+#[inline(always)]
+fn words_mut<W: Word>(bytes: &mut [u8]) -> Option<&mut [W]> {
+    // SAFETY: `Word` is crate-private and implemented only for u16, u32 and u64: plain integers
+    // without padding for which every bit pattern is valid; `align_to_mut` hands out only the
+    // aligned middle of `bytes`, in bounds.
+    let (head, words, tail) = unsafe { bytes.align_to_mut::<W>() };
+    (head.is_empty() && tail.is_empty()).then_some(words)
 }
 
 /// `if c { a } else { b }` written so the compiler emits a select.
@@ -220,21 +237,19 @@ impl<W: Word> Params<W> {
         pick(mag >= self.special, b, q)
     }
 
-    /// Stochastic underflow: recomputes with the reference the elements that were flushed.
+    /// Stochastic underflow: the reference's result for an element `b` that [`Self::quantize`]
+    /// flushed to `q` (`None`: `q` stands).
     #[inline(always)]
-    fn fix_block(&self, inp: &[W], out: &mut [W], first: u64) {
-        for (i, (&b, q)) in inp.iter().zip(out.iter_mut()).enumerate() {
-            let mag = b & self.mag;
-            if (*q & self.mag) == W::ZERO && mag != W::ZERO && mag < self.special {
-                *q = W::from_u64(self.reducer.quantize(b.to_u64(), first + i as u64));
-            }
-        }
+    fn fix(&self, b: W, q: W, index: u64) -> Option<W> {
+        let mag = b & self.mag;
+        ((q & self.mag) == W::ZERO && mag != W::ZERO && mag < self.special)
+            .then(|| W::from_u64(self.reducer.quantize(b.to_u64(), index)))
     }
 
     /// Expands stored fields to source bits.
     #[inline(always)]
-    fn expand(&self, sign: u64, code: u16, mant: u64) -> W {
-        let code = W::from_u64(u64::from(code));
+    fn expand(&self, sign: u64, code: u64, mant: u64) -> W {
+        let code = W::from_u64(code);
         let field = pick(code == W::ZERO, W::ZERO, code + self.offset);
         (W::from_u64(sign) << self.sign_shift)
             | (field << self.src_m)
@@ -252,198 +267,50 @@ pub(crate) fn mode(r: &Reducer) -> u8 {
     }
 }
 
-/// Loads up to [`LANES`] elements; returns how many.
+/// Quantizes whole elements of `src` into `dst` straight from memory, one element at a time, so the
+/// compiler keeps the values in vector registers (a block staged through stack arrays spilled and
+/// stalled on store forwarding); stochastic underflow then fixes the flushed elements in a second
+/// pass over the same, still cached, bytes.
 #[inline(always)]
-fn load_block<W: Word>(bytes: &[u8], block: &mut [W; LANES]) -> usize {
-    let n = bytes.len() / W::SIZE;
-    for (x, e) in block.iter_mut().zip(bytes.chunks_exact(W::SIZE)) {
-        *x = W::load(e);
-    }
-    n
-}
-
-/// Stores the first `bytes.len() / SIZE` elements of `block`.
-#[inline(always)]
-fn store_block<W: Word>(block: &[W; LANES], bytes: &mut [u8]) {
-    for (x, e) in block.iter().zip(bytes.chunks_exact_mut(W::SIZE)) {
-        x.store(e);
-    }
-}
-
-/// Quantizes one block in registers.
-#[inline(always)]
-fn quantize_block<W: Word, const M: u8>(p: &Params<W>, inp: &[W; LANES], first: u64) -> [W; LANES] {
-    let mut out = [W::ZERO; LANES];
-    for (i, (q, &b)) in out.iter_mut().zip(inp.iter()).enumerate() {
-        *q = p.quantize::<M>(b, first + i as u64);
+fn quantize_slice<W: Word, const M: u8>(p: &Params<W>, src: &[u8], dst: &mut [u8], first: u64) {
+    let pairs = src.chunks_exact(W::SIZE).zip(dst.chunks_exact_mut(W::SIZE));
+    for (i, (s, d)) in pairs.enumerate() {
+        p.quantize::<M>(W::load(s), first + i as u64).store(d);
     }
     if p.fixup {
-        p.fix_block(inp, &mut out, first);
+        let pairs = src.chunks_exact(W::SIZE).zip(dst.chunks_exact_mut(W::SIZE));
+        for (i, (s, d)) in pairs.enumerate() {
+            let (b, q) = (W::load(s), W::load(d));
+            if let Some(fixed) = p.fix(b, q, first + i as u64) {
+                fixed.store(d);
+            }
+        }
     }
-    out
 }
 
 multiversion! {
     /// Quantizes `src` into `dst` (equal lengths, whole elements); `first` is the flat index of the first.
     fn quantize_into(p: &Params<W>, src: &[u8], dst: &mut [u8], first: u64) {
-        let step = LANES * W::SIZE;
-        for (k, (s, d)) in src.chunks(step).zip(dst.chunks_mut(step)).enumerate() {
-            let base = first + (k * LANES) as u64;
-            let mut inp = [W::ZERO; LANES];
-            load_block(s, &mut inp);
-            store_block(&quantize_block::<W, M>(p, &inp, base), d);
-        }
+        quantize_slice::<W, M>(p, src, dst, first);
     }
 }
 
 multiversion! {
     /// Quantizes `buf` in place; `first` is the flat index of its first element.
     fn quantize_in_place(p: &Params<W>, buf: &mut [u8], first: u64) {
+        if !p.fixup {
+            for (i, d) in buf.chunks_exact_mut(W::SIZE).enumerate() {
+                p.quantize::<M>(W::load(d), first + i as u64).store(d);
+            }
+            return;
+        }
+        // The fix-up needs the original elements: keep a copy of one block at a time.
         let step = LANES * W::SIZE;
+        let mut copy = [0u8; 8 * LANES];
         for (k, d) in buf.chunks_mut(step).enumerate() {
-            let base = first + (k * LANES) as u64;
-            let mut inp = [W::ZERO; LANES];
-            load_block(d, &mut inp);
-            store_block(&quantize_block::<W, M>(p, &inp, base), d);
-        }
-    }
-}
-
-/// What [`split`] writes besides the packed streams.
-pub(crate) struct Split<'a> {
-    /// One bit per element, LSB first: `n.div_ceil(8)` bytes.
-    pub signs: &'a mut [u8],
-    /// One exponent code per element.
-    pub codes: &'a mut [u16],
-    /// Mantissas packed at `man_bits`: exactly `packed_len(n, man_bits)` bytes.
-    pub mants: &'a mut [u8],
-    /// Out-of-band specials: `u32` index in the chunk, then the raw element bytes.
-    pub exceptions: &'a mut Vec<u8>,
-    /// The packer for `man_bits`.
-    pub pack: Packer,
-    /// The mantissa width.
-    pub man_bits: u32,
-}
-
-multiversion! {
-    /// Splits the elements of `src` (flat index of the first: `first`) into signs, codes, packed
-    /// mantissas and exceptions; returns whether any in-band value is negative.
-    fn split(p: &Params<W>, src: &[u8], first: u64, s: &mut Split<'_>) -> bool {
-        let step = LANES * W::SIZE;
-        let mant_step = 8 * s.man_bits as usize;
-        let mut negative = 0u64;
-        let mut packed = [0u8; 8 * LANES];
-        for (k, part) in src.chunks(step).enumerate() {
-            let base = first + (k * LANES) as u64;
-            let mut inp = [W::ZERO; LANES];
-            let n = load_block(part, &mut inp);
-            let mut q = quantize_block::<W, M>(p, &inp, base);
-            let mut signs = 0u64;
-            let mut specials = 0u64;
-            let mut mants = [0u64; LANES];
-            let codes = &mut s.codes[k * LANES..k * LANES + n];
-            for (i, ((x, &b), m)) in q.iter_mut().zip(inp.iter()).zip(mants.iter_mut()).enumerate() {
-                let special = (b & p.mag) >= p.special;
-                specials |= u64::from(special) << i;
-                // Specials are stored as a positive zero in-band.
-                let v = pick(special, W::ZERO, *x);
-                signs |= (v >> p.sign_shift).to_u64() << i;
-                let r = v & p.mag;
-                let field = r >> p.src_m;
-                *x = pick(field > p.offset, field.wrapping_sub(p.offset), W::ZERO);
-                *m = ((r & p.man_mask) >> p.drop).to_u64();
-            }
-            if let Some(whole) = codes.get_mut(..LANES) {
-                for (c, x) in whole.iter_mut().zip(q.iter()) {
-                    *c = x.to_u64() as u16;
-                }
-            } else {
-                for (c, x) in codes.iter_mut().zip(q.iter()) {
-                    *c = x.to_u64() as u16;
-                }
-            }
-            if n < LANES {
-                let keep = low_mask(n as u32);
-                signs &= keep;
-                specials &= keep;
-            }
-            negative |= signs;
-            let sign_bytes = signs.to_le_bytes();
-            let at = k * 8;
-            if let Some(dst) = s.signs.get_mut(at..at + 8) {
-                dst.copy_from_slice(&sign_bytes);
-            } else {
-                let take = (s.signs.len() - at).min(8);
-                s.signs[at..at + take].copy_from_slice(&sign_bytes[..take]);
-            }
-            let at = k * mant_step;
-            if n == LANES {
-                (s.pack)(&mants, &mut s.mants[at..at + mant_step]);
-            } else {
-                (s.pack)(&mants, &mut packed[..mant_step]);
-                let len = s.mants.len() - at;
-                s.mants[at..].copy_from_slice(&packed[..len]);
-            }
-            while specials != 0 {
-                let i = specials.trailing_zeros() as usize;
-                specials &= specials - 1;
-                let index = (k * LANES + i) as u32;
-                s.exceptions.extend_from_slice(&index.to_le_bytes());
-                s.exceptions.extend_from_slice(&part[i * W::SIZE..(i + 1) * W::SIZE]);
-            }
-        }
-        negative != 0
-    }
-}
-
-multiversion! {
-    /// Expands stored fields into `out` (whole elements): `signs` as [`split`] wrote them (`None`: all
-    /// positive), one code per element, mantissas packed at the width of `unpack`.
-    fn expand(
-        p: &Params<W>,
-        signs: Option<&[u8]>,
-        codes: &[u16],
-        mants: &[u8],
-        unpack: (Unpacker, u32),
-        out: &mut [u8],
-    ) {
-        let (unpack, man_bits) = unpack;
-        let step = LANES * W::SIZE;
-        let mant_step = 8 * man_bits as usize;
-        let mut padded = [0u8; 8 * LANES];
-        for (k, dst) in out.chunks_mut(step).enumerate() {
-            let n = dst.len() / W::SIZE;
-            let mut m = [0u64; LANES];
-            let at = k * mant_step;
-            if n == LANES {
-                unpack(&mants[at..at + mant_step], &mut m);
-            } else {
-                let tail = &mants[at..];
-                padded[..tail.len()].copy_from_slice(tail);
-                padded[tail.len()..mant_step].fill(0);
-                unpack(&padded[..mant_step], &mut m);
-            }
-            let mut sign_word = [0u8; 8];
-            if let Some(s) = signs {
-                if let Some(whole) = s.get(k * 8..k * 8 + 8) {
-                    sign_word.copy_from_slice(whole);
-                } else {
-                    let tail = &s[k * 8..(k * 8 + 8).min(s.len())];
-                    sign_word[..tail.len()].copy_from_slice(tail);
-                }
-            }
-            let sign_word = u64::from_le_bytes(sign_word);
-            let mut c = [0u16; LANES];
-            if n == LANES {
-                c.copy_from_slice(&codes[k * LANES..k * LANES + LANES]);
-            } else {
-                c[..n].copy_from_slice(&codes[k * LANES..k * LANES + n]);
-            }
-            let mut block = [W::ZERO; LANES];
-            for (i, ((x, &code), &mant)) in block.iter_mut().zip(c.iter()).zip(m.iter()).enumerate() {
-                *x = p.expand((sign_word >> i) & 1, code, mant);
-            }
-            store_block(&block, dst);
+            let s = &mut copy[..d.len()];
+            s.copy_from_slice(d);
+            quantize_slice::<W, M>(p, s, d, first + (k * LANES) as u64);
         }
     }
 }
@@ -451,12 +318,11 @@ multiversion! {
 multiversion! {
     /// The largest finite magnitude in `src` (0 when none): the window search of the monotone modes.
     fn max_finite(p: &Params<W>, src: &[u8]) -> W {
+        // One accumulator per lane of a block, so the maximum vectorises.
         let mut best = [W::ZERO; LANES];
         for part in src.chunks(LANES * W::SIZE) {
-            let mut inp = [W::ZERO; LANES];
-            load_block(part, &mut inp);
-            for (m, &b) in best.iter_mut().zip(inp.iter()) {
-                let mag = b & p.mag;
+            for (m, e) in best.iter_mut().zip(part.chunks_exact(W::SIZE)) {
+                let mag = W::load(e) & p.mag;
                 let v = pick(mag >= p.special, W::ZERO, mag);
                 *m = pick(v > *m, v, *m);
             }
@@ -472,10 +338,8 @@ multiversion! {
         let mut best = [W::ZERO; LANES];
         for (k, part) in src.chunks(LANES * W::SIZE).enumerate() {
             let base = first + (k * LANES) as u64;
-            let mut inp = [W::ZERO; LANES];
-            let n = load_block(part, &mut inp);
-            for (i, (m, &b)) in best.iter_mut().zip(inp.iter()).enumerate().take(n) {
-                let mag = b & p.mag;
+            for (i, (m, e)) in best.iter_mut().zip(part.chunks_exact(W::SIZE)).enumerate() {
+                let mag = W::load(e) & p.mag;
                 let r = p.round::<M>(mag, base + i as u64);
                 let r = pick(r > cap, cap, r);
                 let v = pick(mag >= p.special, W::ZERO, r);
@@ -485,6 +349,25 @@ multiversion! {
         best.iter().copied().max().unwrap_or(W::ZERO) >> p.src_m
     }
 }
+
+multiversion! {
+    /// Whether any in-band element of `src` is negative, and how many are specials kept out of band:
+    /// what a flat chunk's size depends on besides its length.
+    fn scan_flat(p: &Params<W>, src: &[u8]) -> (bool, usize) {
+        let (mut negative, mut specials) = (W::ZERO, 0usize);
+        for e in src.chunks_exact(W::SIZE) {
+            let b = W::load(e);
+            let special = (b & p.mag) >= p.special;
+            negative = negative | pick(special, W::ZERO, b & p.sign);
+            specials += usize::from(special);
+        }
+        (negative != W::ZERO, specials)
+    }
+}
+
+#[path = "kernel_fields.rs"]
+mod fields;
+pub(crate) use fields::{expand, expand_flat, split, Codes, Split};
 
 #[cfg(test)]
 #[path = "kernel_tests.rs"]

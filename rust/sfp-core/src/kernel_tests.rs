@@ -342,3 +342,29 @@ fn packers_match_the_streaming_writer() {
         }
     }
 }
+
+#[test]
+fn flat_chunks_without_signs_and_unaligned_buffers_match_the_reference() {
+    for dtype in DType::ALL {
+        let size = dtype.size();
+        // Chunks of 100 values: the first all positive (no sign stream), the others mixed.
+        let mut src = inputs(dtype, 300, 7);
+        for e in src[..100 * size].chunks_exact_mut(size) {
+            e[size - 1] &= 0x7F;
+        }
+        for fmt in formats(dtype) {
+            if fmt.exponent_coding != ExponentCoding::Raw {
+                continue;
+            }
+            check(dtype, &fmt, &src, 100);
+            // Decoding into a buffer that is not aligned for the element type.
+            let shape = [300u64];
+            let frame = encode(&src, dtype, &shape, &fmt, &Options::default()).unwrap();
+            let mut aligned = vec![0u8; src.len()];
+            decode_into(&frame, &mut aligned, Some(1)).unwrap();
+            let mut shifted = vec![0u8; src.len() + 1];
+            decode_into(&frame, &mut shifted[1..], Some(1)).unwrap();
+            assert!(shifted[1..] == aligned[..], "{dtype:?} {fmt:?}");
+        }
+    }
+}

@@ -39,3 +39,50 @@ pub fn zeroed(len: usize) -> Vec<u8> {
     advise_huge_pages(v.as_ptr(), v.len());
     v
 }
+
+/// Zeroes the fresh buffer `[ptr, ptr + len)` on `threads` threads (`None`: one per core), a huge
+/// page at a time after advising it, so its first-touch page faults are taken in parallel: for a
+/// buffer the caller got uninitialised and must zero before viewing it as a slice (the Python
+/// binding's `bytes`).
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes, and nothing else may access them meanwhile.
+///
+/// # Errors
+/// As [`crate::threads::run`] (then nothing was written).
+pub unsafe fn zero_fresh(ptr: *mut u8, len: usize, threads: Option<usize>) -> crate::Result<()> {
+    use rayon::prelude::*;
+    advise_huge_pages(ptr, len);
+    if len <= HUGE_PAGE {
+        // SAFETY: the function's contract.
+        unsafe { std::ptr::write_bytes(ptr, 0, len) };
+        return Ok(());
+    }
+    // The address travels between threads as an integer.
+    let addr = ptr as usize;
+    crate::threads::run(threads, || {
+        (0..len.div_ceil(HUGE_PAGE)).into_par_iter().for_each(|i| {
+            let start = i * HUGE_PAGE;
+            // SAFETY: `[start, start + n)` lies inside the caller's buffer, valid for writes and
+            // accessed by nothing else (the function's contract); the pieces are disjoint.
+            unsafe {
+                std::ptr::write_bytes((addr + start) as *mut u8, 0, HUGE_PAGE.min(len - start));
+            }
+        });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_fresh_zeroes_every_byte_on_any_thread_count() {
+        for (len, threads) in [(0, None), (100, Some(1)), (5 * HUGE_PAGE + 3, Some(2))] {
+            let mut v = vec![1u8; len];
+            // SAFETY: `v` is valid for writes of `len` bytes and nothing else uses it.
+            unsafe { zero_fresh(v.as_mut_ptr(), len, threads) }.unwrap();
+            assert!(v.iter().all(|&b| b == 0), "len {len}");
+        }
+    }
+}

@@ -117,8 +117,11 @@ fn encode<'py>(
         sfp_core::encode_parts(data, dtype, &shape, &format, &options)
     })
     .map_err(to_py)?;
-    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy.
-    new_bytes(py, frame.len(), |buf| frame.write_to(buf).map_err(to_py))
+    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy (a flat frame
+    // is encoded right there, so that runs without the GIL too).
+    new_bytes(py, frame.len(), threads, |buf| {
+        maybe_detach(py, buf.len(), || frame.write_to(buf)).map_err(to_py)
+    })
 }
 
 /// `PyBytes::new_with`, with the buffer advised to huge pages before it is first touched (a large
@@ -126,6 +129,7 @@ fn encode<'py>(
 fn new_bytes<'py>(
     py: Python<'py>,
     len: usize,
+    threads: Option<usize>,
     init: impl FnOnce(&mut [u8]) -> PyResult<()>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let size = pyo3::ffi::Py_ssize_t::try_from(len)
@@ -142,8 +146,13 @@ fn new_bytes<'py>(
         if buf.is_null() {
             return Err(PyErr::fetch(py));
         }
-        sfp_core::memory::advise_huge_pages(buf, len);
-        std::ptr::write_bytes(buf, 0u8, len);
+        // Zeroing faults in the fresh pages: on the operation's threads, without the GIL for large
+        // buffers (the address travels as an integer; nothing else sees the buffer meanwhile).
+        let addr = buf as usize;
+        maybe_detach(py, len, move || {
+            sfp_core::memory::zero_fresh(addr as *mut u8, len, threads)
+        })
+        .map_err(to_py)?;
         init(std::slice::from_raw_parts_mut(buf, len))?;
         Ok(bytes)
     }

@@ -1,0 +1,164 @@
+//! Frames of flat chunks (`exponent_coding="raw"`), whose size is known before encoding: one
+//! read-only pass finds each chunk's size ([`crate::chunk::flat_len`]), and [`Plan::write_to`] then
+//! encodes every chunk straight into its place in the caller's buffer. The frame's fresh memory is
+//! touched once, with no arena and no copy; the bytes are the ones the chunk-by-chunk encoder writes.
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::format::Target;
+use crate::frame::Header;
+use crate::kernel::{self, Params, Word};
+use crate::reduce::{window_top_field, Reducer, Window};
+use crate::simd::Level;
+use crate::threads;
+
+/// A flat frame, sized but not yet encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan<'a> {
+    src: &'a [u8],
+    target: Target,
+    window: Option<Window>,
+    shape: Vec<u64>,
+    chunk: usize,
+    level: Level,
+    threads: Option<usize>,
+    /// Per chunk: its bytes and whether it has a sign stream.
+    chunks: Vec<(usize, bool)>,
+    header_len: usize,
+}
+
+impl<'a> Plan<'a> {
+    /// Sizes the frame of `src` (run on the operation's threads).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when a size overflows.
+    pub(crate) fn new(
+        src: &'a [u8],
+        target: Target,
+        window: Option<Window>,
+        shape: &[u64],
+        chunk: usize,
+        level: Level,
+        threads: Option<usize>,
+    ) -> Result<Self> {
+        let reducer = Reducer::new(&target, window);
+        let size = target.dtype.size();
+        let scans = crate::by_word!(
+            size,
+            kernel::mode(&reducer),
+            scan_chunks(level, &reducer, src, chunk)
+        );
+        let bits = (target.exp_bits, target.man_bits);
+        let chunks = src
+            .chunks((chunk * size).max(1))
+            .zip(scans)
+            .map(|(part, (negative, specials))| {
+                chunk::flat_len(part.len() / size, size, bits, negative, specials)
+                    .map(|len| (len, negative))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut plan = Self {
+            src,
+            target,
+            window,
+            shape: shape.to_vec(),
+            chunk,
+            level,
+            threads,
+            chunks,
+            header_len: 0,
+        };
+        plan.header_len = plan.header(vec![(0, 0); plan.chunks.len()]).len();
+        Ok(plan)
+    }
+
+    /// Total bytes of the frame.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks
+            .iter()
+            .fold(self.header_len, |a, &(len, _)| a.saturating_add(len))
+    }
+
+    /// The serialised header with the chunk table `chunks` (length, checksum).
+    fn header(&self, chunks: Vec<(u64, u64)>) -> Vec<u8> {
+        Header {
+            target: self.target,
+            window_top: window_top_field(self.window),
+            shape: self.shape.clone(),
+            chunk_size: self.chunk,
+            chunks,
+            header_len: 0,
+        }
+        .to_bytes()
+    }
+
+    /// Encodes the frame into `out`, exactly [`Plan::len`] bytes, on the operation's threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `out` has the wrong length.
+    pub(crate) fn write_to(&self, out: &mut [u8]) -> Result<()> {
+        if out.len() != self.len() {
+            return Err(Error::invalid(format!(
+                "frame is {} bytes, the buffer {}",
+                self.len(),
+                out.len()
+            )));
+        }
+        let reducer = Reducer::new(&self.target, self.window);
+        threads::run(self.threads, || {
+            crate::by_word!(
+                self.target.dtype.size(),
+                kernel::mode(&reducer),
+                write_chunks(self, &reducer, out)
+            )
+        })?
+    }
+}
+
+/// Each chunk's `(any value negative, specials)`.
+fn scan_chunks<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    src: &[u8],
+    chunk: usize,
+) -> Vec<(bool, usize)> {
+    let p = Params::<W>::new(r);
+    src.par_chunks((chunk * W::SIZE).max(1))
+        .map(|part| kernel::scan_flat::run::<W, M>(level, &p, part))
+        .collect()
+}
+
+/// Encodes every chunk of `plan` into its place in `out` (in parallel), then the header.
+fn write_chunks<W: Word, const M: u8>(plan: &Plan<'_>, r: &Reducer, out: &mut [u8]) -> Result<()> {
+    let p = Params::<W>::new(r);
+    let bits = (plan.target.exp_bits, plan.target.man_bits);
+    let short = || Error::invalid("the buffer is shorter than the frame");
+    let (head, mut rest) = out
+        .split_at_mut_checked(plan.header_len)
+        .ok_or_else(short)?;
+    let mut slots = Vec::with_capacity(plan.chunks.len());
+    for &(len, negative) in &plan.chunks {
+        let (slot, tail) = rest.split_at_mut_checked(len).ok_or_else(short)?;
+        slots.push((slot, negative));
+        rest = tail;
+    }
+    let table = slots
+        .into_par_iter()
+        .zip(plan.src.par_chunks((plan.chunk * W::SIZE).max(1)))
+        .enumerate()
+        .map(|(c, ((dst, negative), part))| {
+            let first = (c * plan.chunk) as u64;
+            chunk::encode_flat::<W, M>(plan.level, &p, bits, part, first, negative, dst)?;
+            Ok((dst.len() as u64, xxh3_64(dst)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let header = plan.header(table);
+    if header.len() != head.len() {
+        return Err(short());
+    }
+    head.copy_from_slice(&header);
+    Ok(())
+}
