@@ -16,18 +16,14 @@
 use crate::bitpack::{packed_len, packer, unpacker};
 use crate::dtype::load;
 use crate::error::{Error, Result};
-use crate::exponent::{self, Coder, ExponentCoding};
+use crate::exponent::{Coder, ExponentCoding};
 use crate::frame::Reader;
 use crate::kernel::{self, Params, Split, Word};
 use crate::mantissa::{self, Plan};
 use crate::reduce::Reducer;
 use crate::simd::Level;
 
-const HAS_SIGNS: u8 = 1;
-/// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
-const JOINT_SIGN: u8 = 2;
-/// Mantissa follow-up of issue 3: the mantissa stream is coded (see [`crate::mantissa`]).
-const MANTISSA_CODED: u8 = 4;
+use crate::streams::{self, HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +59,7 @@ pub(crate) struct Scratch {
     signs: Vec<u8>,
     mants: Vec<u8>,
     exceptions: Vec<u8>,
+    work: streams::Work,
 }
 
 thread_local! {
@@ -137,30 +134,15 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 man_bits,
             },
         );
-        s.exps.clear();
-        let mut coder = exponent::encode(coding, &s.codes, exp_bits, &mut s.exps);
-        let mut flags = if any_negative { HAS_SIGNS } else { 0 };
-        if any_negative {
-            if let Some((joint, c)) = joint_sign(
-                coding,
-                &s.codes,
-                &s.signs,
-                exp_bits,
-                s.exps.len() + s.signs.len(),
-            ) {
-                s.exps = joint;
-                coder = c;
-                flags = JOINT_SIGN;
-            }
-        }
-        let plan = code_mantissas(
+        let chosen = streams::code(
             coding,
             (&s.codes, &s.signs, any_negative),
             (exp_bits, man_bits),
-            (&mut flags, &mut coder),
             &mut s.exps,
             &mut s.mants,
+            &mut s.work,
         );
+        let (flags, coder, plan) = (chosen.flags, chosen.coder, chosen.plan);
         let sign_bytes = if flags & HAS_SIGNS != 0 {
             &s.signs[..]
         } else {
@@ -194,115 +176,12 @@ fn place(parts: &[&[u8]], slot: &mut [u8]) -> Placed {
     Placed::InSlot(len)
 }
 
-/// Mantissa follow-up of issue 3: after the flat split, replaces the mantissa stream (and, with top
-/// bits, the exponent stream, its coder and the sign flags) by the coded ones when `coding` allows
-/// the entropy coder and they are smaller; returns the plan used (`None`: the flat streams stand).
-/// `values` are the codes, the sign bits and whether any sign is set; `bits` the exponent and mantissa
-/// widths.
-pub(crate) fn code_mantissas(
-    coding: ExponentCoding,
-    values: (&[u16], &[u8], bool),
-    bits: (u32, u32),
-    state: (&mut u8, &mut Coder),
-    exps: &mut Vec<u8>,
-    mants: &mut Vec<u8>,
-) -> Option<Plan> {
-    let (codes, signs, any_negative) = values;
-    let (flags, coder) = state;
-    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy) {
-        return None;
-    }
-    let sign_len = if *flags & HAS_SIGNS != 0 {
-        signs.len()
-    } else {
-        0
-    };
-    let c = mantissa::try_code(
-        codes,
-        signs,
-        any_negative,
-        mants,
-        bits,
-        exps.len(),
-        sign_len,
-    )?;
-    if let Some((e, new_coder, joint)) = c.exponents {
-        *exps = e;
-        *coder = new_coder;
-        *flags = match (joint, any_negative) {
-            (true, _) => JOINT_SIGN,
-            (false, true) => HAS_SIGNS,
-            (false, false) => 0,
-        };
-    }
-    *flags |= MANTISSA_CODED;
-    *mants = c.stream;
-    Some(c.plan)
-}
-
 /// Appends the coded-mantissa header fields (nothing for flat mantissas).
 pub(crate) fn put_mantissa_header(plan: Option<Plan>, stream_len: usize, out: &mut Vec<u8>) {
     if let Some(p) = plan {
         out.push(p.mode());
         out.extend_from_slice(&(stream_len as u32).to_le_bytes());
     }
-}
-
-/// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
-/// and that stream is smaller than `separate` (sign stream plus exponent stream) bytes.
-pub(crate) fn joint_sign(
-    coding: ExponentCoding,
-    codes: &[u16],
-    signs: &[u8],
-    exp_bits: u32,
-    separate: usize,
-) -> Option<(Vec<u8>, Coder)> {
-    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy)
-        || exp_bits + 1 > exponent::entropy::MAX_WIDTH
-    {
-        return None;
-    }
-    // One histogram pass predicts the joint stream (without building it); encode only when it looks
-    // smaller.
-    let hist = joint_histogram(codes, signs, exp_bits + 1);
-    if exponent::entropy_estimate_from_histogram(&hist)? >= separate {
-        return None;
-    }
-    let joint: Vec<u16> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c << 1) | u16::from((signs[i / 8] >> (i % 8)) & 1))
-        .collect();
-    let mut out = Vec::new();
-    let coder = exponent::encode(ExponentCoding::Entropy, &joint, exp_bits + 1, &mut out);
-    (out.len() < separate).then_some((out, coder))
-}
-
-/// The histogram of `(code << 1) | sign` masked to `width` bits, as the entropy coder would count it
-/// on the joint stream.
-fn joint_histogram(codes: &[u16], signs: &[u8], width: u32) -> Vec<u32> {
-    let mask = ((1u32 << width) - 1) as u16;
-    // Two partial histograms break the store-to-load dependency on runs of equal codes.
-    let mut hist = vec![0u32; 1usize << width];
-    let mut odd = vec![0u32; 1usize << width];
-    let groups = codes.chunks_exact(8);
-    let tail = groups.remainder();
-    for (group, &byte) in groups.zip(signs) {
-        let b = u16::from(byte);
-        for j in (0..8).step_by(2) {
-            hist[usize::from(((group[j] << 1) | ((b >> j) & 1)) & mask)] += 1;
-            odd[usize::from(((group[j + 1] << 1) | ((b >> (j + 1)) & 1)) & mask)] += 1;
-        }
-    }
-    if let Some(&byte) = signs.get(codes.len() / 8) {
-        for (j, &c) in tail.iter().enumerate() {
-            hist[usize::from(((c << 1) | ((u16::from(byte) >> j) & 1)) & mask)] += 1;
-        }
-    }
-    for (a, o) in hist.iter_mut().zip(&odd) {
-        *a += o;
-    }
-    hist
 }
 
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.

@@ -17,9 +17,8 @@
 //! chunk's values in order, without the zero-code values under zero skip.
 
 use crate::bitpack::{self, low_mask, packed_len};
-use crate::chunk;
 use crate::error::{Error, Result};
-use crate::exponent::{self, entropy, Coder, ExponentCoding};
+use crate::exponent::entropy;
 
 /// Most mantissa bits coded jointly with the exponent.
 pub const MAX_TOP: u32 = 3;
@@ -193,88 +192,29 @@ pub(crate) fn choose(
     (cost < flat - 0.005 * (flat + sampled as f64)).then_some(plan)
 }
 
-/// A chunk's coded mantissas and, when top bits joined the exponent, its new exponent stream.
-pub(crate) struct Coded {
-    /// The plan used.
-    pub plan: Plan,
-    /// The mantissa stream.
-    pub stream: Vec<u8>,
-    /// With top bits: the exponent stream, its coder and whether signs are coded in it.
-    pub exponents: Option<(Vec<u8>, Coder, bool)>,
-}
-
-/// Codes a chunk's mantissas when the sampled plan predicts a saving and the coded streams are
-/// smaller than `flat` bytes (sign, exponent and flat mantissa streams as they stand; `exps` is that
-/// exponent stream's length, `sign_len` the sign stream's).
-pub(crate) fn try_code(
-    codes: &[u16],
-    signs: &[u8],
-    any_negative: bool,
-    packed: &[u8],
-    (exp_bits, man_bits): (u32, u32),
-    exps: usize,
-    sign_len: usize,
-) -> Option<Coded> {
-    let flat = sign_len + exps + packed.len();
-    let mut plan = choose(codes, packed, exp_bits, man_bits, true)?;
-    let (joint, low) = match split(plan, codes, packed, man_bits) {
-        Some(s) => s,
-        None => {
-            plan.zero_skip = false;
-            split(plan, codes, packed, man_bits)?
-        }
-    };
-    let mut stream = Vec::new();
-    encode(&low, man_bits - plan.top, &mut stream);
-    let (exponents, total) = if plan.top == 0 {
-        (None, sign_len + exps + stream.len())
-    } else {
-        let width = exp_bits + plan.top;
-        let mut e = Vec::new();
-        let mut coder = exponent::encode(ExponentCoding::Entropy, &joint, width, &mut e);
-        let mut joint_sign = false;
-        if any_negative {
-            let separate = e.len() + signs.len();
-            if let Some((j, c)) =
-                chunk::joint_sign(ExponentCoding::Entropy, &joint, signs, width, separate)
-            {
-                e = j;
-                coder = c;
-                joint_sign = true;
-            }
-        }
-        let signs_kept = if any_negative && !joint_sign {
-            signs.len()
-        } else {
-            0
-        };
-        let total = e.len() + stream.len() + signs_kept;
-        (Some((e, coder, joint_sign)), total)
-    };
-    (total + EXTRA_HEADER < flat).then_some(Coded {
-        plan,
-        stream,
-        exponents,
-    })
-}
-
 /// Bytes a coded chunk adds to the chunk header (mode byte and stream length).
 pub(crate) const EXTRA_HEADER: usize = 5;
 
 /// Codes `values` (each below `2^width`) in lane blocks, appending to `out`.
+///
+/// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
+/// kept only when it is smaller.
 pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    let mut syms: Vec<u16> = Vec::with_capacity(BLOCK.min(values.len()));
+    let mut syms: Vec<u16> = vec![0; BLOCK.min(values.len())];
     let mut coded = Vec::new();
     for block in values.chunks(BLOCK) {
+        let syms = &mut syms[..block.len()];
         for (lo, w) in lanes(width) {
-            syms.clear();
-            syms.extend(block.iter().map(|&v| ((v >> lo) & low_mask(w)) as u16));
+            let m = low_mask(w);
+            for (s, &v) in syms.iter_mut().zip(block) {
+                *s = ((v >> lo) & m) as u16;
+            }
             let raw_len = (block.len() * w as usize).div_ceil(8);
             coded.clear();
-            let hist = entropy::histogram(&syms, w);
+            let hist = entropy::histogram(syms, w);
             if let Some(table) = entropy::Table::from_histogram(&hist) {
-                if table.min_stream_len(&hist) < raw_len {
-                    entropy::encode_with_table(&syms, w, &table, &mut coded);
+                if table.estimated_len(&hist) < raw_len {
+                    entropy::encode_with_table(syms, w, &table, &mut coded);
                 }
             }
             if !coded.is_empty() && coded.len() < raw_len {
@@ -284,7 +224,7 @@ pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
             } else {
                 out.push(RAW);
                 out.extend_from_slice(&(raw_len as u32).to_le_bytes());
-                bitpack::pack(syms.iter().map(|&s| u64::from(s)), w, out);
+                bitpack::pack_u16(syms, w, out);
             }
         }
     }
@@ -343,29 +283,122 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
 /// A chunk's mantissas split by `plan`: the exponent alphabet codes (`code << top | top bits`) and
 /// the stored low values; `None` when zero skip was planned but a zero-code value has a nonzero
 /// mantissa (the sample missed it), or `packed` does not hold one field per code.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn split(
     plan: Plan,
     codes: &[u16],
     packed: &[u8],
     man_bits: u32,
 ) -> Option<(Vec<u16>, Vec<u64>)> {
-    let low_bits = man_bits - plan.top;
-    let mut joint = Vec::with_capacity(if plan.top > 0 { codes.len() } else { 0 });
-    let mut low = Vec::with_capacity(codes.len());
-    let mut ok = true;
-    // The kernel packs exactly codes.len() fields; any other length leaves the chunk flat.
-    let unpacked = bitpack::unpack(packed, codes.len(), man_bits, |i, m| {
-        let c = codes[i];
-        if plan.top > 0 {
-            joint.push((c << plan.top) | (m >> low_bits) as u16);
+    let (mut joint, mut low) = (Vec::new(), Vec::new());
+    let k = split_into(plan, codes, None, packed, man_bits, &mut joint, &mut low)?;
+    low.truncate(k);
+    joint.truncate(if plan.top > 0 { codes.len() } else { 0 });
+    Some((joint, low))
+}
+
+/// [`split`] into reused buffers, in one branch-free pass: with `signs` (one bit per value) the
+/// joint codes carry the sign as a further low bit, `(code << top | top bits) << 1 | sign`; with
+/// neither top bits nor signs `joint` is not written. The buffers are grown to `codes.len()` but
+/// not shrunk; returns the number of stored low values, `None` where [`split`] gives `None`.
+pub(crate) fn split_into(
+    plan: Plan,
+    codes: &[u16],
+    signs: Option<&[u8]>,
+    packed: &[u8],
+    man_bits: u32,
+    joint: &mut Vec<u16>,
+    low: &mut Vec<u64>,
+) -> Option<usize> {
+    let n = codes.len();
+    if packed_len(n, man_bits).ok() != Some(packed.len())
+        || signs.is_some_and(|s| s.len() != n.div_ceil(8))
+        || man_bits > 64
+    {
+        return None;
+    }
+    if low.len() < n {
+        low.resize(n, 0);
+    }
+    let with_joint = plan.top > 0 || signs.is_some();
+    if with_joint && joint.len() < n {
+        joint.resize(n, 0);
+    }
+    let s = Split {
+        codes,
+        packed,
+        man_bits,
+        top: plan.top,
+        signs,
+    };
+    let (low, joint) = (&mut low[..n], &mut joint[..]);
+    let (k, bad) = match (with_joint, plan.zero_skip) {
+        (true, true) => s.run::<true, true>(low, joint),
+        (true, false) => s.run::<true, false>(low, joint),
+        (false, true) => s.run::<false, true>(low, joint),
+        (false, false) => s.run::<false, false>(low, joint),
+    };
+    (bad == 0).then_some(k)
+}
+
+/// The inputs of [`split_into`].
+struct Split<'a> {
+    codes: &'a [u16],
+    packed: &'a [u8],
+    man_bits: u32,
+    top: u32,
+    signs: Option<&'a [u8]>,
+}
+
+impl Split<'_> {
+    /// Splits every value; returns the stored count and the OR of the skipped mantissas.
+    #[inline(always)]
+    fn run<const JOINT: bool, const SKIP: bool>(
+        &self,
+        low: &mut [u64],
+        joint: &mut [u16],
+    ) -> (usize, u64) {
+        let (codes, packed, man_bits) = (self.codes, self.packed, self.man_bits);
+        let n = codes.len();
+        let low_bits = man_bits - self.top;
+        let low_m = low_mask(low_bits);
+        let mask = low_mask(man_bits);
+        // Fields readable with one unaligned 8-byte load (`man_bits` <= 56, 8 bytes in the stream).
+        let fast = match man_bits {
+            0 => 0,
+            1..=56 => (packed.len().saturating_sub(8) * 8 / man_bits as usize).min(n),
+            _ => 0,
+        };
+        let (mut k, mut bad) = (0usize, 0u64);
+        let mut one = |i: usize, m: u64| {
+            let c = codes[i];
+            if JOINT {
+                let j = (c << self.top) | (m >> low_bits) as u16;
+                joint[i] = match self.signs {
+                    Some(s) => (j << 1) | u16::from((s[i / 8] >> (i % 8)) & 1),
+                    None => j,
+                };
+            }
+            let z = SKIP && c == 0;
+            bad |= if z { m } else { 0 };
+            if let Some(l) = low.get_mut(k) {
+                *l = m & low_m;
+            }
+            k += usize::from(!z);
+        };
+        for i in 0..fast {
+            let bit = i * man_bits as usize;
+            let at = bit / 8;
+            let w = packed.get(at..at + 8).map_or(0, |b| {
+                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            });
+            one(i, (w >> (bit % 8)) & mask);
         }
-        if plan.zero_skip && c == 0 {
-            ok &= m == 0;
-        } else {
-            low.push(m & low_mask(low_bits));
+        for i in fast..n {
+            one(i, field(packed, i, man_bits));
         }
-    });
-    (ok && unpacked.is_ok()).then_some((joint, low))
+        (k, bad)
+    }
 }
 
 /// Rebuilds the flat packed mantissas (`man_bits` each) of a chunk coded with `plan`: `codes` are

@@ -238,6 +238,18 @@ pub fn encode(codes: &[u16], width: u32, out: &mut Vec<u8>) {
 
 /// Encodes with a table already built from the histogram of `codes`.
 pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &mut Vec<u8>) {
+    encode_shifted(codes, 0, width, table, out);
+}
+
+/// Encodes `codes >> shift` (masked to `width` bits) with a table built from their histogram: the
+/// codes of a joint alphabet without its lowest `shift` bits, with no copy.
+pub(crate) fn encode_shifted(
+    codes: &[u16],
+    shift: u32,
+    width: u32,
+    table: &Table,
+    out: &mut Vec<u8>,
+) {
     let width = width.min(MAX_WIDTH);
     let mask = ((1u32 << width) - 1) as u16;
     let scale = table.scale;
@@ -260,8 +272,8 @@ pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
     WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut words) => encode_words(codes, mask, &syms, &mut words, out),
-        Err(_) => encode_words(codes, mask, &syms, &mut Vec::new(), out),
+        Ok(mut words) => encode_words(codes, shift, mask, &syms, &mut words, out),
+        Err(_) => encode_words(codes, shift, mask, &syms, &mut Vec::new(), out),
     });
 }
 
@@ -273,6 +285,7 @@ thread_local! {
 /// Runs the four rANS states over `codes` (in reverse) and appends the final states and the words.
 fn encode_words(
     codes: &[u16],
+    shift: u32,
     mask: u16,
     syms: &[EncSym],
     words: &mut Vec<u16>,
@@ -288,7 +301,7 @@ fn encode_words(
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
         put(
             &mut states[lane],
-            &syms[usize::from(c & mask)],
+            &syms[usize::from((c >> shift) & mask)],
             words,
             &mut pos,
         );
@@ -297,7 +310,7 @@ fn encode_words(
         for lane in (0..LANES).rev() {
             put(
                 &mut states[lane],
-                &syms[usize::from(quad[lane] & mask)],
+                &syms[usize::from((quad[lane] >> shift) & mask)],
                 words,
                 &mut pos,
             );
