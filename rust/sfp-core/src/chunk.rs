@@ -60,6 +60,8 @@ pub(crate) struct Scratch {
     mants: Vec<u8>,
     exceptions: Vec<u8>,
     work: streams::Work,
+    tops: Vec<u16>,
+    low: Vec<u64>,
 }
 
 thread_local! {
@@ -304,30 +306,43 @@ pub(crate) fn decode<W: Word, const M: u8>(
         let top = plan.map_or(0, |p| p.top);
         let exp_bits = exp_bits + top;
         let mut signs = parsed.signs;
-        if parsed.joint_sign {
-            parsed
-                .layout
-                .coder
-                .decode(parsed.exponents, exp_bits + 1, &mut s.codes)?;
+        let js = u32::from(parsed.joint_sign);
+        parsed
+            .layout
+            .coder
+            .decode(parsed.exponents, exp_bits + js, &mut s.codes)?;
+        // The sign bits come off the joint codes, then one pass splits off the top bits.
+        if js == 1 {
             s.signs.clear();
             s.signs.resize(n.div_ceil(8), 0);
-            for (i, c) in s.codes.iter_mut().enumerate() {
-                s.signs[i / 8] |= ((*c & 1) as u8) << (i % 8);
-                *c >>= 1;
+            for (b, group) in s.signs.iter_mut().zip(s.codes.chunks(8)) {
+                *b = group
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (j, &c)| acc | (((c & 1) as u8) << j));
             }
-            signs = Some(&s.signs);
-        } else {
-            parsed
-                .layout
-                .coder
-                .decode(parsed.exponents, exp_bits, &mut s.codes)?;
         }
-        let mut tops = Vec::new();
+        s.tops.clear();
+        let mut largest = 0u16;
         if top > 0 {
-            tops = s.codes.iter().map(|&c| c & ((1 << top) - 1)).collect();
-            for c in &mut s.codes {
-                *c >>= top;
+            s.tops.resize(n, 0);
+            let top_mask = (1u16 << top) - 1;
+            for (c, t) in s.codes.iter_mut().zip(s.tops.iter_mut()) {
+                let v = *c >> js;
+                *t = v & top_mask;
+                *c = v >> top;
+                largest = largest.max(*c);
             }
+        } else if js == 1 {
+            for c in &mut s.codes {
+                *c >>= 1;
+                largest = largest.max(*c);
+            }
+        } else {
+            largest = s.codes.iter().copied().max().unwrap_or(0);
+        }
+        if js == 1 {
+            signs = Some(&s.signs);
         }
         let exp_bits = exp_bits - top;
         let max_code = if exp_bits >= 16 {
@@ -335,7 +350,6 @@ pub(crate) fn decode<W: Word, const M: u8>(
         } else {
             ((1u32 << exp_bits) - 1) as u16
         };
-        let largest = s.codes.iter().copied().max().unwrap_or(0);
         if largest > max_code {
             return Err(Error::decode(format!(
                 "exponent code {largest} exceeds {exp_bits} bits"
@@ -343,12 +357,12 @@ pub(crate) fn decode<W: Word, const M: u8>(
         }
         let mants = match plan {
             Some(plan) => {
-                mantissa::rebuild(
+                mantissa::rebuild_into(
                     plan,
                     parsed.mantissas,
-                    &s.codes,
-                    &tops,
+                    (&s.codes, &s.tops),
                     man_bits,
+                    &mut s.low,
                     &mut s.mants,
                 )?;
                 &s.mants[..]

@@ -238,7 +238,9 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width > 64 {
         return Err(Error::decode(format!("mantissa width {width} exceeds 64")));
     }
-    out.fill(0);
+    if width == 0 {
+        out.fill(0);
+    }
     let mut pos = 0usize;
     let mut syms: Vec<u16> = Vec::new();
     for block in out.chunks_mut(BLOCK) {
@@ -254,13 +256,20 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
                 .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
             pos += len;
             match head[0] {
+                // The lowest lane sets each value, the others add their bits.
+                RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
                 RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
                 ENTROPY => {
-                    syms.clear();
                     syms.resize(block.len(), 0);
-                    entropy::decode(body, w, &mut syms)?;
-                    for (v, &s) in block.iter_mut().zip(&syms) {
-                        *v |= u64::from(s) << lo;
+                    entropy::decode(body, w, &mut syms[..block.len()])?;
+                    if lo == 0 {
+                        for (v, &s) in block.iter_mut().zip(&syms) {
+                            *v = u64::from(s);
+                        }
+                    } else {
+                        for (v, &s) in block.iter_mut().zip(&syms) {
+                            *v |= u64::from(s) << lo;
+                        }
                     }
                 }
                 other => {
@@ -351,51 +360,65 @@ struct Split<'a> {
 }
 
 impl Split<'_> {
-    /// Splits every value; returns the stored count and the OR of the skipped mantissas.
+    /// Splits every value, 64 at a time through the block unpacker; returns the stored count and
+    /// the OR of the skipped mantissas.
     #[inline(always)]
     fn run<const JOINT: bool, const SKIP: bool>(
         &self,
         low: &mut [u64],
         joint: &mut [u16],
     ) -> (usize, u64) {
-        let (codes, packed, man_bits) = (self.codes, self.packed, self.man_bits);
-        let n = codes.len();
-        let low_bits = man_bits - self.top;
+        let (codes, packed, man_bits, top) = (self.codes, self.packed, self.man_bits, self.top);
+        let low_bits = man_bits - top;
         let low_m = low_mask(low_bits);
-        let mask = low_mask(man_bits);
-        // Fields readable with one unaligned 8-byte load (`man_bits` <= 56, 8 bytes in the stream).
-        let fast = match man_bits {
-            0 => 0,
-            1..=56 => (packed.len().saturating_sub(8) * 8 / man_bits as usize).min(n),
-            _ => 0,
-        };
+        let unpack = bitpack::unpacker(man_bits);
+        let step = 8 * man_bits as usize;
+        let mut vals = [0u64; 64];
+        let mut padded = [0u8; 8 * 64];
         let (mut k, mut bad) = (0usize, 0u64);
-        let mut one = |i: usize, m: u64| {
-            let c = codes[i];
+        for (b, group) in codes.chunks(64).enumerate() {
+            let at = b * step;
+            match packed.get(at..at + step) {
+                Some(bytes) => unpack(bytes, &mut vals),
+                None => {
+                    let tail = packed.get(at..).unwrap_or_default();
+                    padded[..tail.len()].copy_from_slice(tail);
+                    padded[tail.len()..step].fill(0);
+                    unpack(&padded[..step], &mut vals);
+                }
+            }
+            let first = b * 64;
             if JOINT {
-                let j = (c << self.top) | (m >> low_bits) as u16;
-                joint[i] = match self.signs {
-                    Some(s) => (j << 1) | u16::from((s[i / 8] >> (i % 8)) & 1),
-                    None => j,
-                };
+                let dst = joint
+                    .get_mut(first..first + group.len())
+                    .unwrap_or_default();
+                for ((d, &c), &m) in dst.iter_mut().zip(group).zip(&vals) {
+                    *d = (c << top) | (m >> low_bits) as u16;
+                }
+                if let Some(s) = self.signs {
+                    let bits = s.get(first / 8..).unwrap_or_default();
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let sign = bits.get(j / 8).map_or(0, |&x| (x >> (j % 8)) & 1);
+                        *d = (*d << 1) | u16::from(sign);
+                    }
+                }
             }
-            let z = SKIP && c == 0;
-            bad |= if z { m } else { 0 };
-            if let Some(l) = low.get_mut(k) {
-                *l = m & low_m;
+            if SKIP {
+                for (&c, &m) in group.iter().zip(&vals) {
+                    let z = c == 0;
+                    bad |= if z { m } else { 0 };
+                    if let Some(l) = low.get_mut(k) {
+                        *l = m & low_m;
+                    }
+                    k += usize::from(!z);
+                }
+            } else {
+                let dst = low.get_mut(k..k + group.len()).unwrap_or_default();
+                for (l, &m) in dst.iter_mut().zip(&vals) {
+                    *l = m & low_m;
+                }
+                k += group.len();
             }
-            k += usize::from(!z);
-        };
-        for i in 0..fast {
-            let bit = i * man_bits as usize;
-            let at = bit / 8;
-            let w = packed.get(at..at + 8).map_or(0, |b| {
-                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-            });
-            one(i, (w >> (bit % 8)) & mask);
-        }
-        for i in fast..n {
-            one(i, field(packed, i, man_bits));
         }
         (k, bad)
     }
@@ -407,6 +430,7 @@ impl Split<'_> {
 ///
 /// # Errors
 /// [`Error::Decode`] when the stream is malformed.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn rebuild(
     plan: Plan,
     stream: &[u8],
@@ -415,31 +439,73 @@ pub(crate) fn rebuild(
     man_bits: u32,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let low_bits = man_bits - plan.top;
-    let stored = if plan.zero_skip {
-        codes.iter().filter(|&&c| c != 0).count()
+    rebuild_into(plan, stream, (codes, tops), man_bits, &mut Vec::new(), out)
+}
+
+/// [`rebuild`] with a reused buffer `low` for the stored low values.
+pub(crate) fn rebuild_into(
+    plan: Plan,
+    stream: &[u8],
+    (codes, tops): (&[u16], &[u16]),
+    man_bits: u32,
+    low: &mut Vec<u64>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let n = codes.len();
+    let top = plan.top;
+    if man_bits > 64 || top > man_bits || (top > 0 && tops.len() != n) {
+        return Err(Error::decode(
+            "mantissa stream: top bits do not match the codes",
+        ));
+    }
+    let low_bits = man_bits - top;
+    let skip = plan.zero_skip;
+    let stored = if skip {
+        codes.iter().map(|&c| usize::from(c != 0)).sum()
     } else {
-        codes.len()
+        n
     };
-    let mut low = vec![0u64; stored];
-    decode(stream, low_bits, &mut low)?;
-    if plan.zero_skip && codes.iter().zip(tops).any(|(&c, &t)| c == 0 && t != 0) {
+    if low.len() < stored {
+        low.resize(stored, 0);
+    }
+    let low = &mut low[..stored];
+    decode(stream, low_bits, low)?;
+    if skip && top > 0 && codes.iter().zip(tops).any(|(&c, &t)| c == 0 && t != 0) {
         return Err(Error::decode(
             "mantissa stream: a skipped zero has nonzero top bits",
         ));
     }
-    let mut next = low.iter();
-    let values = codes.iter().enumerate().map(|(i, &c)| {
-        if plan.zero_skip && c == 0 {
-            return 0;
-        }
-        let l = next.next().copied().unwrap_or(0);
-        let t = tops.get(i).map_or(0, |&t| u64::from(t));
-        (t << low_bits) | l
-    });
+    let packer = bitpack::packer(man_bits);
+    let step = 8 * man_bits as usize;
     out.clear();
-    out.reserve(packed_len(codes.len(), man_bits).unwrap_or(0));
-    bitpack::pack(values, man_bits, out);
+    out.reserve(packed_len(n, man_bits).unwrap_or(0));
+    let mut vals = [0u64; 64];
+    let mut words = [0u8; 8 * 64];
+    let mut k = 0usize;
+    for (b, group) in codes.chunks(64).enumerate() {
+        let first = b * 64;
+        let ts = tops.get(first..first + group.len()).unwrap_or_default();
+        if skip {
+            for (j, (v, &c)) in vals.iter_mut().zip(group).enumerate() {
+                let t = ts.get(j).map_or(0, |&t| u64::from(t));
+                let l = low.get(k).copied().unwrap_or(0);
+                let z = c == 0;
+                *v = if z { 0 } else { (t << low_bits) | l };
+                k += usize::from(!z);
+            }
+        } else {
+            let ls = low.get(first..first + group.len()).unwrap_or_default();
+            for (v, &l) in vals.iter_mut().zip(ls) {
+                *v = l;
+            }
+            for (v, &t) in vals.iter_mut().zip(ts) {
+                *v |= u64::from(t) << low_bits;
+            }
+        }
+        vals[group.len()..].fill(0);
+        packer(&vals, &mut words[..step]);
+        out.extend_from_slice(&words[..(group.len() * man_bits as usize).div_ceil(8)]);
+    }
     Ok(())
 }
 
