@@ -159,13 +159,23 @@ fn main() -> sfp_core::Result<()> {
         if !what.is_empty() && !name.contains(&what) {
             continue;
         }
-        let mut frame = Vec::new();
-        let te = best(reps, || {
-            frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default()
-        });
-        let td = best(reps, || {
-            let _ = decode_into(&frame, &mut dst, Some(1));
-        });
+        let mut frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default();
+        let te = if std::env::var("SFP_PROF_ONLY").is_ok_and(|o| o == "dec") {
+            f64::INFINITY
+        } else {
+            best(reps, || {
+                frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default()
+            })
+        };
+        // SFP_PROF_ONLY=enc or =dec runs one side only (for perf), reporting 0 for the other.
+        let only = std::env::var("SFP_PROF_ONLY").unwrap_or_default();
+        let td = if only == "enc" {
+            f64::INFINITY
+        } else {
+            best(reps, || {
+                let _ = decode_into(&frame, &mut dst, Some(1));
+            })
+        };
         println!(
             "{name:14} ratio {:.4} enc {:.2} GB/s dec {:.2} GB/s",
             src.len() as f64 / frame.len() as f64,

@@ -1,13 +1,15 @@
 //! Order-0 entropy coder for exponent codes: interleaved rANS with a per-stream frequency table.
 //!
-//! Four 32-bit rANS states take the codes in turn (code `i` goes to state `i % 4`), renormalising 16 bits
-//! at a time, so decoding is four independent table lookups per round. The frequency table is normalised
-//! to `2^scale` (12 bits unless the alphabet needs more) and stored in the stream.
+//! `N` 32-bit rANS states take the codes in turn (code `i` goes to state `i % N`), renormalising 16
+//! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, or 8 (the wide
+//! variant, written for streams of at least 1024 codes: more independent work per round hides the
+//! table lookup latency). The frequency table is normalised to `2^scale` (12 bits unless the alphabet
+//! needs more) and stored in the stream.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
-//! - `scale` (1 byte), `lo` (varint), `span` (varint), then `span` varint frequencies of codes
-//!   `lo..lo + span` (summing to `2^scale`);
-//! - the four final states (4 x u32);
+//! - `scale | 0x80 if N = 8` (1 byte), `lo` (varint), `span` (varint), then `span` varint
+//!   frequencies of codes `lo..lo + span` (summing to `2^scale`);
+//! - the `N` final states (`N` x u32);
 //! - the renormalisation words (u16), in the order the decoder reads them.
 //!
 //! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
@@ -17,6 +19,22 @@ use crate::error::{Error, Result};
 /// Widest code the coder takes (an 11-bit float64 exponent plus a sign bit fits with room to spare).
 pub const MAX_WIDTH: u32 = 16;
 const LANES: usize = 4;
+/// States of the wide variant, used for streams of at least [`WIDE_MIN`] codes: twice the
+/// independent work per decoder round.
+const WIDE_LANES: usize = 8;
+/// Codes from which the encoder uses [`WIDE_LANES`] states.
+const WIDE_MIN: usize = 1024;
+/// Flag in the scale byte: the stream has [`WIDE_LANES`] states.
+const WIDE: u8 = 0x80;
+
+/// States the encoder uses for `n` codes.
+fn lanes_for(n: u64) -> usize {
+    if n >= WIDE_MIN as u64 {
+        WIDE_LANES
+    } else {
+        LANES
+    }
+}
 const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
@@ -130,6 +148,8 @@ pub(crate) struct Table {
     scale: u32,
     lo: usize,
     freqs: Vec<u32>,
+    /// Codes counted.
+    total: u64,
 }
 
 impl Table {
@@ -145,6 +165,7 @@ impl Table {
             scale,
             lo,
             freqs: normalize(used, total, scale),
+            total,
         })
     }
 
@@ -167,7 +188,7 @@ impl Table {
             .filter(|(&h, _)| h > 0)
             .map(|(&h, &f)| f64::from(h) * (f64::from(self.scale) - f64::from(f).log2()))
             .sum();
-        self.header_len() + 4 * LANES + (bits / 8.0).ceil() as usize
+        self.header_len() + 4 * lanes_for(self.total) + (bits / 8.0).ceil() as usize
     }
 
     /// A lower bound on the stream length for the histogram `hist` the table was built from.
@@ -192,7 +213,7 @@ impl Table {
             0.0
         };
         let words = (lb / 8.0).max(0.0).floor() as usize;
-        self.header_len() + 4 * LANES + words
+        self.header_len() + 4 * lanes_for(self.total) + words
     }
 }
 
@@ -253,7 +274,8 @@ pub(crate) fn encode_shifted(
     let width = width.min(MAX_WIDTH);
     let mask = ((1u32 << width) - 1) as u16;
     let scale = table.scale;
-    out.push(scale as u8);
+    let wide = lanes_for(codes.len() as u64) == WIDE_LANES;
+    out.push(scale as u8 | if wide { WIDE } else { 0 });
     put_varint(table.lo as u64, out);
     put_varint(table.freqs.len() as u64, out);
     for &f in &table.freqs {
@@ -272,8 +294,14 @@ pub(crate) fn encode_shifted(
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
     WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut words) => encode_words(codes, shift, mask, &syms, &mut words, out),
-        Err(_) => encode_words(codes, shift, mask, &syms, &mut Vec::new(), out),
+        Ok(mut words) if wide => {
+            encode_words::<WIDE_LANES>(codes, shift, mask, &syms, &mut words, out)
+        }
+        Ok(mut words) => encode_words::<LANES>(codes, shift, mask, &syms, &mut words, out),
+        Err(_) if wide => {
+            encode_words::<WIDE_LANES>(codes, shift, mask, &syms, &mut Vec::new(), out)
+        }
+        Err(_) => encode_words::<LANES>(codes, shift, mask, &syms, &mut Vec::new(), out),
     });
 }
 
@@ -282,8 +310,8 @@ thread_local! {
     static WORDS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs the four rANS states over `codes` (in reverse) and appends the final states and the words.
-fn encode_words(
+/// Runs the `N` rANS states over `codes` (in reverse) and appends the final states and the words.
+fn encode_words<const N: usize>(
     codes: &[u16],
     shift: u32,
     mask: u16,
@@ -296,8 +324,8 @@ fn encode_words(
     }
     let words = &mut words[..codes.len() + 1];
     let mut pos = words.len();
-    let mut states = [RANS_L; LANES];
-    let full = codes.len() - codes.len() % LANES;
+    let mut states = [RANS_L; N];
+    let full = codes.len() - codes.len() % N;
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
         put(
             &mut states[lane],
@@ -306,8 +334,8 @@ fn encode_words(
             &mut pos,
         );
     }
-    for quad in codes[..full].chunks_exact(LANES).rev() {
-        for lane in (0..LANES).rev() {
+    for quad in codes[..full].chunks_exact(N).rev() {
+        for lane in (0..N).rev() {
             put(
                 &mut states[lane],
                 &syms[usize::from((quad[lane] >> shift) & mask)],
@@ -381,8 +409,31 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    let (slots, scale, mut pos) = read_table(bytes, width)?;
-    let mut states = [0u32; LANES];
+    let (slots, scale, pos) = read_table(bytes, width)?;
+    if states_of(bytes) == WIDE_LANES {
+        decode_lanes::<WIDE_LANES>(bytes, &slots, scale, pos, out)
+    } else {
+        decode_lanes::<LANES>(bytes, &slots, scale, pos, out)
+    }
+}
+
+/// The number of states of a stream, from its first byte.
+fn states_of(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(&b) if b & WIDE != 0 => WIDE_LANES,
+        _ => LANES,
+    }
+}
+
+/// Reads the `N` final states after the table (which ends at `pos`) and decodes the codes.
+fn decode_lanes<const N: usize>(
+    bytes: &[u8],
+    slots: &[Slot],
+    scale: u32,
+    mut pos: usize,
+    out: &mut [u16],
+) -> Result<()> {
+    let mut states = [0u32; N];
     for s in &mut states {
         let b = bytes
             .get(pos..pos + 4)
@@ -402,12 +453,18 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     let mut wp = 0usize;
     let mut overrun = false;
     let mask = (1u32 << scale) - 1;
-    let slots = &slots[..=mask as usize];
+    let slots = slots
+        .get(..=mask as usize)
+        .ok_or_else(|| Error::decode("entropy stream: table smaller than its scale"))?;
+    if let Ok(wide) = <[u32; WIDE_LANES]>::try_from(&states[..]) {
+        let (states, wp, overrun) = decode_wide(slots, scale, words, wide, out);
+        return finish(&states, wp, words, overrun);
+    }
     let mut quads = out.chunks_exact_mut(LANES);
     // Fast rounds: while a whole round's worth of words (at most one per state) is left, the next
     // words are read from a fixed window with no end-of-stream check. The four states live in
     // scalar locals (an array invites the compiler to shuffle them through vector registers).
-    let [mut x0, mut x1, mut x2, mut x3] = states;
+    let (mut x0, mut x1, mut x2, mut x3) = (states[0], states[1], states[2], states[3]);
     for quad in &mut quads {
         let Some(window) = words.get(wp..wp + 2 * LANES) else {
             // Too few words left for an unchecked round: finish on the checked path.
@@ -442,10 +499,15 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         quad.copy_from_slice(&o);
         wp += 2 * used as usize;
     }
-    states = [x0, x1, x2, x3];
-    for (x, o) in states.iter_mut().zip(quads.into_remainder()) {
+    let mut st = [x0, x1, x2, x3];
+    for (x, o) in st.iter_mut().zip(quads.into_remainder()) {
         step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
     }
+    finish(&st, wp, words, overrun)
+}
+
+/// Checks that decoding consumed the whole stream and returned every state to its floor.
+fn finish(states: &[u32], wp: usize, words: &[u8], overrun: bool) -> Result<()> {
     if overrun {
         return Err(Error::decode("entropy stream: truncated"));
     }
@@ -455,6 +517,67 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The decoder rounds of the wide variant: eight states; returns the final states, the word
+/// position and whether a renormalisation ran past the end.
+#[inline(never)]
+fn decode_wide(
+    slots: &[Slot],
+    scale: u32,
+    words: &[u8],
+    st: [u32; WIDE_LANES],
+    out: &mut [u16],
+) -> ([u32; WIDE_LANES], usize, bool) {
+    let mask = (1u32 << scale) - 1;
+    let mut wp = 0usize;
+    let mut overrun = false;
+    let mut rounds = out.chunks_exact_mut(WIDE_LANES);
+    // Scalar locals, as in the four-state rounds (an array lives in memory between rounds).
+    let [mut x0, mut x1, mut x2, mut x3, mut x4, mut x5, mut x6, mut x7] = st;
+    for round in &mut rounds {
+        let Some(window) = words.get(wp..wp + 2 * WIDE_LANES) else {
+            let mut st = [x0, x1, x2, x3, x4, x5, x6, x7];
+            for (x, o) in st.iter_mut().zip(round.iter_mut()) {
+                step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
+            }
+            [x0, x1, x2, x3, x4, x5, x6, x7] = st;
+            continue;
+        };
+        // As in the four-state rounds: each state that renormalises takes the next word of the
+        // window, found by a running count of the states before it.
+        let mut used = 0u32;
+        let mut step = |x: &mut u32| -> u16 {
+            let slot = slots[(*x & mask) as usize];
+            let y = slot
+                .freq
+                .wrapping_mul(*x >> scale)
+                .wrapping_add(u32::from(slot.off));
+            let need = u32::from(y < RANS_L);
+            let at = (2 * used as usize) & (2 * WIDE_LANES - 2);
+            let w = u32::from(u16::from_le_bytes([window[at], window[at + 1]]));
+            *x = (y << (need << 4)) | (w & need.wrapping_neg());
+            used += need;
+            slot.sym
+        };
+        let o = [
+            step(&mut x0),
+            step(&mut x1),
+            step(&mut x2),
+            step(&mut x3),
+            step(&mut x4),
+            step(&mut x5),
+            step(&mut x6),
+            step(&mut x7),
+        ];
+        round.copy_from_slice(&o);
+        wp += 2 * used as usize;
+    }
+    let mut st = [x0, x1, x2, x3, x4, x5, x6, x7];
+    for (x, o) in st.iter_mut().zip(rounds.into_remainder()) {
+        step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
+    }
+    (st, wp, overrun)
 }
 
 /// One decoder step with the end of the stream checked: renormalisation past the last word reads 0
@@ -489,13 +612,13 @@ fn step_checked(
     *wp += 2 * usize::from(need);
 }
 
-/// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset.
+/// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset
+/// (the first byte says how many states follow: see [`states_of`]).
 fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
-    let scale = u32::from(
-        *bytes
-            .first()
-            .ok_or_else(|| Error::decode("entropy stream: empty"))?,
-    );
+    let head = *bytes
+        .first()
+        .ok_or_else(|| Error::decode("entropy stream: empty"))?;
+    let scale = u32::from(head & !WIDE);
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(Error::decode(format!(
             "entropy stream: table scale {scale} out of range"
