@@ -80,12 +80,17 @@ pub(crate) fn code(
         };
     }
     let sign_len = if any_negative { signs.len() } else { 0 };
+    // The sampled mantissa plan and, when it has one, the split mantissas and the histogram of the
+    // joint alphabet, from which the flat alphabets' histograms fold.
+    let split = split_mantissas(values, bits, mants, work);
     // The flat chunk's exponent stream: plain codes (the sign stream apart) or joint with the sign.
-    let (plain, with_sign) = if any_negative {
-        let hs = joint_histogram(codes, signs, exp_bits + 1);
-        (Sized::new(fold(&hs)), Some(Sized::new(hs)))
-    } else {
-        (Sized::new(entropy::histogram(codes, exp_bits)), None)
+    let (plain, with_sign) = match split.as_ref().and_then(|s| s.top_hist.as_ref()) {
+        Some(th) => flat_from_top(th, split.as_ref().map_or(0, |s| s.plan.top), any_negative),
+        None if any_negative => {
+            let hs = joint_histogram(codes, signs, exp_bits + 1);
+            (Sized::new(fold(&hs)), Some(Sized::new(hs)))
+        }
+        None => (Sized::new(entropy::histogram(codes, exp_bits)), None),
     };
     let simple = (coding == ExponentCoding::Auto).then(|| {
         let raw_len = (codes.len() as u64 * u64::from(exp_bits)).div_ceil(8) as usize;
@@ -100,8 +105,17 @@ pub(crate) fn code(
     let flat_joint = with_sign.as_ref().filter(|s| s.len < plain_cost);
     let flat_exp_cost = flat_joint.map_or(plain_cost, |s| s.len);
 
-    if let Some((plan, stream_len, top)) = code_mantissas(values, bits, mants, work, flat_exp_cost)
-    {
+    let coded = split.and_then(|sp| {
+        code_mantissas(
+            sp,
+            (signs, any_negative),
+            bits.1,
+            mants,
+            work,
+            flat_exp_cost,
+        )
+    });
+    if let Some((plan, stream_len, top)) = coded {
         let (coder, flags) = match top {
             Some((alphabet, joint_sign)) => {
                 let shift = u32::from(any_negative && !joint_sign);
@@ -136,21 +150,24 @@ pub(crate) fn code(
     }
 }
 
-/// The plan, the mantissa stream length and, with top bits, the joint alphabet and whether the sign
-/// stays in it.
-type Coded = (Plan, usize, Option<(Sized, bool)>);
+/// A chunk's mantissas split by the sampled plan (see [`split_mantissas`]).
+struct Split {
+    plan: Plan,
+    /// Low values stored in `work.low`.
+    stored: usize,
+    /// With top bits: the histogram of the joint alphabet in `work.joint`.
+    top_hist: Option<Vec<u32>>,
+}
 
-/// Codes the mantissas (into `work.stream`) when the sampled plan predicts a saving and the coded
-/// chunk is smaller than the flat one (whose exponent and sign streams take `flat_exp_cost` bytes).
-/// Returns the plan, the stream length and, with top bits, the joint alphabet (in `work.joint`, sign
-/// in bit 0 when any value is negative) and whether the sign stays in it.
-fn code_mantissas(
+/// Chooses a plan from a sample and splits the mantissas by it: the low values into `work.low`
+/// and, with top bits, the joint codes into `work.joint` (the sign in bit 0 when any value is
+/// negative), with their histogram; `None` when the plan predicts no saving.
+fn split_mantissas(
     (codes, signs, any_negative): (&[u16], &[u8], bool),
     (exp_bits, man_bits): (u32, u32),
     mants: &[u8],
     work: &mut Work,
-    flat_exp_cost: usize,
-) -> Option<Coded> {
+) -> Option<Split> {
     let mut plan = mantissa::choose(codes, mants, exp_bits, man_bits, true)?;
     let sign_arg = (any_negative && plan.top > 0).then_some(signs);
     let split = |plan: Plan, w: &mut Work| {
@@ -171,12 +188,61 @@ fn code_mantissas(
             split(plan, work)?
         }
     };
-    work.stream.clear();
-    mantissa::encode(&work.low[..stored], man_bits - plan.top, &mut work.stream);
-    let (top, exp_cost) = if plan.top > 0 {
+    let top_hist = (plan.top > 0).then(|| {
         let width = exp_bits + plan.top + u32::from(any_negative);
-        let hist = entropy::histogram(work.joint.get(..codes.len()).unwrap_or_default(), width);
-        if any_negative {
+        entropy::histogram(work.joint.get(..codes.len()).unwrap_or_default(), width)
+    });
+    Some(Split {
+        plan,
+        stored,
+        top_hist,
+    })
+}
+
+/// The flat alphabets (plain codes, and codes with the sign when any value is negative) folded
+/// from the histogram of the joint alphabet with `top` top bits.
+fn flat_from_top(th: &[u32], top: u32, any_negative: bool) -> (Sized, Option<Sized>) {
+    let mut h = vec![0u32; th.len() >> top];
+    if any_negative {
+        for (i, &c) in th.iter().enumerate() {
+            if let Some(b) = h.get_mut(((i >> (top + 1)) << 1) | (i & 1)) {
+                *b += c;
+            }
+        }
+        (Sized::new(fold(&h)), Some(Sized::new(h)))
+    } else {
+        for (i, &c) in th.iter().enumerate() {
+            if let Some(b) = h.get_mut(i >> top) {
+                *b += c;
+            }
+        }
+        (Sized::new(h), None)
+    }
+}
+
+/// The plan, the mantissa stream length and, with top bits, the joint alphabet and whether the sign
+/// stays in it.
+type Coded = (Plan, usize, Option<(Sized, bool)>);
+
+/// Codes the split mantissas (into `work.stream`) when the coded chunk is smaller than the flat
+/// one (whose exponent and sign streams take `flat_exp_cost` bytes).
+fn code_mantissas(
+    sp: Split,
+    (signs, any_negative): (&[u8], bool),
+    man_bits: u32,
+    mants: &[u8],
+    work: &mut Work,
+    flat_exp_cost: usize,
+) -> Option<Coded> {
+    let plan = sp.plan;
+    work.stream.clear();
+    mantissa::encode(
+        work.low.get(..sp.stored).unwrap_or_default(),
+        man_bits - plan.top,
+        &mut work.stream,
+    );
+    let (top, exp_cost) = match sp.top_hist {
+        Some(hist) if any_negative => {
             let sep = Sized::new(fold(&hist));
             let joint = Sized::new(hist);
             if joint.len < sep.len + signs.len() {
@@ -186,13 +252,13 @@ fn code_mantissas(
                 let cost = sep.len + signs.len();
                 (Some((sep, false)), cost)
             }
-        } else {
+        }
+        Some(hist) => {
             let s = Sized::new(hist);
             let cost = s.len;
             (Some((s, false)), cost)
         }
-    } else {
-        (None, flat_exp_cost)
+        None => (None, flat_exp_cost),
     };
     let total = exp_cost + work.stream.len() + mantissa::EXTRA_HEADER;
     (total < flat_exp_cost + mants.len()).then_some((plan, work.stream.len(), top))

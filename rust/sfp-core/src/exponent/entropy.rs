@@ -39,14 +39,15 @@ const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
 
-/// Per-symbol encoder constants. `x / freq` is computed as `(x * rcp) >> shift` with a 33-bit
-/// reciprocal, exact for every 32-bit state (a 32-bit reciprocal is only exact below 2^31, and rANS
-/// states here use the full 32 bits).
+/// Per-symbol encoder constants. `x / freq` is the high word of `x * rcp` with the 64-bit
+/// reciprocal `rcp = ceil(2^64 / freq)`, exact for every 32-bit state (the error is below 2^-32,
+/// the distance from `x / freq` to the next integer at least 2^-16); `freq` = 1, whose reciprocal
+/// does not fit, has `rcp` = 0 and `one` = all ones, which adds `x` itself.
 #[derive(Clone, Copy, Default)]
 struct EncSym {
     x_max: u64,
     rcp: u64,
-    shift: u32,
+    one: u32,
     start: u32,
     cmpl_freq: u32,
 }
@@ -294,14 +295,8 @@ pub(crate) fn encode_shifted(
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
     WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut words) if wide => {
-            encode_words::<WIDE_LANES>(codes, shift, mask, &syms, &mut words, out)
-        }
-        Ok(mut words) => encode_words::<LANES>(codes, shift, mask, &syms, &mut words, out),
-        Err(_) if wide => {
-            encode_words::<WIDE_LANES>(codes, shift, mask, &syms, &mut Vec::new(), out)
-        }
-        Err(_) => encode_words::<LANES>(codes, shift, mask, &syms, &mut Vec::new(), out),
+        Ok(mut words) => encode_any(wide, shift, (codes, mask, &syms), &mut words, out),
+        Err(_) => encode_any(wide, shift, (codes, mask, &syms), &mut Vec::new(), out),
     });
 }
 
@@ -310,10 +305,25 @@ thread_local! {
     static WORDS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs the `N` rANS states over `codes` (in reverse) and appends the final states and the words.
-fn encode_words<const N: usize>(
-    codes: &[u16],
+/// [`encode_words`] with the state count and code shift as constants.
+fn encode_any(
+    wide: bool,
     shift: u32,
+    (codes, mask, syms): (&[u16], u16, &[EncSym]),
+    words: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
+    match (wide, shift) {
+        (true, 0) => encode_words::<WIDE_LANES, 0>(codes, mask, syms, words, out),
+        (true, _) => encode_words::<WIDE_LANES, 1>(codes, mask, syms, words, out),
+        (false, 0) => encode_words::<LANES, 0>(codes, mask, syms, words, out),
+        (false, _) => encode_words::<LANES, 1>(codes, mask, syms, words, out),
+    }
+}
+
+/// Runs the `N` rANS states over `codes >> SHIFT` (in reverse) and appends the final states and the words.
+fn encode_words<const N: usize, const SHIFT: u32>(
+    codes: &[u16],
     mask: u16,
     syms: &[EncSym],
     words: &mut Vec<u16>,
@@ -329,7 +339,7 @@ fn encode_words<const N: usize>(
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
         put(
             &mut states[lane],
-            &syms[usize::from((c >> shift) & mask)],
+            &syms[usize::from((c >> SHIFT) & mask)],
             words,
             &mut pos,
         );
@@ -338,7 +348,7 @@ fn encode_words<const N: usize>(
         for lane in (0..N).rev() {
             put(
                 &mut states[lane],
-                &syms[usize::from((quad[lane] >> shift) & mask)],
+                &syms[usize::from((quad[lane] >> SHIFT) & mask)],
                 words,
                 &mut pos,
             );
@@ -368,10 +378,7 @@ fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
     }
     *pos -= usize::from(need & (*pos > 0));
     let x0 = if need { *x >> 16 } else { *x };
-    // `(x * rcp) >> shift` with `shift` = 32 + bits: the constant 32-bit shift of the 128-bit
-    // product first (a variable 128-bit shift compiles to a branchy double shift), then the rest.
-    let hi = ((u128::from(x0) * u128::from(s.rcp)) >> 32) as u64;
-    let q = (hi >> s.shift.saturating_sub(32)) as u32;
+    let q = ((u128::from(x0) * u128::from(s.rcp)) >> 64) as u32 + (x0 & s.one);
     *x = x0
         .wrapping_add(s.start)
         .wrapping_add(q.wrapping_mul(s.cmpl_freq));
@@ -379,11 +386,15 @@ fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
 
 fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
     let x_max = ((u64::from(RANS_L) >> scale) << 16) * u64::from(freq);
-    let bits = ceil_log2(freq as usize);
+    let (rcp, one) = if freq <= 1 {
+        (0, u32::MAX)
+    } else {
+        (u64::MAX / u64::from(freq) + 1, 0)
+    };
     EncSym {
         x_max,
-        rcp: (1u64 << (32 + bits)).div_ceil(u64::from(freq)),
-        shift: 32 + bits,
+        rcp,
+        one,
         start,
         cmpl_freq: (1u32 << scale) - freq,
     }
@@ -680,8 +691,10 @@ mod division_tests {
         ];
         for freq in 1..=(1u32 << MAX_SCALE) {
             let s = enc_sym(0, freq, MAX_SCALE);
-            for &x in &xs {
-                let q = ((u128::from(x) * u128::from(s.rcp)) >> s.shift) as u32;
+            // Also the largest multiple of `freq` and its neighbours, where rounding would show.
+            let top = u32::MAX / freq * freq;
+            for x in xs.into_iter().chain([top, top - 1, top.saturating_add(1)]) {
+                let q = ((u128::from(x) * u128::from(s.rcp)) >> 64) as u32 + (x & s.one);
                 assert_eq!(q, x / freq, "x={x} freq={freq}");
             }
         }
