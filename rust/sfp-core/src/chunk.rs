@@ -300,7 +300,7 @@ pub(crate) fn decode<W: Word, const M: u8>(
     let n = out.len() / size;
     let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;
     with_scratch(|s| {
-        s.codes.clear();
+        // Every code is written by the decoder: no need to clear (chunks mostly share one size).
         s.codes.resize(n, 0);
         let plan = parsed.layout.mantissa;
         let top = plan.map_or(0, |p| p.top);
@@ -313,7 +313,6 @@ pub(crate) fn decode<W: Word, const M: u8>(
             .decode(parsed.exponents, exp_bits + js, &mut s.codes)?;
         // The sign bits come off the joint codes, then one pass splits off the top bits.
         if js == 1 {
-            s.signs.clear();
             s.signs.resize(n.div_ceil(8), 0);
             for (b, group) in s.signs.iter_mut().zip(s.codes.chunks(8)) {
                 *b = group
@@ -322,7 +321,6 @@ pub(crate) fn decode<W: Word, const M: u8>(
                     .fold(0u8, |acc, (j, &c)| acc | (((c & 1) as u8) << j));
             }
         }
-        s.tops.clear();
         let mut largest = 0u16;
         if top > 0 {
             s.tops.resize(n, 0);

@@ -396,10 +396,11 @@ impl Split<'_> {
                     *d = (c << top) | (m >> low_bits) as u16;
                 }
                 if let Some(s) = self.signs {
-                    let bits = s.get(first / 8..).unwrap_or_default();
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let sign = bits.get(j / 8).map_or(0, |&x| (x >> (j % 8)) & 1);
-                        *d = (*d << 1) | u16::from(sign);
+                    let bytes = s.get(first / 8..).unwrap_or_default();
+                    for (d8, &byte) in dst.chunks_mut(8).zip(bytes) {
+                        for (j, d) in d8.iter_mut().enumerate() {
+                            *d = (*d << 1) | u16::from((byte >> j) & 1);
+                        }
                     }
                 }
             }
@@ -459,6 +460,7 @@ pub(crate) fn rebuild_into(
         ));
     }
     let low_bits = man_bits - top;
+    let tops = if top > 0 { tops } else { &[] };
     let skip = plan.zero_skip;
     let stored = if skip {
         codes.iter().map(|&c| usize::from(c != 0)).sum()

@@ -49,6 +49,28 @@ impl Sized {
     }
 }
 
+/// Gecko's stream length for `codes`, or `usize::MAX` when a sample of a large chunk (eight
+/// stretches, a sixteenth of it) predicts a stream over 1.25 times `best`, the smallest other
+/// candidate: then Gecko cannot win and its exact length (a pass over every group) is not needed.
+fn gecko_len(codes: &[u16], width: u32, best: usize) -> usize {
+    let p = gecko::Params::DEFAULT;
+    let n = codes.len();
+    if n >= 1 << 16 {
+        let piece = (n / 128) & !(p.group() - 1);
+        let sampled: usize = (0..8)
+            .map(|k| {
+                let at = k * (n / 8);
+                gecko::encoded_len(codes.get(at..at + piece).unwrap_or_default(), width, p)
+            })
+            .sum();
+        let predicted = sampled as f64 * n as f64 / (8 * piece) as f64;
+        if predicted > 1.25 * best as f64 {
+            return usize::MAX;
+        }
+    }
+    gecko::encoded_len(codes, width, p)
+}
+
 /// The histogram of an alphabet without its lowest bit.
 fn fold(hist: &[u32]) -> Vec<u32> {
     hist.chunks_exact(2).map(|p| p[0] + p[1]).collect()
@@ -94,7 +116,7 @@ pub(crate) fn code(
     };
     let simple = (coding == ExponentCoding::Auto).then(|| {
         let raw_len = (codes.len() as u64 * u64::from(exp_bits)).div_ceil(8) as usize;
-        let gecko_len = gecko::encoded_len(codes, exp_bits, gecko::Params::DEFAULT);
+        let gecko_len = gecko_len(codes, exp_bits, raw_len.min(plain.len));
         if gecko_len < raw_len {
             (Coder::Gecko, gecko_len)
         } else {
