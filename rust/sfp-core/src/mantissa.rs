@@ -200,7 +200,17 @@ pub(crate) const EXTRA_HEADER: usize = 5;
 /// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
 /// kept only when it is smaller.
 pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    let mut syms: Vec<u16> = vec![0; BLOCK.min(values.len())];
+    SYMS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut syms) => encode_with(values, width, &mut syms, out),
+        Err(_) => encode_with(values, width, &mut Vec::new(), out),
+    });
+}
+
+/// [`encode`] with `syms` as the lane buffer.
+fn encode_with(values: &[u64], width: u32, syms: &mut Vec<u16>, out: &mut Vec<u8>) {
+    if syms.len() < BLOCK.min(values.len()) {
+        syms.resize(BLOCK.min(values.len()), 0);
+    }
     let mut coded = Vec::new();
     for block in values.chunks(BLOCK) {
         let syms = &mut syms[..block.len()];
@@ -241,8 +251,20 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width == 0 {
         out.fill(0);
     }
+    SYMS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut syms) => decode_with(bytes, width, &mut syms, out),
+        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
+    })
+}
+
+thread_local! {
+    /// A lane's symbols, reused from block to block (a fresh 128 KiB buffer is a fresh mapping).
+    static SYMS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`decode`] with `syms` as the lane buffer.
+fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -> Result<()> {
     let mut pos = 0usize;
-    let mut syms: Vec<u16> = Vec::new();
     for block in out.chunks_mut(BLOCK) {
         for (lo, w) in lanes(width) {
             let head = bytes
@@ -260,14 +282,16 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
                 RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
                 RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
                 ENTROPY => {
-                    syms.resize(block.len(), 0);
+                    if syms.len() < block.len() {
+                        syms.resize(block.len(), 0);
+                    }
                     entropy::decode(body, w, &mut syms[..block.len()])?;
                     if lo == 0 {
-                        for (v, &s) in block.iter_mut().zip(&syms) {
+                        for (v, &s) in block.iter_mut().zip(syms.iter()) {
                             *v = u64::from(s);
                         }
                     } else {
-                        for (v, &s) in block.iter_mut().zip(&syms) {
+                        for (v, &s) in block.iter_mut().zip(syms.iter()) {
                             *v |= u64::from(s) << lo;
                         }
                     }

@@ -420,11 +420,25 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    let (slots, scale, pos) = read_table(bytes, width)?;
+    SLOTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slots) => decode_with(bytes, width, &mut slots, out),
+        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
+    })
+}
+
+thread_local! {
+    /// The decoder's slot table, reused from stream to stream (a table of 2^14 slots or more is a
+    /// fresh mapping, and its page faults, per allocation).
+    static SLOTS: std::cell::RefCell<Vec<Slot>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`decode`] with `slots` as the table's buffer.
+fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
+    let (scale, pos) = read_table(bytes, width, slots)?;
     if states_of(bytes) == WIDE_LANES {
-        decode_lanes::<WIDE_LANES>(bytes, &slots, scale, pos, out)
+        decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out)
     } else {
-        decode_lanes::<LANES>(bytes, &slots, scale, pos, out)
+        decode_lanes::<LANES>(bytes, slots, scale, pos, out)
     }
 }
 
@@ -623,9 +637,9 @@ fn step_checked(
     *wp += 2 * usize::from(need);
 }
 
-/// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset
+/// Reads and checks the frequency table into `slots`; returns the scale and the payload offset
 /// (the first byte says how many states follow: see [`states_of`]).
-fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
+fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, usize)> {
     let head = *bytes
         .first()
         .ok_or_else(|| Error::decode("entropy stream: empty"))?;
@@ -645,7 +659,8 @@ fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
         )));
     }
     let m = 1usize << scale;
-    let mut slots = vec![Slot::default(); m];
+    // Every slot is written below before the table is used (the frequencies must fill it).
+    slots.resize(m, Slot::default());
     let mut cum = 0usize;
     for i in 0..span {
         let f = get_varint(bytes, &mut pos)?;
@@ -669,7 +684,7 @@ fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
             "entropy stream: frequencies sum to {cum}, not {m}"
         )));
     }
-    Ok((slots, scale, pos))
+    Ok((scale, pos))
 }
 
 #[cfg(test)]
