@@ -115,11 +115,10 @@ pub(crate) fn encode<W: Word, const M: u8>(
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {
-        s.codes.clear();
+        // The split kernel writes every code, sign byte and mantissa byte: the buffers are only
+        // sized (zeroed where they grow), not cleared.
         s.codes.resize(n, 0);
-        s.signs.clear();
         s.signs.resize(n.div_ceil(8), 0);
-        s.mants.clear();
         s.mants.resize(packed_len(n, man_bits).unwrap_or(0), 0);
         s.exceptions.clear();
         let any_negative = kernel::split::run::<W, M>(
