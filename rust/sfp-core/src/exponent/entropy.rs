@@ -38,6 +38,8 @@ fn lanes_for(n: u64) -> usize {
 const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
+/// Slots of the largest table.
+const FULL_TABLE: usize = 1 << MAX_SCALE;
 
 /// Per-symbol encoder constants. `x / freq` is the high word of `x * rcp` with the 64-bit
 /// reciprocal `rcp = ceil(2^64 / freq)`, exact for every 32-bit state (the error is below 2^-32,
@@ -436,6 +438,9 @@ thread_local! {
 fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
     let (scale, pos) = read_table(bytes, width, slots)?;
     if states_of(bytes) == WIDE_LANES {
+        if slots.len() < FULL_TABLE {
+            slots.resize(FULL_TABLE, Slot::default());
+        }
         decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out)
     } else {
         decode_lanes::<LANES>(bytes, slots, scale, pos, out)
@@ -478,11 +483,15 @@ fn decode_lanes<const N: usize>(
     let mut wp = 0usize;
     let mut overrun = false;
     let mask = (1u32 << scale) - 1;
+    let slots_all = slots;
     let slots = slots
         .get(..=mask as usize)
         .ok_or_else(|| Error::decode("entropy stream: table smaller than its scale"))?;
-    if let Ok(wide) = <[u32; WIDE_LANES]>::try_from(&states[..]) {
-        let (states, wp, overrun) = decode_wide(slots, scale, words, wide, out);
+    let full = slots_all
+        .get(..FULL_TABLE)
+        .and_then(|s| <&[Slot; FULL_TABLE]>::try_from(s).ok());
+    if let (Ok(wide), Some(full)) = (<[u32; WIDE_LANES]>::try_from(&states[..]), full) {
+        let (states, wp, overrun) = decode_wide(full, scale, words, wide, out);
         return finish(&states, wp, words, overrun);
     }
     let mut quads = out.chunks_exact_mut(LANES);
@@ -548,7 +557,7 @@ fn finish(states: &[u32], wp: usize, words: &[u8], overrun: bool) -> Result<()> 
 /// position and whether a renormalisation ran past the end.
 #[inline(never)]
 fn decode_wide(
-    slots: &[Slot],
+    slots: &[Slot; FULL_TABLE],
     scale: u32,
     words: &[u8],
     st: [u32; WIDE_LANES],
@@ -573,7 +582,8 @@ fn decode_wide(
         // window, found by a running count of the states before it.
         let mut used = 0u32;
         let mut step = |x: &mut u32| -> u16 {
-            let slot = slots[(*x & mask) as usize];
+            // A 16-bit index into the full table: no bounds check.
+            let slot = slots[usize::from((*x & mask) as u16)];
             let y = slot
                 .freq
                 .wrapping_mul(*x >> scale)
@@ -581,7 +591,8 @@ fn decode_wide(
             let need = u32::from(y < RANS_L);
             let at = (2 * used as usize) & (2 * WIDE_LANES - 2);
             let w = u32::from(u16::from_le_bytes([window[at], window[at + 1]]));
-            *x = (y << (need << 4)) | (w & need.wrapping_neg());
+            let m = need.wrapping_neg();
+            *x = (((y << 16) | w) & m) | (y & !m);
             used += need;
             slot.sym
         };
@@ -659,8 +670,11 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
         )));
     }
     let m = 1usize << scale;
-    // Every slot is written below before the table is used (the frequencies must fill it).
-    slots.resize(m, Slot::default());
+    // Every slot below `m` is written before the table is used (the frequencies must fill it); the
+    // buffer only grows (the wide decoder wants all 2^16 slots, to index them without checks).
+    if slots.len() < m {
+        slots.resize(m, Slot::default());
+    }
     let mut cum = 0usize;
     for i in 0..span {
         let f = get_varint(bytes, &mut pos)?;
