@@ -284,27 +284,57 @@ pub(crate) fn encode_shifted(
     for &f in &table.freqs {
         put_varint(u64::from(f), out);
     }
-    // Per-code encoder constants over the whole alphabet (absent codes never occur).
-    let mut syms = vec![EncSym::default(); 1usize << width];
+    WORDS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (words, syms) = &mut *bufs;
+            encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
+        }
+        Err(_) => encode_table(
+            wide,
+            shift,
+            (codes, width, mask),
+            table,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            out,
+        ),
+    });
+}
+
+/// Fills the per-code encoder constants into `syms` (reused; only the codes of the table are set,
+/// and only they occur) and runs the states over the codes.
+fn encode_table(
+    wide: bool,
+    shift: u32,
+    (codes, width, mask): (&[u16], u32, u16),
+    table: &Table,
+    syms: &mut Vec<EncSym>,
+    words: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
+    if syms.len() < 1usize << width {
+        syms.resize(1usize << width, EncSym::default());
+    }
     let mut cum = 0u32;
     for (i, &freq) in table.freqs.iter().enumerate() {
         if freq > 0 {
-            syms[table.lo + i] = enc_sym(cum, freq, scale);
+            if let Some(e) = syms.get_mut(table.lo + i) {
+                *e = enc_sym(cum, freq, table.scale);
+            }
         }
         cum += freq;
     }
     // Each code emits at most one renormalisation word. They are written from the end of a buffer
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
-    WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut words) => encode_any(wide, shift, (codes, mask, &syms), &mut words, out),
-        Err(_) => encode_any(wide, shift, (codes, mask, &syms), &mut Vec::new(), out),
-    });
+    encode_any(wide, shift, (codes, mask, syms), words, out);
 }
 
 thread_local! {
-    /// The encoder's word buffer, reused from chunk to chunk (a fresh one per chunk costs page faults).
-    static WORDS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The encoder's word buffer and per-code constants, reused from stream to stream (fresh ones
+    /// cost page faults: a 12-bit alphabet's constants are 128 KiB).
+    static WORDS: std::cell::RefCell<(Vec<u16>, Vec<EncSym>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// [`encode_words`] with the state count and code shift as constants.
