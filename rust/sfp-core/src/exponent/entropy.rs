@@ -365,7 +365,7 @@ fn encode_words<const N: usize, const SHIFT: u32>(
         words.resize(codes.len() + 1, 0);
     }
     let words = &mut words[..codes.len() + 1];
-    let mut pos = words.len();
+    let mut pos = codes.len();
     let mut states = [RANS_L; N];
     let full = codes.len() - codes.len() % N;
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
@@ -389,7 +389,7 @@ fn encode_words<const N: usize, const SHIFT: u32>(
     for s in states {
         out.extend_from_slice(&s.to_le_bytes());
     }
-    let words = &words[pos.min(words.len())..];
+    let words = words.get(pos.wrapping_add(1)..).unwrap_or_default();
     let start = out.len();
     out.resize(start + words.len() * 2, 0);
     for (dst, w) in out[start..].chunks_exact_mut(2).zip(words) {
@@ -397,18 +397,18 @@ fn encode_words<const N: usize, const SHIFT: u32>(
     }
 }
 
-/// One rANS encoder step: renormalises `x` (writing one word at `words[*pos - 1]` and moving `pos`
+/// One rANS encoder step: renormalises `x` (writing one word at `words[*pos]` and moving `pos`
 /// down when it overflows) and pushes the symbol `s`. The word is stored unconditionally; when the
 /// state did not overflow the cursor stays and the next store overwrites it.
 #[inline(always)]
 fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
     let need = u64::from(*x) >= s.x_max;
-    // `pos` is at least 1 before every step: one word per code at most, one slot more than codes.
-    let at = pos.saturating_sub(1);
-    if let Some(w) = words.get_mut(at) {
+    // `pos` (the next word's slot) never passes below 0: one word per code at most, one slot more
+    // than codes.
+    if let Some(w) = words.get_mut(*pos) {
         *w = *x as u16;
     }
-    *pos -= usize::from(need & (*pos > 0));
+    *pos = pos.wrapping_sub(usize::from(need));
     let x0 = if need { *x >> 16 } else { *x };
     let q = ((u128::from(x0) * u128::from(s.rcp)) >> 64) as u32 + (x0 & s.one);
     *x = x0
