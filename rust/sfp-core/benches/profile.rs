@@ -1,6 +1,7 @@
-//! Whole-codec throughput on a raw little-endian float32 file (the MiniLM weights concatenated,
+//! Whole-codec throughput on a raw little-endian float file (the MiniLM weights concatenated,
 //! say), one thread, best of N; what the speed work of issue 4 was profiled with (`perf record` on
 //! this binary): `cargo bench -p sfp-core --bench profile -- FILE [REPEATS] [FILTER]`.
+//! `SFP_PROF_DTYPE=f32|bf16|f16|f64` names the element type (default f32).
 //! `SFP_PROF_CPU=1` times process CPU seconds instead of wall time (less disturbed on a shared
 //! machine), `SFP_PROF_4K=1` uses plain allocations instead of huge-page-advised ones, and the filter
 //! `dump` writes frames and quantized arrays of many formats to a folder (5th argument) so two
@@ -64,7 +65,13 @@ fn main() -> sfp_core::Result<()> {
     let mut src = buffer(file.len());
     src.copy_from_slice(&file);
     drop(file);
-    let n = src.len() / 4;
+    let dtype = match std::env::var("SFP_PROF_DTYPE").as_deref() {
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        Ok("f64") => DType::F64,
+        _ => DType::F32,
+    };
+    let n = src.len() / dtype.size();
     let gb = src.len() as f64 / 1e9;
     let shape = [n as u64];
     let one = Options {
@@ -161,32 +168,42 @@ fn main() -> sfp_core::Result<()> {
         if !what.is_empty() && !name.contains(&what) {
             continue;
         }
-        let mut frame = Vec::new();
-        let te = best(reps, || {
-            frame = encode(&src, DType::F32, &shape, &f, &one).unwrap_or_default()
-        });
-        let td = best(reps, || {
-            let _ = decode_into(&frame, &mut dst, Some(1));
-        });
+        let mut frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default();
+        let te = if std::env::var("SFP_PROF_ONLY").is_ok_and(|o| o == "dec") {
+            f64::INFINITY
+        } else {
+            best(reps, || {
+                frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default()
+            })
+        };
+        // SFP_PROF_ONLY=enc or =dec runs one side only (for perf), reporting 0 for the other.
+        let only = std::env::var("SFP_PROF_ONLY").unwrap_or_default();
+        let td = if only == "enc" {
+            f64::INFINITY
+        } else {
+            best(reps, || {
+                let _ = decode_into(&frame, &mut dst, Some(1));
+            })
+        };
         println!(
-            "{name:14} ratio {:.3} enc {:.2} GB/s dec {:.2} GB/s",
+            "{name:14} ratio {:.4} enc {:.2} GB/s dec {:.2} GB/s",
             src.len() as f64 / frame.len() as f64,
             gb / te,
             gb / td
         );
         if name.starts_with("m7 raw") || name.starts_with("e4m3") {
             let tq = best(reps, || {
-                let _ = quantize(&src, &mut dst, DType::F32, &f, Some(1));
+                let _ = quantize(&src, &mut dst, dtype, &f, Some(1));
             });
             let tn = best(reps, || {
                 let mut v = vec![0u8; src.len()];
-                let _ = quantize(&src, &mut v, DType::F32, &f, Some(1));
+                let _ = quantize(&src, &mut v, dtype, &f, Some(1));
                 std::hint::black_box(&v);
             });
             let mut buf = buffer(src.len());
             buf.copy_from_slice(&src);
             let ti = best(reps, || {
-                let _ = quantize_in_place(&mut buf, DType::F32, &f, Some(1));
+                let _ = quantize_in_place(&mut buf, dtype, &f, Some(1));
             });
             println!(
                 "{name:14} quantize pre {:.2} new {:.2} inplace {:.2} GB/s",

@@ -16,7 +16,7 @@
 use crate::bitpack::{packed_len, packer, unpacker};
 use crate::dtype::load;
 use crate::error::{Error, Result};
-use crate::exponent::{self, Coder, ExponentCoding};
+use crate::exponent::{Coder, ExponentCoding};
 
 #[path = "chunk_flat.rs"]
 mod flat;
@@ -27,11 +27,7 @@ use crate::reduce::Reducer;
 use crate::simd::Level;
 pub(crate) use flat::{encode as encode_flat, len as flat_len};
 
-const HAS_SIGNS: u8 = 1;
-/// Issue 3: signs are coded jointly with the exponents (see [`joint_sign`]).
-const JOINT_SIGN: u8 = 2;
-/// Mantissa follow-up of issue 3: the mantissa stream is coded (see [`crate::mantissa`]).
-const MANTISSA_CODED: u8 = 4;
+use crate::streams::{self, HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +63,9 @@ pub(crate) struct Scratch {
     signs: Vec<u8>,
     mants: Vec<u8>,
     exceptions: Vec<u8>,
+    work: streams::Work,
+    tops: Vec<u16>,
+    low: Vec<u64>,
 }
 
 thread_local! {
@@ -120,11 +119,10 @@ pub(crate) fn encode<W: Word, const M: u8>(
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {
-        s.codes.clear();
+        // The split kernel writes every code, sign byte and mantissa byte: the buffers are only
+        // sized (zeroed where they grow), not cleared.
         s.codes.resize(n, 0);
-        s.signs.clear();
         s.signs.resize(n.div_ceil(8), 0);
-        s.mants.clear();
         s.mants.resize(packed_len(n, man_bits).unwrap_or(0), 0);
         s.exceptions.clear();
         let any_negative = kernel::split::run::<W, M>(
@@ -141,30 +139,15 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 man_bits,
             },
         );
-        s.exps.clear();
-        let mut coder = exponent::encode(coding, &s.codes, exp_bits, &mut s.exps);
-        let mut flags = if any_negative { HAS_SIGNS } else { 0 };
-        if any_negative {
-            if let Some((joint, c)) = joint_sign(
-                coding,
-                &s.codes,
-                &s.signs,
-                exp_bits,
-                s.exps.len() + s.signs.len(),
-            ) {
-                s.exps = joint;
-                coder = c;
-                flags = JOINT_SIGN;
-            }
-        }
-        let plan = code_mantissas(
+        let chosen = streams::code(
             coding,
             (&s.codes, &s.signs, any_negative),
             (exp_bits, man_bits),
-            (&mut flags, &mut coder),
             &mut s.exps,
             &mut s.mants,
+            &mut s.work,
         );
+        let (flags, coder, plan) = (chosen.flags, chosen.coder, chosen.plan);
         let sign_bytes = if flags & HAS_SIGNS != 0 {
             &s.signs[..]
         } else {
@@ -198,115 +181,12 @@ fn place(parts: &[&[u8]], slot: &mut [u8]) -> Placed {
     Placed::InSlot(len)
 }
 
-/// Mantissa follow-up of issue 3: after the flat split, replaces the mantissa stream (and, with top
-/// bits, the exponent stream, its coder and the sign flags) by the coded ones when `coding` allows
-/// the entropy coder and they are smaller; returns the plan used (`None`: the flat streams stand).
-/// `values` are the codes, the sign bits and whether any sign is set; `bits` the exponent and mantissa
-/// widths.
-pub(crate) fn code_mantissas(
-    coding: ExponentCoding,
-    values: (&[u16], &[u8], bool),
-    bits: (u32, u32),
-    state: (&mut u8, &mut Coder),
-    exps: &mut Vec<u8>,
-    mants: &mut Vec<u8>,
-) -> Option<Plan> {
-    let (codes, signs, any_negative) = values;
-    let (flags, coder) = state;
-    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy) {
-        return None;
-    }
-    let sign_len = if *flags & HAS_SIGNS != 0 {
-        signs.len()
-    } else {
-        0
-    };
-    let c = mantissa::try_code(
-        codes,
-        signs,
-        any_negative,
-        mants,
-        bits,
-        exps.len(),
-        sign_len,
-    )?;
-    if let Some((e, new_coder, joint)) = c.exponents {
-        *exps = e;
-        *coder = new_coder;
-        *flags = match (joint, any_negative) {
-            (true, _) => JOINT_SIGN,
-            (false, true) => HAS_SIGNS,
-            (false, false) => 0,
-        };
-    }
-    *flags |= MANTISSA_CODED;
-    *mants = c.stream;
-    Some(c.plan)
-}
-
 /// Appends the coded-mantissa header fields (nothing for flat mantissas).
 pub(crate) fn put_mantissa_header(plan: Option<Plan>, stream_len: usize, out: &mut Vec<u8>) {
     if let Some(p) = plan {
         out.push(p.mode());
         out.extend_from_slice(&(stream_len as u32).to_le_bytes());
     }
-}
-
-/// Issue 3: the entropy-coded stream of `(code << 1) | sign`, when `coding` allows the entropy coder
-/// and that stream is smaller than `separate` (sign stream plus exponent stream) bytes.
-pub(crate) fn joint_sign(
-    coding: ExponentCoding,
-    codes: &[u16],
-    signs: &[u8],
-    exp_bits: u32,
-    separate: usize,
-) -> Option<(Vec<u8>, Coder)> {
-    if !matches!(coding, ExponentCoding::Auto | ExponentCoding::Entropy)
-        || exp_bits + 1 > exponent::entropy::MAX_WIDTH
-    {
-        return None;
-    }
-    // One histogram pass predicts the joint stream (without building it); encode only when it looks
-    // smaller.
-    let hist = joint_histogram(codes, signs, exp_bits + 1);
-    if exponent::entropy_estimate_from_histogram(&hist)? >= separate {
-        return None;
-    }
-    let joint: Vec<u16> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c << 1) | u16::from((signs[i / 8] >> (i % 8)) & 1))
-        .collect();
-    let mut out = Vec::new();
-    let coder = exponent::encode(ExponentCoding::Entropy, &joint, exp_bits + 1, &mut out);
-    (out.len() < separate).then_some((out, coder))
-}
-
-/// The histogram of `(code << 1) | sign` masked to `width` bits, as the entropy coder would count it
-/// on the joint stream.
-fn joint_histogram(codes: &[u16], signs: &[u8], width: u32) -> Vec<u32> {
-    let mask = ((1u32 << width) - 1) as u16;
-    // Two partial histograms break the store-to-load dependency on runs of equal codes.
-    let mut hist = vec![0u32; 1usize << width];
-    let mut odd = vec![0u32; 1usize << width];
-    let groups = codes.chunks_exact(8);
-    let tail = groups.remainder();
-    for (group, &byte) in groups.zip(signs) {
-        let b = u16::from(byte);
-        for j in (0..8).step_by(2) {
-            hist[usize::from(((group[j] << 1) | ((b >> j) & 1)) & mask)] += 1;
-            odd[usize::from(((group[j + 1] << 1) | ((b >> (j + 1)) & 1)) & mask)] += 1;
-        }
-    }
-    if let Some(&byte) = signs.get(codes.len() / 8) {
-        for (j, &c) in tail.iter().enumerate() {
-            hist[usize::from(((c << 1) | ((u16::from(byte) >> j) & 1)) & mask)] += 1;
-        }
-    }
-    for (a, o) in hist.iter_mut().zip(&odd) {
-        *a += o;
-    }
-    hist
 }
 
 /// The streams of a chunk of `n` values, checked to fill `bytes` exactly.
@@ -459,36 +339,47 @@ fn decode_fields<W: Word, const M: u8>(
     let size = r.size();
     let n = parsed.layout.values;
     with_scratch(|s| {
-        s.codes.clear();
+        // Every code is written by the decoder: no need to clear (chunks mostly share one size).
         s.codes.resize(n, 0);
         let plan = parsed.layout.mantissa;
         let top = plan.map_or(0, |p| p.top);
         let exp_bits = exp_bits + top;
         let mut signs = parsed.signs;
-        if parsed.joint_sign {
-            parsed
-                .layout
-                .coder
-                .decode(parsed.exponents, exp_bits + 1, &mut s.codes)?;
-            s.signs.clear();
+        let js = u32::from(parsed.joint_sign);
+        parsed
+            .layout
+            .coder
+            .decode(parsed.exponents, exp_bits + js, &mut s.codes)?;
+        // The sign bits come off the joint codes, then one pass splits off the top bits.
+        if js == 1 {
             s.signs.resize(n.div_ceil(8), 0);
-            for (i, c) in s.codes.iter_mut().enumerate() {
-                s.signs[i / 8] |= ((*c & 1) as u8) << (i % 8);
-                *c >>= 1;
+            for (b, group) in s.signs.iter_mut().zip(s.codes.chunks(8)) {
+                *b = group
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (j, &c)| acc | (((c & 1) as u8) << j));
             }
-            signs = Some(&s.signs);
-        } else {
-            parsed
-                .layout
-                .coder
-                .decode(parsed.exponents, exp_bits, &mut s.codes)?;
         }
-        let mut tops = Vec::new();
+        let mut largest = 0u16;
         if top > 0 {
-            tops = s.codes.iter().map(|&c| c & ((1 << top) - 1)).collect();
-            for c in &mut s.codes {
-                *c >>= top;
+            s.tops.resize(n, 0);
+            let top_mask = (1u16 << top) - 1;
+            for (c, t) in s.codes.iter_mut().zip(s.tops.iter_mut()) {
+                let v = *c >> js;
+                *t = v & top_mask;
+                *c = v >> top;
+                largest = largest.max(*c);
             }
+        } else if js == 1 {
+            for c in &mut s.codes {
+                *c >>= 1;
+                largest = largest.max(*c);
+            }
+        } else {
+            largest = s.codes.iter().copied().max().unwrap_or(0);
+        }
+        if js == 1 {
+            signs = Some(&s.signs);
         }
         let exp_bits = exp_bits - top;
         let max_code = if exp_bits >= 16 {
@@ -496,7 +387,6 @@ fn decode_fields<W: Word, const M: u8>(
         } else {
             ((1u32 << exp_bits) - 1) as u16
         };
-        let largest = s.codes.iter().copied().max().unwrap_or(0);
         if largest > max_code {
             return Err(Error::decode(format!(
                 "exponent code {largest} exceeds {exp_bits} bits"
@@ -504,12 +394,12 @@ fn decode_fields<W: Word, const M: u8>(
         }
         let mants = match plan {
             Some(plan) => {
-                mantissa::rebuild(
+                mantissa::rebuild_into(
                     plan,
                     parsed.mantissas,
-                    &s.codes,
-                    &tops,
+                    (&s.codes, &s.tops),
                     man_bits,
+                    &mut s.low,
                     &mut s.mants,
                 )?;
                 &s.mants[..]

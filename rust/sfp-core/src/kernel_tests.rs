@@ -7,7 +7,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::bitpack::{packed_len, BitWriter};
 use crate::codec::{decode_into, encode, quantize, quantize_in_place, Options};
 use crate::dtype::{load, DType};
-use crate::exponent::{self, ExponentCoding};
+use crate::exponent::ExponentCoding;
 use crate::format::{Format, Rounding, Underflow};
 use crate::frame::Header;
 use crate::reduce::{window_top_field, Reducer, Slot, Window};
@@ -195,25 +195,15 @@ fn reference_chunk(
     }
     assert_eq!(mantissas.len(), packed_len(n, man_bits).unwrap());
     let mut exps = Vec::new();
-    let mut coder = exponent::encode(coding, &codes, exp_bits, &mut exps);
-    let mut flags = u8::from(any_negative);
-    if any_negative {
-        if let Some((joint, c)) =
-            crate::chunk::joint_sign(coding, &codes, &signs, exp_bits, exps.len() + signs.len())
-        {
-            exps = joint;
-            coder = c;
-            flags = 2;
-        }
-    }
-    let plan = crate::chunk::code_mantissas(
+    let chosen = crate::streams::code(
         coding,
         (&codes, &signs, any_negative),
         (exp_bits, man_bits),
-        (&mut flags, &mut coder),
         &mut exps,
         &mut mantissas,
+        &mut Default::default(),
     );
+    let (flags, coder, plan) = (chosen.flags, chosen.coder, chosen.plan);
     let mut out = vec![flags, coder.id()];
     out.extend_from_slice(&(exps.len() as u32).to_le_bytes());
     out.extend_from_slice(&((exceptions.len() / (4 + size)) as u32).to_le_bytes());

@@ -17,6 +17,7 @@ pub mod memory;
 mod reduce;
 mod rng;
 pub mod simd;
+mod streams;
 /// Harness logic for fuzz targets, corpus replay, golden frames and corruption tests.
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -17,9 +17,8 @@
 //! chunk's values in order, without the zero-code values under zero skip.
 
 use crate::bitpack::{self, low_mask, packed_len};
-use crate::chunk;
 use crate::error::{Error, Result};
-use crate::exponent::{self, entropy, Coder, ExponentCoding};
+use crate::exponent::entropy;
 
 /// Most mantissa bits coded jointly with the exponent.
 pub const MAX_TOP: u32 = 3;
@@ -193,88 +192,39 @@ pub(crate) fn choose(
     (cost < flat - 0.005 * (flat + sampled as f64)).then_some(plan)
 }
 
-/// A chunk's coded mantissas and, when top bits joined the exponent, its new exponent stream.
-pub(crate) struct Coded {
-    /// The plan used.
-    pub plan: Plan,
-    /// The mantissa stream.
-    pub stream: Vec<u8>,
-    /// With top bits: the exponent stream, its coder and whether signs are coded in it.
-    pub exponents: Option<(Vec<u8>, Coder, bool)>,
-}
-
-/// Codes a chunk's mantissas when the sampled plan predicts a saving and the coded streams are
-/// smaller than `flat` bytes (sign, exponent and flat mantissa streams as they stand; `exps` is that
-/// exponent stream's length, `sign_len` the sign stream's).
-pub(crate) fn try_code(
-    codes: &[u16],
-    signs: &[u8],
-    any_negative: bool,
-    packed: &[u8],
-    (exp_bits, man_bits): (u32, u32),
-    exps: usize,
-    sign_len: usize,
-) -> Option<Coded> {
-    let flat = sign_len + exps + packed.len();
-    let mut plan = choose(codes, packed, exp_bits, man_bits, true)?;
-    let (joint, low) = match split(plan, codes, packed, man_bits) {
-        Some(s) => s,
-        None => {
-            plan.zero_skip = false;
-            split(plan, codes, packed, man_bits)?
-        }
-    };
-    let mut stream = Vec::new();
-    encode(&low, man_bits - plan.top, &mut stream);
-    let (exponents, total) = if plan.top == 0 {
-        (None, sign_len + exps + stream.len())
-    } else {
-        let width = exp_bits + plan.top;
-        let mut e = Vec::new();
-        let mut coder = exponent::encode(ExponentCoding::Entropy, &joint, width, &mut e);
-        let mut joint_sign = false;
-        if any_negative {
-            let separate = e.len() + signs.len();
-            if let Some((j, c)) =
-                chunk::joint_sign(ExponentCoding::Entropy, &joint, signs, width, separate)
-            {
-                e = j;
-                coder = c;
-                joint_sign = true;
-            }
-        }
-        let signs_kept = if any_negative && !joint_sign {
-            signs.len()
-        } else {
-            0
-        };
-        let total = e.len() + stream.len() + signs_kept;
-        (Some((e, coder, joint_sign)), total)
-    };
-    (total + EXTRA_HEADER < flat).then_some(Coded {
-        plan,
-        stream,
-        exponents,
-    })
-}
-
 /// Bytes a coded chunk adds to the chunk header (mode byte and stream length).
 pub(crate) const EXTRA_HEADER: usize = 5;
 
 /// Codes `values` (each below `2^width`) in lane blocks, appending to `out`.
+///
+/// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
+/// kept only when it is smaller.
 pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    let mut syms: Vec<u16> = Vec::with_capacity(BLOCK.min(values.len()));
+    SYMS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut syms) => encode_with(values, width, &mut syms, out),
+        Err(_) => encode_with(values, width, &mut Vec::new(), out),
+    });
+}
+
+/// [`encode`] with `syms` as the lane buffer.
+fn encode_with(values: &[u64], width: u32, syms: &mut Vec<u16>, out: &mut Vec<u8>) {
+    if syms.len() < BLOCK.min(values.len()) {
+        syms.resize(BLOCK.min(values.len()), 0);
+    }
     let mut coded = Vec::new();
     for block in values.chunks(BLOCK) {
+        let syms = &mut syms[..block.len()];
         for (lo, w) in lanes(width) {
-            syms.clear();
-            syms.extend(block.iter().map(|&v| ((v >> lo) & low_mask(w)) as u16));
+            let m = low_mask(w);
+            for (s, &v) in syms.iter_mut().zip(block) {
+                *s = ((v >> lo) & m) as u16;
+            }
             let raw_len = (block.len() * w as usize).div_ceil(8);
             coded.clear();
-            let hist = entropy::histogram(&syms, w);
+            let hist = entropy::histogram(syms, w);
             if let Some(table) = entropy::Table::from_histogram(&hist) {
-                if table.min_stream_len(&hist) < raw_len {
-                    entropy::encode_with_table(&syms, w, &table, &mut coded);
+                if table.estimated_len(&hist) < raw_len {
+                    entropy::encode_with_table(syms, w, &table, &mut coded);
                 }
             }
             if !coded.is_empty() && coded.len() < raw_len {
@@ -284,7 +234,7 @@ pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
             } else {
                 out.push(RAW);
                 out.extend_from_slice(&(raw_len as u32).to_le_bytes());
-                bitpack::pack(syms.iter().map(|&s| u64::from(s)), w, out);
+                bitpack::pack_u16(syms, w, out);
             }
         }
     }
@@ -298,9 +248,23 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width > 64 {
         return Err(Error::decode(format!("mantissa width {width} exceeds 64")));
     }
-    out.fill(0);
+    if width == 0 {
+        out.fill(0);
+    }
+    SYMS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut syms) => decode_with(bytes, width, &mut syms, out),
+        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
+    })
+}
+
+thread_local! {
+    /// A lane's symbols, reused from block to block (a fresh 128 KiB buffer is a fresh mapping).
+    static SYMS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`decode`] with `syms` as the lane buffer.
+fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -> Result<()> {
     let mut pos = 0usize;
-    let mut syms: Vec<u16> = Vec::new();
     for block in out.chunks_mut(BLOCK) {
         for (lo, w) in lanes(width) {
             let head = bytes
@@ -314,13 +278,22 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
                 .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
             pos += len;
             match head[0] {
+                // The lowest lane sets each value, the others add their bits.
+                RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
                 RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
                 ENTROPY => {
-                    syms.clear();
-                    syms.resize(block.len(), 0);
-                    entropy::decode(body, w, &mut syms)?;
-                    for (v, &s) in block.iter_mut().zip(&syms) {
-                        *v |= u64::from(s) << lo;
+                    if syms.len() < block.len() {
+                        syms.resize(block.len(), 0);
+                    }
+                    entropy::decode(body, w, &mut syms[..block.len()])?;
+                    if lo == 0 {
+                        for (v, &s) in block.iter_mut().zip(syms.iter()) {
+                            *v = u64::from(s);
+                        }
+                    } else {
+                        for (v, &s) in block.iter_mut().zip(syms.iter()) {
+                            *v |= u64::from(s) << lo;
+                        }
                     }
                 }
                 other => {
@@ -343,29 +316,137 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
 /// A chunk's mantissas split by `plan`: the exponent alphabet codes (`code << top | top bits`) and
 /// the stored low values; `None` when zero skip was planned but a zero-code value has a nonzero
 /// mantissa (the sample missed it), or `packed` does not hold one field per code.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn split(
     plan: Plan,
     codes: &[u16],
     packed: &[u8],
     man_bits: u32,
 ) -> Option<(Vec<u16>, Vec<u64>)> {
-    let low_bits = man_bits - plan.top;
-    let mut joint = Vec::with_capacity(if plan.top > 0 { codes.len() } else { 0 });
-    let mut low = Vec::with_capacity(codes.len());
-    let mut ok = true;
-    // The kernel packs exactly codes.len() fields; any other length leaves the chunk flat.
-    let unpacked = bitpack::unpack(packed, codes.len(), man_bits, |i, m| {
-        let c = codes[i];
-        if plan.top > 0 {
-            joint.push((c << plan.top) | (m >> low_bits) as u16);
+    let (mut joint, mut low) = (Vec::new(), Vec::new());
+    let k = split_into(plan, codes, None, packed, man_bits, &mut joint, &mut low)?;
+    low.truncate(k);
+    joint.truncate(if plan.top > 0 { codes.len() } else { 0 });
+    Some((joint, low))
+}
+
+/// [`split`] into reused buffers, in one branch-free pass: with `signs` (one bit per value) the
+/// joint codes carry the sign as a further low bit, `(code << top | top bits) << 1 | sign`; with
+/// neither top bits nor signs `joint` is not written. The buffers are grown to `codes.len()` but
+/// not shrunk; returns the number of stored low values, `None` where [`split`] gives `None`.
+pub(crate) fn split_into(
+    plan: Plan,
+    codes: &[u16],
+    signs: Option<&[u8]>,
+    packed: &[u8],
+    man_bits: u32,
+    joint: &mut Vec<u16>,
+    low: &mut Vec<u64>,
+) -> Option<usize> {
+    let n = codes.len();
+    if packed_len(n, man_bits).ok() != Some(packed.len())
+        || signs.is_some_and(|s| s.len() != n.div_ceil(8))
+        || man_bits > 64
+    {
+        return None;
+    }
+    if low.len() < n {
+        low.resize(n, 0);
+    }
+    let with_joint = plan.top > 0 || signs.is_some();
+    if with_joint && joint.len() < n {
+        joint.resize(n, 0);
+    }
+    let s = Split {
+        codes,
+        packed,
+        man_bits,
+        top: plan.top,
+        signs,
+    };
+    let (low, joint) = (&mut low[..n], &mut joint[..]);
+    let (k, bad) = match (with_joint, plan.zero_skip) {
+        (true, true) => s.run::<true, true>(low, joint),
+        (true, false) => s.run::<true, false>(low, joint),
+        (false, true) => s.run::<false, true>(low, joint),
+        (false, false) => s.run::<false, false>(low, joint),
+    };
+    (bad == 0).then_some(k)
+}
+
+/// The inputs of [`split_into`].
+struct Split<'a> {
+    codes: &'a [u16],
+    packed: &'a [u8],
+    man_bits: u32,
+    top: u32,
+    signs: Option<&'a [u8]>,
+}
+
+impl Split<'_> {
+    /// Splits every value, 64 at a time through the block unpacker; returns the stored count and
+    /// the OR of the skipped mantissas.
+    #[inline(always)]
+    fn run<const JOINT: bool, const SKIP: bool>(
+        &self,
+        low: &mut [u64],
+        joint: &mut [u16],
+    ) -> (usize, u64) {
+        let (codes, packed, man_bits, top) = (self.codes, self.packed, self.man_bits, self.top);
+        let low_bits = man_bits - top;
+        let low_m = low_mask(low_bits);
+        let unpack = bitpack::unpacker(man_bits);
+        let step = 8 * man_bits as usize;
+        let mut vals = [0u64; 64];
+        let mut padded = [0u8; 8 * 64];
+        let (mut k, mut bad) = (0usize, 0u64);
+        for (b, group) in codes.chunks(64).enumerate() {
+            let at = b * step;
+            match packed.get(at..at + step) {
+                Some(bytes) => unpack(bytes, &mut vals),
+                None => {
+                    let tail = packed.get(at..).unwrap_or_default();
+                    padded[..tail.len()].copy_from_slice(tail);
+                    padded[tail.len()..step].fill(0);
+                    unpack(&padded[..step], &mut vals);
+                }
+            }
+            let first = b * 64;
+            if JOINT {
+                let dst = joint
+                    .get_mut(first..first + group.len())
+                    .unwrap_or_default();
+                for ((d, &c), &m) in dst.iter_mut().zip(group).zip(&vals) {
+                    *d = (c << top) | (m >> low_bits) as u16;
+                }
+                if let Some(s) = self.signs {
+                    let bytes = s.get(first / 8..).unwrap_or_default();
+                    for (d8, &byte) in dst.chunks_mut(8).zip(bytes) {
+                        for (j, d) in d8.iter_mut().enumerate() {
+                            *d = (*d << 1) | u16::from((byte >> j) & 1);
+                        }
+                    }
+                }
+            }
+            if SKIP {
+                for (&c, &m) in group.iter().zip(&vals) {
+                    let z = c == 0;
+                    bad |= if z { m } else { 0 };
+                    if let Some(l) = low.get_mut(k) {
+                        *l = m & low_m;
+                    }
+                    k += usize::from(!z);
+                }
+            } else {
+                let dst = low.get_mut(k..k + group.len()).unwrap_or_default();
+                for (l, &m) in dst.iter_mut().zip(&vals) {
+                    *l = m & low_m;
+                }
+                k += group.len();
+            }
         }
-        if plan.zero_skip && c == 0 {
-            ok &= m == 0;
-        } else {
-            low.push(m & low_mask(low_bits));
-        }
-    });
-    (ok && unpacked.is_ok()).then_some((joint, low))
+        (k, bad)
+    }
 }
 
 /// Rebuilds the flat packed mantissas (`man_bits` each) of a chunk coded with `plan`: `codes` are
@@ -374,6 +455,7 @@ pub(crate) fn split(
 ///
 /// # Errors
 /// [`Error::Decode`] when the stream is malformed.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn rebuild(
     plan: Plan,
     stream: &[u8],
@@ -382,31 +464,74 @@ pub(crate) fn rebuild(
     man_bits: u32,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let low_bits = man_bits - plan.top;
-    let stored = if plan.zero_skip {
-        codes.iter().filter(|&&c| c != 0).count()
+    rebuild_into(plan, stream, (codes, tops), man_bits, &mut Vec::new(), out)
+}
+
+/// [`rebuild`] with a reused buffer `low` for the stored low values.
+pub(crate) fn rebuild_into(
+    plan: Plan,
+    stream: &[u8],
+    (codes, tops): (&[u16], &[u16]),
+    man_bits: u32,
+    low: &mut Vec<u64>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let n = codes.len();
+    let top = plan.top;
+    if man_bits > 64 || top > man_bits || (top > 0 && tops.len() != n) {
+        return Err(Error::decode(
+            "mantissa stream: top bits do not match the codes",
+        ));
+    }
+    let low_bits = man_bits - top;
+    let tops = if top > 0 { tops } else { &[] };
+    let skip = plan.zero_skip;
+    let stored = if skip {
+        codes.iter().map(|&c| usize::from(c != 0)).sum()
     } else {
-        codes.len()
+        n
     };
-    let mut low = vec![0u64; stored];
-    decode(stream, low_bits, &mut low)?;
-    if plan.zero_skip && codes.iter().zip(tops).any(|(&c, &t)| c == 0 && t != 0) {
+    if low.len() < stored {
+        low.resize(stored, 0);
+    }
+    let low = &mut low[..stored];
+    decode(stream, low_bits, low)?;
+    if skip && top > 0 && codes.iter().zip(tops).any(|(&c, &t)| c == 0 && t != 0) {
         return Err(Error::decode(
             "mantissa stream: a skipped zero has nonzero top bits",
         ));
     }
-    let mut next = low.iter();
-    let values = codes.iter().enumerate().map(|(i, &c)| {
-        if plan.zero_skip && c == 0 {
-            return 0;
-        }
-        let l = next.next().copied().unwrap_or(0);
-        let t = tops.get(i).map_or(0, |&t| u64::from(t));
-        (t << low_bits) | l
-    });
+    let packer = bitpack::packer(man_bits);
+    let step = 8 * man_bits as usize;
     out.clear();
-    out.reserve(packed_len(codes.len(), man_bits).unwrap_or(0));
-    bitpack::pack(values, man_bits, out);
+    out.reserve(packed_len(n, man_bits).unwrap_or(0));
+    let mut vals = [0u64; 64];
+    let mut words = [0u8; 8 * 64];
+    let mut k = 0usize;
+    for (b, group) in codes.chunks(64).enumerate() {
+        let first = b * 64;
+        let ts = tops.get(first..first + group.len()).unwrap_or_default();
+        if skip {
+            for (j, (v, &c)) in vals.iter_mut().zip(group).enumerate() {
+                let t = ts.get(j).map_or(0, |&t| u64::from(t));
+                let l = low.get(k).copied().unwrap_or(0);
+                let z = c == 0;
+                *v = if z { 0 } else { (t << low_bits) | l };
+                k += usize::from(!z);
+            }
+        } else {
+            let ls = low.get(first..first + group.len()).unwrap_or_default();
+            for (v, &l) in vals.iter_mut().zip(ls) {
+                *v = l;
+            }
+            for (v, &t) in vals.iter_mut().zip(ts) {
+                *v |= u64::from(t) << low_bits;
+            }
+        }
+        vals[group.len()..].fill(0);
+        packer(&vals, &mut words[..step]);
+        out.extend_from_slice(&words[..(group.len() * man_bits as usize).div_ceil(8)]);
+    }
     Ok(())
 }
 

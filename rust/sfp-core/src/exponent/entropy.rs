@@ -1,13 +1,15 @@
 //! Order-0 entropy coder for exponent codes: interleaved rANS with a per-stream frequency table.
 //!
-//! Four 32-bit rANS states take the codes in turn (code `i` goes to state `i % 4`), renormalising 16 bits
-//! at a time, so decoding is four independent table lookups per round. The frequency table is normalised
-//! to `2^scale` (12 bits unless the alphabet needs more) and stored in the stream.
+//! `N` 32-bit rANS states take the codes in turn (code `i` goes to state `i % N`), renormalising 16
+//! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, or 8 (the wide
+//! variant, written for streams of at least 1024 codes: more independent work per round hides the
+//! table lookup latency). The frequency table is normalised to `2^scale` (12 bits unless the alphabet
+//! needs more) and stored in the stream.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
-//! - `scale` (1 byte), `lo` (varint), `span` (varint), then `span` varint frequencies of codes
-//!   `lo..lo + span` (summing to `2^scale`);
-//! - the four final states (4 x u32);
+//! - `scale | 0x80 if N = 8` (1 byte), `lo` (varint), `span` (varint), then `span` varint
+//!   frequencies of codes `lo..lo + span` (summing to `2^scale`);
+//! - the `N` final states (`N` x u32);
 //! - the renormalisation words (u16), in the order the decoder reads them.
 //!
 //! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
@@ -17,18 +19,37 @@ use crate::error::{Error, Result};
 /// Widest code the coder takes (an 11-bit float64 exponent plus a sign bit fits with room to spare).
 pub const MAX_WIDTH: u32 = 16;
 const LANES: usize = 4;
+/// States of the wide variant, used for streams of at least [`WIDE_MIN`] codes: twice the
+/// independent work per decoder round.
+const WIDE_LANES: usize = 8;
+/// Codes from which the encoder uses [`WIDE_LANES`] states.
+const WIDE_MIN: usize = 1024;
+/// Flag in the scale byte: the stream has [`WIDE_LANES`] states.
+const WIDE: u8 = 0x80;
+
+/// States the encoder uses for `n` codes.
+fn lanes_for(n: u64) -> usize {
+    if n >= WIDE_MIN as u64 {
+        WIDE_LANES
+    } else {
+        LANES
+    }
+}
 const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
+/// Slots of the largest table.
+const FULL_TABLE: usize = 1 << MAX_SCALE;
 
-/// Per-symbol encoder constants. `x / freq` is computed as `(x * rcp) >> shift` with a 33-bit
-/// reciprocal, exact for every 32-bit state (a 32-bit reciprocal is only exact below 2^31, and rANS
-/// states here use the full 32 bits).
+/// Per-symbol encoder constants. `x / freq` is the high word of `x * rcp` with the 64-bit
+/// reciprocal `rcp = ceil(2^64 / freq)`, exact for every 32-bit state (the error is below 2^-32,
+/// the distance from `x / freq` to the next integer at least 2^-16); `freq` = 1, whose reciprocal
+/// does not fit, has `rcp` = 0 and `one` = all ones, which adds `x` itself.
 #[derive(Clone, Copy, Default)]
 struct EncSym {
     x_max: u64,
     rcp: u64,
-    shift: u32,
+    one: u32,
     start: u32,
     cmpl_freq: u32,
 }
@@ -130,6 +151,8 @@ pub(crate) struct Table {
     scale: u32,
     lo: usize,
     freqs: Vec<u32>,
+    /// Codes counted.
+    total: u64,
 }
 
 impl Table {
@@ -145,6 +168,7 @@ impl Table {
             scale,
             lo,
             freqs: normalize(used, total, scale),
+            total,
         })
     }
 
@@ -167,7 +191,7 @@ impl Table {
             .filter(|(&h, _)| h > 0)
             .map(|(&h, &f)| f64::from(h) * (f64::from(self.scale) - f64::from(f).log2()))
             .sum();
-        self.header_len() + 4 * LANES + (bits / 8.0).ceil() as usize
+        self.header_len() + 4 * lanes_for(self.total) + (bits / 8.0).ceil() as usize
     }
 
     /// A lower bound on the stream length for the histogram `hist` the table was built from.
@@ -192,7 +216,7 @@ impl Table {
             0.0
         };
         let words = (lb / 8.0).max(0.0).floor() as usize;
-        self.header_len() + 4 * LANES + words
+        self.header_len() + 4 * lanes_for(self.total) + words
     }
 }
 
@@ -238,40 +262,99 @@ pub fn encode(codes: &[u16], width: u32, out: &mut Vec<u8>) {
 
 /// Encodes with a table already built from the histogram of `codes`.
 pub(crate) fn encode_with_table(codes: &[u16], width: u32, table: &Table, out: &mut Vec<u8>) {
+    encode_shifted(codes, 0, width, table, out);
+}
+
+/// Encodes `codes >> shift` (masked to `width` bits) with a table built from their histogram: the
+/// codes of a joint alphabet without its lowest `shift` bits, with no copy.
+pub(crate) fn encode_shifted(
+    codes: &[u16],
+    shift: u32,
+    width: u32,
+    table: &Table,
+    out: &mut Vec<u8>,
+) {
     let width = width.min(MAX_WIDTH);
     let mask = ((1u32 << width) - 1) as u16;
     let scale = table.scale;
-    out.push(scale as u8);
+    let wide = lanes_for(codes.len() as u64) == WIDE_LANES;
+    out.push(scale as u8 | if wide { WIDE } else { 0 });
     put_varint(table.lo as u64, out);
     put_varint(table.freqs.len() as u64, out);
     for &f in &table.freqs {
         put_varint(u64::from(f), out);
     }
-    // Per-code encoder constants over the whole alphabet (absent codes never occur).
-    let mut syms = vec![EncSym::default(); 1usize << width];
+    WORDS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (words, syms) = &mut *bufs;
+            encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
+        }
+        Err(_) => encode_table(
+            wide,
+            shift,
+            (codes, width, mask),
+            table,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            out,
+        ),
+    });
+}
+
+/// Fills the per-code encoder constants into `syms` (reused; only the codes of the table are set,
+/// and only they occur) and runs the states over the codes.
+fn encode_table(
+    wide: bool,
+    shift: u32,
+    (codes, width, mask): (&[u16], u32, u16),
+    table: &Table,
+    syms: &mut Vec<EncSym>,
+    words: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
+    if syms.len() < 1usize << width {
+        syms.resize(1usize << width, EncSym::default());
+    }
     let mut cum = 0u32;
     for (i, &freq) in table.freqs.iter().enumerate() {
         if freq > 0 {
-            syms[table.lo + i] = enc_sym(cum, freq, scale);
+            if let Some(e) = syms.get_mut(table.lo + i) {
+                *e = enc_sym(cum, freq, table.scale);
+            }
         }
         cum += freq;
     }
     // Each code emits at most one renormalisation word. They are written from the end of a buffer
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
-    WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut words) => encode_words(codes, mask, &syms, &mut words, out),
-        Err(_) => encode_words(codes, mask, &syms, &mut Vec::new(), out),
-    });
+    encode_any(wide, shift, (codes, mask, syms), words, out);
 }
 
 thread_local! {
-    /// The encoder's word buffer, reused from chunk to chunk (a fresh one per chunk costs page faults).
-    static WORDS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The encoder's word buffer and per-code constants, reused from stream to stream (fresh ones
+    /// cost page faults: a 12-bit alphabet's constants are 128 KiB).
+    static WORDS: std::cell::RefCell<(Vec<u16>, Vec<EncSym>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Runs the four rANS states over `codes` (in reverse) and appends the final states and the words.
-fn encode_words(
+/// [`encode_words`] with the state count and code shift as constants.
+fn encode_any(
+    wide: bool,
+    shift: u32,
+    (codes, mask, syms): (&[u16], u16, &[EncSym]),
+    words: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
+    match (wide, shift) {
+        (true, 0) => encode_words::<WIDE_LANES, 0>(codes, mask, syms, words, out),
+        (true, _) => encode_words::<WIDE_LANES, 1>(codes, mask, syms, words, out),
+        (false, 0) => encode_words::<LANES, 0>(codes, mask, syms, words, out),
+        (false, _) => encode_words::<LANES, 1>(codes, mask, syms, words, out),
+    }
+}
+
+/// Runs the `N` rANS states over `codes >> SHIFT` (in reverse) and appends the final states and the words.
+fn encode_words<const N: usize, const SHIFT: u32>(
     codes: &[u16],
     mask: u16,
     syms: &[EncSym],
@@ -282,22 +365,22 @@ fn encode_words(
         words.resize(codes.len() + 1, 0);
     }
     let words = &mut words[..codes.len() + 1];
-    let mut pos = words.len();
-    let mut states = [RANS_L; LANES];
-    let full = codes.len() - codes.len() % LANES;
+    let mut pos = codes.len();
+    let mut states = [RANS_L; N];
+    let full = codes.len() - codes.len() % N;
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
         put(
             &mut states[lane],
-            &syms[usize::from(c & mask)],
+            &syms[usize::from((c >> SHIFT) & mask)],
             words,
             &mut pos,
         );
     }
-    for quad in codes[..full].chunks_exact(LANES).rev() {
-        for lane in (0..LANES).rev() {
+    for quad in codes[..full].chunks_exact(N).rev() {
+        for lane in (0..N).rev() {
             put(
                 &mut states[lane],
-                &syms[usize::from(quad[lane] & mask)],
+                &syms[usize::from((quad[lane] >> SHIFT) & mask)],
                 words,
                 &mut pos,
             );
@@ -306,7 +389,7 @@ fn encode_words(
     for s in states {
         out.extend_from_slice(&s.to_le_bytes());
     }
-    let words = &words[pos.min(words.len())..];
+    let words = words.get(pos.wrapping_add(1)..).unwrap_or_default();
     let start = out.len();
     out.resize(start + words.len() * 2, 0);
     for (dst, w) in out[start..].chunks_exact_mut(2).zip(words) {
@@ -314,23 +397,20 @@ fn encode_words(
     }
 }
 
-/// One rANS encoder step: renormalises `x` (writing one word at `words[*pos - 1]` and moving `pos`
+/// One rANS encoder step: renormalises `x` (writing one word at `words[*pos]` and moving `pos`
 /// down when it overflows) and pushes the symbol `s`. The word is stored unconditionally; when the
 /// state did not overflow the cursor stays and the next store overwrites it.
 #[inline(always)]
 fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
     let need = u64::from(*x) >= s.x_max;
-    // `pos` is at least 1 before every step: one word per code at most, one slot more than codes.
-    let at = pos.saturating_sub(1);
-    if let Some(w) = words.get_mut(at) {
+    // `pos` (the next word's slot) never passes below 0: one word per code at most, one slot more
+    // than codes.
+    if let Some(w) = words.get_mut(*pos) {
         *w = *x as u16;
     }
-    *pos -= usize::from(need & (*pos > 0));
+    *pos = pos.wrapping_sub(usize::from(need));
     let x0 = if need { *x >> 16 } else { *x };
-    // `(x * rcp) >> shift` with `shift` = 32 + bits: the constant 32-bit shift of the 128-bit
-    // product first (a variable 128-bit shift compiles to a branchy double shift), then the rest.
-    let hi = ((u128::from(x0) * u128::from(s.rcp)) >> 32) as u64;
-    let q = (hi >> s.shift.saturating_sub(32)) as u32;
+    let q = ((u128::from(x0) * u128::from(s.rcp)) >> 64) as u32 + (x0 & s.one);
     *x = x0
         .wrapping_add(s.start)
         .wrapping_add(q.wrapping_mul(s.cmpl_freq));
@@ -338,11 +418,15 @@ fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
 
 fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
     let x_max = ((u64::from(RANS_L) >> scale) << 16) * u64::from(freq);
-    let bits = ceil_log2(freq as usize);
+    let (rcp, one) = if freq <= 1 {
+        (0, u32::MAX)
+    } else {
+        (u64::MAX / u64::from(freq) + 1, 0)
+    };
     EncSym {
         x_max,
-        rcp: (1u64 << (32 + bits)).div_ceil(u64::from(freq)),
-        shift: 32 + bits,
+        rcp,
+        one,
         start,
         cmpl_freq: (1u32 << scale) - freq,
     }
@@ -368,8 +452,48 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    let (slots, scale, mut pos) = read_table(bytes, width)?;
-    let mut states = [0u32; LANES];
+    SLOTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slots) => decode_with(bytes, width, &mut slots, out),
+        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
+    })
+}
+
+thread_local! {
+    /// The decoder's slot table, reused from stream to stream (a table of 2^14 slots or more is a
+    /// fresh mapping, and its page faults, per allocation).
+    static SLOTS: std::cell::RefCell<Vec<Slot>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`decode`] with `slots` as the table's buffer.
+fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
+    let (scale, pos) = read_table(bytes, width, slots)?;
+    if states_of(bytes) == WIDE_LANES {
+        if slots.len() < FULL_TABLE {
+            slots.resize(FULL_TABLE, Slot::default());
+        }
+        decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out)
+    } else {
+        decode_lanes::<LANES>(bytes, slots, scale, pos, out)
+    }
+}
+
+/// The number of states of a stream, from its first byte.
+fn states_of(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(&b) if b & WIDE != 0 => WIDE_LANES,
+        _ => LANES,
+    }
+}
+
+/// Reads the `N` final states after the table (which ends at `pos`) and decodes the codes.
+fn decode_lanes<const N: usize>(
+    bytes: &[u8],
+    slots: &[Slot],
+    scale: u32,
+    mut pos: usize,
+    out: &mut [u16],
+) -> Result<()> {
+    let mut states = [0u32; N];
     for s in &mut states {
         let b = bytes
             .get(pos..pos + 4)
@@ -389,12 +513,22 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     let mut wp = 0usize;
     let mut overrun = false;
     let mask = (1u32 << scale) - 1;
-    let slots = &slots[..=mask as usize];
+    let slots_all = slots;
+    let slots = slots
+        .get(..=mask as usize)
+        .ok_or_else(|| Error::decode("entropy stream: table smaller than its scale"))?;
+    let full = slots_all
+        .get(..FULL_TABLE)
+        .and_then(|s| <&[Slot; FULL_TABLE]>::try_from(s).ok());
+    if let (Ok(wide), Some(full)) = (<[u32; WIDE_LANES]>::try_from(&states[..]), full) {
+        let (states, wp, overrun) = decode_wide(full, scale, words, wide, out);
+        return finish(&states, wp, words, overrun);
+    }
     let mut quads = out.chunks_exact_mut(LANES);
     // Fast rounds: while a whole round's worth of words (at most one per state) is left, the next
     // words are read from a fixed window with no end-of-stream check. The four states live in
     // scalar locals (an array invites the compiler to shuffle them through vector registers).
-    let [mut x0, mut x1, mut x2, mut x3] = states;
+    let (mut x0, mut x1, mut x2, mut x3) = (states[0], states[1], states[2], states[3]);
     for quad in &mut quads {
         let Some(window) = words.get(wp..wp + 2 * LANES) else {
             // Too few words left for an unchecked round: finish on the checked path.
@@ -429,10 +563,15 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         quad.copy_from_slice(&o);
         wp += 2 * used as usize;
     }
-    states = [x0, x1, x2, x3];
-    for (x, o) in states.iter_mut().zip(quads.into_remainder()) {
+    let mut st = [x0, x1, x2, x3];
+    for (x, o) in st.iter_mut().zip(quads.into_remainder()) {
         step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
     }
+    finish(&st, wp, words, overrun)
+}
+
+/// Checks that decoding consumed the whole stream and returned every state to its floor.
+fn finish(states: &[u32], wp: usize, words: &[u8], overrun: bool) -> Result<()> {
     if overrun {
         return Err(Error::decode("entropy stream: truncated"));
     }
@@ -442,6 +581,69 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The decoder rounds of the wide variant: eight states; returns the final states, the word
+/// position and whether a renormalisation ran past the end.
+#[inline(never)]
+fn decode_wide(
+    slots: &[Slot; FULL_TABLE],
+    scale: u32,
+    words: &[u8],
+    st: [u32; WIDE_LANES],
+    out: &mut [u16],
+) -> ([u32; WIDE_LANES], usize, bool) {
+    let mask = (1u32 << scale) - 1;
+    let mut wp = 0usize;
+    let mut overrun = false;
+    let mut rounds = out.chunks_exact_mut(WIDE_LANES);
+    // Scalar locals, as in the four-state rounds (an array lives in memory between rounds).
+    let [mut x0, mut x1, mut x2, mut x3, mut x4, mut x5, mut x6, mut x7] = st;
+    for round in &mut rounds {
+        let Some(window) = words.get(wp..wp + 2 * WIDE_LANES) else {
+            let mut st = [x0, x1, x2, x3, x4, x5, x6, x7];
+            for (x, o) in st.iter_mut().zip(round.iter_mut()) {
+                step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
+            }
+            [x0, x1, x2, x3, x4, x5, x6, x7] = st;
+            continue;
+        };
+        // As in the four-state rounds: each state that renormalises takes the next word of the
+        // window, found by a running count of the states before it.
+        let mut used = 0u32;
+        let mut step = |x: &mut u32| -> u16 {
+            // A 16-bit index into the full table: no bounds check.
+            let slot = slots[usize::from((*x & mask) as u16)];
+            let y = slot
+                .freq
+                .wrapping_mul(*x >> scale)
+                .wrapping_add(u32::from(slot.off));
+            let need = u32::from(y < RANS_L);
+            let at = (2 * used as usize) & (2 * WIDE_LANES - 2);
+            let w = u32::from(u16::from_le_bytes([window[at], window[at + 1]]));
+            let m = need.wrapping_neg();
+            *x = (((y << 16) | w) & m) | (y & !m);
+            used += need;
+            slot.sym
+        };
+        let o = [
+            step(&mut x0),
+            step(&mut x1),
+            step(&mut x2),
+            step(&mut x3),
+            step(&mut x4),
+            step(&mut x5),
+            step(&mut x6),
+            step(&mut x7),
+        ];
+        round.copy_from_slice(&o);
+        wp += 2 * used as usize;
+    }
+    let mut st = [x0, x1, x2, x3, x4, x5, x6, x7];
+    for (x, o) in st.iter_mut().zip(rounds.into_remainder()) {
+        step_checked(x, o, slots, scale, mask, words, &mut wp, &mut overrun);
+    }
+    (st, wp, overrun)
 }
 
 /// One decoder step with the end of the stream checked: renormalisation past the last word reads 0
@@ -476,13 +678,13 @@ fn step_checked(
     *wp += 2 * usize::from(need);
 }
 
-/// Reads and checks the frequency table; returns the decode slots, the scale and the payload offset.
-fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
-    let scale = u32::from(
-        *bytes
-            .first()
-            .ok_or_else(|| Error::decode("entropy stream: empty"))?,
-    );
+/// Reads and checks the frequency table into `slots`; returns the scale and the payload offset
+/// (the first byte says how many states follow: see [`states_of`]).
+fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, usize)> {
+    let head = *bytes
+        .first()
+        .ok_or_else(|| Error::decode("entropy stream: empty"))?;
+    let scale = u32::from(head & !WIDE);
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(Error::decode(format!(
             "entropy stream: table scale {scale} out of range"
@@ -498,7 +700,11 @@ fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
         )));
     }
     let m = 1usize << scale;
-    let mut slots = vec![Slot::default(); m];
+    // Every slot below `m` is written before the table is used (the frequencies must fill it); the
+    // buffer only grows (the wide decoder wants all 2^16 slots, to index them without checks).
+    if slots.len() < m {
+        slots.resize(m, Slot::default());
+    }
     let mut cum = 0usize;
     for i in 0..span {
         let f = get_varint(bytes, &mut pos)?;
@@ -522,7 +728,7 @@ fn read_table(bytes: &[u8], width: u32) -> Result<(Vec<Slot>, u32, usize)> {
             "entropy stream: frequencies sum to {cum}, not {m}"
         )));
     }
-    Ok((slots, scale, pos))
+    Ok((scale, pos))
 }
 
 #[cfg(test)]
@@ -544,8 +750,10 @@ mod division_tests {
         ];
         for freq in 1..=(1u32 << MAX_SCALE) {
             let s = enc_sym(0, freq, MAX_SCALE);
-            for &x in &xs {
-                let q = ((u128::from(x) * u128::from(s.rcp)) >> s.shift) as u32;
+            // Also the largest multiple of `freq` and its neighbours, where rounding would show.
+            let top = u32::MAX / freq * freq;
+            for x in xs.into_iter().chain([top, top - 1, top.saturating_add(1)]) {
+                let q = ((u128::from(x) * u128::from(s.rcp)) >> 64) as u32 + (x & s.one);
                 assert_eq!(q, x / freq, "x={x} freq={freq}");
             }
         }

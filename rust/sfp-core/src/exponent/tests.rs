@@ -84,7 +84,26 @@ fn sequences(width: u32) -> Vec<Vec<u16>> {
     let max = ((1u32 << width) - 1) as u16;
     let g = Params::DEFAULT.group();
     let mut out = Vec::new();
-    for n in [0, 1, 2, 3, 4, 5, g - 1, g, g + 1, 2 * g + 3, 1000] {
+    for n in [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        7,
+        8,
+        9,
+        g - 1,
+        g,
+        g + 1,
+        2 * g + 3,
+        1000,
+        1023,
+        1024,
+        1025,
+        1031,
+    ] {
         out.push(vec![max / 2 + 1; n]);
         out.push(
             (0..n)
@@ -306,10 +325,11 @@ fn names_and_ids_round_trip() {
 fn codes_strategy() -> impl Strategy<Value = (u32, Vec<u16>)> {
     (1u32..=12).prop_flat_map(|width| {
         let max = (1u16 << width) - 1;
-        let any = prop::collection::vec(0..=max, 0..300);
+        // Up to 1300 codes: both the four-state and the eight-state (from 1024 codes) streams.
+        let any = prop::collection::vec(0..=max, 0..1300);
         let near_top = prop::collection::vec(
             prop_oneof![4 => max.saturating_sub(3)..=max, 1 => Just(0u16), 1 => 0..=max],
-            0..300,
+            0..1300,
         );
         (Just(width), prop_oneof![any, near_top])
     })
@@ -348,4 +368,22 @@ fn entropy_round_trips_a_state_above_2_pow_31() {
     let mut back = vec![0u16; codes.len()];
     entropy::decode(&bytes, 3, &mut back).unwrap();
     assert_eq!(back, codes);
+}
+
+/// Streams of 1024 codes or more use eight states (flag 0x80 in the first byte), shorter ones four;
+/// both round-trip, and a stream read with the other state count is an error, not a panic.
+#[test]
+fn long_streams_use_eight_states() {
+    let mut r = rng(5);
+    for n in [1000usize, 1023, 1024, 1025, 4099] {
+        let codes: Vec<u16> = (0..n).map(|_| (r() % 7) as u16).collect();
+        let mut bytes = Vec::new();
+        entropy::encode(&codes, 3, &mut bytes);
+        assert_eq!(bytes[0] & 0x80 != 0, n >= 1024, "n {n}");
+        let mut back = vec![0u16; n];
+        entropy::decode(&bytes, 3, &mut back).unwrap();
+        assert_eq!(back, codes);
+        bytes[0] ^= 0x80;
+        assert!(entropy::decode(&bytes, 3, &mut back).is_err(), "n {n}");
+    }
 }

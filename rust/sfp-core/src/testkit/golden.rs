@@ -189,6 +189,18 @@ pub fn cases() -> Vec<GoldenCase> {
             values: skewed_values(dtype, 3000),
         });
     }
+    // Chunks of 1024 codes or more get the wide (8-state) rANS variant.
+    out.push(GoldenCase {
+        name: "float32_e4m2_entropy_wide".into(),
+        dtype: DType::F32,
+        shape: vec![2100],
+        format: Format {
+            exponent_coding: ExponentCoding::Entropy,
+            ..format(Some(4), Some(2))
+        },
+        chunk_size: 1100,
+        values: values(DType::F32, 2100),
+    });
     for (case, shape) in [("empty", vec![3, 0]), ("scalar", vec![])] {
         let n = if shape.is_empty() { 1 } else { 0 };
         out.push(GoldenCase {
