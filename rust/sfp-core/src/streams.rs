@@ -35,17 +35,23 @@ pub(crate) struct Work {
     stream: Vec<u8>,
 }
 
-/// An entropy-coded alphabet: its table and predicted stream length.
+/// An entropy-coded alphabet: its table, predicted stream length and a lower bound on it.
 struct Sized {
     table: Option<Table>,
     len: usize,
+    min_len: usize,
 }
 
 impl Sized {
     fn new(hist: Vec<u32>) -> Self {
         let table = Table::from_histogram(&hist);
         let len = table.as_ref().map_or(0, |t| t.estimated_len(&hist));
-        Self { table, len }
+        let min_len = table.as_ref().map_or(0, |t| t.min_stream_len(&hist));
+        Self {
+            table,
+            len,
+            min_len,
+        }
     }
 }
 
@@ -316,7 +322,8 @@ fn write_flat(
         }
         return (Coder::Entropy, sign_flag);
     };
-    if let Some(t) = plain.table.as_ref().filter(|_| plain.len < simple_len) {
+    // The lower bound, not the estimate, decides whether to try: `auto` keeps the smallest exactly.
+    if let Some(t) = plain.table.as_ref().filter(|_| plain.min_len < simple_len) {
         entropy::encode_with_table(codes, exp_bits, t, exps);
         if exps.len() < simple_len {
             return (Coder::Entropy, sign_flag);
