@@ -149,8 +149,9 @@ fn main() -> sfp_core::Result<()> {
                         exponent_coding: *coding,
                         ..Format::LOSSLESS
                     };
-                    for (dt, bytes) in [(DType::F32, &src[..]), (DType::F32, &src[..4_000_000])] {
-                        let shape = [(bytes.len() / 4) as u64];
+                    // In SFP_PROF_DTYPE, so the 16-bit kernels are compared too.
+                    for (dt, bytes) in [(dtype, &src[..]), (dtype, &src[..4_000_000])] {
+                        let shape = [(bytes.len() / dt.size()) as u64];
                         let frame = encode(bytes, dt, &shape, &f, &one).unwrap_or_default();
                         let _ = std::fs::write(format!("{dir}/{k}.bin"), &frame);
                         let mut q = vec![0u8; bytes.len()];

@@ -62,11 +62,21 @@ pub(crate) trait Word:
     fn wrapping_sub(self, rhs: Self) -> Self;
     /// The little-endian representation (a no-op on little-endian targets).
     fn to_le(self) -> Self;
+    /// The word a kernel computes an element in: `u32` for `u16` elements, whose 16-bit lanes LLVM
+    /// leaves scalar in [`split`] (the widening to its `u64` fields blocks the vectoriser).
+    type Lane: Word;
+    /// Zero-extends to [`Self::Lane`].
+    fn lane(self) -> Self::Lane;
 }
 
 macro_rules! word {
-    ($t:ty, $n:literal) => {
+    ($t:ty, $n:literal, $l:ty) => {
         impl Word for $t {
+            type Lane = $l;
+            #[inline(always)]
+            fn lane(self) -> $l {
+                <$l>::from(self)
+            }
             const SIZE: usize = $n;
             const ZERO: Self = 0;
             const ONE: Self = 1;
@@ -98,9 +108,9 @@ macro_rules! word {
         }
     };
 }
-word!(u16, 2);
-word!(u32, 4);
-word!(u64, 8);
+word!(u16, 2, u32);
+word!(u32, 4, u32);
+word!(u64, 8, u64);
 
 /// Calls the generic `$f::<W, M>(args)` for the element word of `$size` bytes and the mode `$mode`.
 #[macro_export]
@@ -205,6 +215,31 @@ impl<W: Word> Params<W> {
             seed: r.seed,
             fixup: w.is_some() && r.underflow == crate::format::Underflow::Stochastic,
             reducer: *r,
+        }
+    }
+
+    /// The same constants in the lane word. Every constant is a value below 2^16 for `u16` elements or
+    /// the `W::MAX` sentinel that no magnitude reaches, and no `u16` step wraps, so the kernels give
+    /// the same results in the wider word.
+    #[inline(always)]
+    pub(crate) fn lane(&self) -> Params<W::Lane> {
+        Params {
+            sign: self.sign.lane(),
+            mag: self.mag.lane(),
+            special: self.special.lane(),
+            dropped: self.dropped.lane(),
+            half: self.half.lane(),
+            drop: self.drop,
+            src_m: self.src_m,
+            sign_shift: self.sign_shift,
+            man_mask: self.man_mask.lane(),
+            top_lim: self.top_lim.lane(),
+            sat: self.sat.lane(),
+            bottom: self.bottom.lane(),
+            offset: self.offset.lane(),
+            seed: self.seed,
+            fixup: self.fixup,
+            reducer: self.reducer,
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) struct Split<'a> {
 /// into `codes` and `mants`; returns the sign and special bit masks. `FIX`: stochastic underflow.
 #[inline(always)]
 fn split_block<W: Word, const M: u8, const FIX: bool>(
-    p: &Params<W>,
+    p: &Params<W::Lane>,
     part: &[u8],
     base: u64,
     codes: &mut [u64; LANES],
@@ -46,7 +46,7 @@ fn split_block<W: Word, const M: u8, const FIX: bool>(
         .chunks_exact(W::SIZE)
         .zip(codes.iter_mut().zip(mants.iter_mut()));
     for (i, (e, (c, m))) in fields.enumerate() {
-        let b = W::load(e);
+        let b = W::load(e).lane();
         let index = base + i as u64;
         let mut q = p.quantize::<M>(b, index);
         if FIX {
@@ -55,11 +55,16 @@ fn split_block<W: Word, const M: u8, const FIX: bool>(
         let special = (b & p.mag) >= p.special;
         specials |= u64::from(special) << i;
         // Specials are stored as a positive zero in-band.
-        let v = pick(special, W::ZERO, q);
+        let v = pick(special, <W::Lane>::ZERO, q);
         signs |= (v >> p.sign_shift).to_u64() << i;
         let r = v & p.mag;
         let field = r >> p.src_m;
-        *c = pick(field > p.offset, field.wrapping_sub(p.offset), W::ZERO).to_u64();
+        *c = pick(
+            field > p.offset,
+            field.wrapping_sub(p.offset),
+            <W::Lane>::ZERO,
+        )
+        .to_u64();
         *m = ((r & p.man_mask) >> p.drop).to_u64();
     }
     (signs, specials)
@@ -197,6 +202,8 @@ multiversion! {
     /// mantissas and exceptions; returns whether any in-band value is negative.
     fn split(p: &Params<W>, src: &[u8], first: u64, s: &mut Split<'_>) -> bool {
         let mut negative = 0u64;
+        // Computed in the lane word: 16-bit elements in `u32` so the block loop vectorises.
+        let lane = p.lane();
         let (mut codes, mut mants) = ([0u64; LANES], [0u64; LANES]);
         for (k, part) in src.chunks(LANES * W::SIZE).enumerate() {
             let base = first + (k * LANES) as u64;
@@ -207,9 +214,9 @@ multiversion! {
                 mants = [0; LANES];
             }
             let (signs, mut specials) = if p.fixup {
-                split_block::<W, M, true>(p, part, base, &mut codes, &mut mants)
+                split_block::<W, M, true>(&lane, part, base, &mut codes, &mut mants)
             } else {
-                split_block::<W, M, false>(p, part, base, &mut codes, &mut mants)
+                split_block::<W, M, false>(&lane, part, base, &mut codes, &mut mants)
             };
             negative |= signs;
             if let Some(dst) = s.signs.get_mut(k * 8..) {
