@@ -100,19 +100,9 @@ pub fn unpack_u16(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
         return Ok(());
     }
     let unpacker = unpacker(width);
-    let step = 8 * width as usize;
     let mut values = [0u64; 64];
-    let mut padded = [0u8; 8 * 16];
     for (k, group) in out.chunks_mut(64).enumerate() {
-        let at = k * step;
-        if group.len() == 64 {
-            unpacker(&bytes[at..at + step], &mut values);
-        } else {
-            let tail = &bytes[at..];
-            padded[..tail.len()].copy_from_slice(tail);
-            padded[tail.len()..step].fill(0);
-            unpacker(&padded[..step], &mut values);
-        }
+        unpack_group(unpacker, width, bytes, k, &mut values);
         for (o, &v) in group.iter_mut().zip(values.iter()) {
             *o = v as u16;
         }
@@ -124,6 +114,29 @@ pub fn unpack_u16(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
 pub(crate) type Packer = fn(&[u64; 64], &mut [u8]);
 /// Unpacks 64 values of `width` bits from exactly `8 * width` bytes.
 pub(crate) type Unpacker = fn(&[u8], &mut [u64; 64]);
+
+/// Unpacks group `k` (64 fields) of a stream packed at `width` bits with `unpacker` (the one for
+/// `width`); fields past the end of the stream read as 0, since a stream's last group is cut short.
+#[inline(always)]
+pub(crate) fn unpack_group(
+    unpacker: Unpacker,
+    width: u32,
+    stream: &[u8],
+    k: usize,
+    values: &mut [u64; 64],
+) {
+    let step = 8 * width.min(64) as usize;
+    let at = k * step;
+    if let Some(whole) = stream.get(at..at + step) {
+        unpacker(whole, values);
+    } else {
+        let mut padded = [0u8; 8 * 64];
+        let tail = stream.get(at..).unwrap_or_default();
+        let len = tail.len().min(step);
+        padded[..len].copy_from_slice(&tail[..len]);
+        unpacker(&padded[..step], values);
+    }
+}
 
 /// The word-at-a-time packer specialised for `width` (clamped to 64).
 pub(crate) fn packer(width: u32) -> Packer {
@@ -290,20 +303,10 @@ pub fn unpack(bytes: &[u8], n: usize, width: u32, mut sink: impl FnMut(usize, u6
     check_packed_len(bytes.len(), n, width)?;
     let width = width.min(64);
     let unpacker = unpacker(width);
-    let step = 8 * width as usize;
     let mut values = [0u64; 64];
-    let mut padded = [0u8; 8 * 64];
     for (k, start) in (0..n).step_by(64).enumerate() {
         let count = (n - start).min(64);
-        let at = k * step;
-        if count == 64 {
-            unpacker(&bytes[at..at + step], &mut values);
-        } else {
-            let tail = &bytes[at..];
-            padded[..tail.len()].copy_from_slice(tail);
-            padded[tail.len()..step].fill(0);
-            unpacker(&padded[..step], &mut values);
-        }
+        unpack_group(unpacker, width, bytes, k, &mut values);
         for (i, &v) in values[..count].iter().enumerate() {
             sink(start + i, v);
         }

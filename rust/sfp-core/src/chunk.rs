@@ -74,11 +74,7 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffers.
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => f(&mut s),
-        // Re-entered on this thread (never in practice): use fresh buffers.
-        Err(_) => f(&mut Scratch::default()),
-    })
+    crate::memory::with_reused(&SCRATCH, f)
 }
 
 /// Where [`encode`] put a chunk.

@@ -4,7 +4,7 @@
 //! width-specialised packers of [`crate::bitpack`] read or fill.
 
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
-use crate::bitpack::{Packer, Unpacker};
+use crate::bitpack::{unpack_group, Packer, Unpacker};
 
 /// Where [`split`] puts the exponent codes.
 pub(crate) enum Codes<'a> {
@@ -135,22 +135,14 @@ fn unpack_block(unpack: Unpacker, bits: u32, stream: &[u8], k: usize, fields: &m
             return;
         }
     }
-    if let Some(src) = stream.get(at..at + step) {
-        if bits == 8 {
-            // Byte-wide fields (full 8-bit exponents): a widening copy that vectorises.
-            for (f, &b) in fields.iter_mut().zip(src) {
-                *f = u64::from(b);
-            }
-        } else {
-            unpack(src, fields);
+    if let Some(src) = stream.get(at..at + step).filter(|_| bits == 8) {
+        // Byte-wide fields (full 8-bit exponents): a widening copy that vectorises.
+        for (f, &b) in fields.iter_mut().zip(src) {
+            *f = u64::from(b);
         }
-    } else {
-        let mut padded = [0u8; 8 * LANES];
-        let tail = stream.get(at..).unwrap_or(&[]);
-        let len = tail.len().min(step);
-        padded[..len].copy_from_slice(&tail[..len]);
-        unpack(&padded[..step], fields);
+        return;
     }
+    unpack_group(unpack, bits, stream, k, fields);
 }
 
 /// The sign bits of block `k` (0 without a sign stream).

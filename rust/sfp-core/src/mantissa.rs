@@ -200,10 +200,7 @@ pub(crate) const EXTRA_HEADER: usize = 5;
 /// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
 /// kept only when it is smaller.
 pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    SYMS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut syms) => encode_with(values, width, &mut syms, out),
-        Err(_) => encode_with(values, width, &mut Vec::new(), out),
-    });
+    crate::memory::with_reused(&SYMS, |syms| encode_with(values, width, syms, out));
 }
 
 /// [`encode`] with `syms` as the lane buffer.
@@ -251,10 +248,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width == 0 {
         out.fill(0);
     }
-    SYMS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut syms) => decode_with(bytes, width, &mut syms, out),
-        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
-    })
+    crate::memory::with_reused(&SYMS, |syms| decode_with(bytes, width, syms, out))
 }
 
 thread_local! {
@@ -396,21 +390,10 @@ impl Split<'_> {
         let low_bits = man_bits - top;
         let low_m = low_mask(low_bits);
         let unpack = bitpack::unpacker(man_bits);
-        let step = 8 * man_bits as usize;
         let mut vals = [0u64; 64];
-        let mut padded = [0u8; 8 * 64];
         let (mut k, mut bad) = (0usize, 0u64);
         for (b, group) in codes.chunks(64).enumerate() {
-            let at = b * step;
-            match packed.get(at..at + step) {
-                Some(bytes) => unpack(bytes, &mut vals),
-                None => {
-                    let tail = packed.get(at..).unwrap_or_default();
-                    padded[..tail.len()].copy_from_slice(tail);
-                    padded[tail.len()..step].fill(0);
-                    unpack(&padded[..step], &mut vals);
-                }
-            }
+            bitpack::unpack_group(unpack, man_bits, packed, b, &mut vals);
             let first = b * 64;
             if JOINT {
                 let dst = joint

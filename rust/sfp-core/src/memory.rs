@@ -6,6 +6,19 @@
 //! than into a reused one). Advised 2 MiB pages fault once per 2 MiB. numpy advises its large
 //! arrays the same way; the encoder's output buffers do too. Elsewhere this is a no-op.
 
+/// Runs `f` with this thread's reusable value behind `key` (scratch buffers: a fresh large buffer is
+/// a fresh mapping, and its page faults, per allocation). A nested use on the same thread gets a
+/// fresh default value instead.
+pub(crate) fn with_reused<T: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut value) => f(&mut value),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
 /// Bytes of a transparent huge page on x86-64 and aarch64 with 4 KiB base pages.
 pub const HUGE_PAGE: usize = 2 << 20;
 

@@ -284,20 +284,8 @@ pub(crate) fn encode_shifted(
     for &f in &table.freqs {
         put_varint(u64::from(f), out);
     }
-    WORDS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut bufs) => {
-            let (words, syms) = &mut *bufs;
-            encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
-        }
-        Err(_) => encode_table(
-            wide,
-            shift,
-            (codes, width, mask),
-            table,
-            &mut Vec::new(),
-            &mut Vec::new(),
-            out,
-        ),
+    crate::memory::with_reused(&WORDS, |(words, syms)| {
+        encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
     });
 }
 
@@ -452,10 +440,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    SLOTS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slots) => decode_with(bytes, width, &mut slots, out),
-        Err(_) => decode_with(bytes, width, &mut Vec::new(), out),
-    })
+    crate::memory::with_reused(&SLOTS, |slots| decode_with(bytes, width, slots, out))
 }
 
 thread_local! {
