@@ -1,8 +1,11 @@
 //! Kernel throughput at every SIMD level this CPU has: quantize (new buffer and in place), flat
-//! encode and decode, one thread, on 4 Mi float32 values shaped like weights.
-//! `cargo bench -p sfp-core --bench kernels`; compare levels within one run (the machine is shared).
+//! encode and decode, one thread, on 4 Mi float32 values shaped like weights; and the rANS entropy
+//! coder alone on their 8-bit exponent codes (`rans/`: elements per second, so the time per code).
+//! `cargo bench -p sfp-core --bench kernels [-- FILTER]`; compare levels within one run (the machine
+//! is shared).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfp_core::exponent::entropy;
 use sfp_core::simd::{with_level, Level};
 use sfp_core::{
     decode_into, encode, quantize, quantize_in_place, DType, ExponentCoding, Format, Options,
@@ -89,5 +92,28 @@ fn kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels);
+fn rans(c: &mut Criterion) {
+    let src = weights(1 << 22);
+    let codes: Vec<u16> = src
+        .chunks_exact(4)
+        .map(|e| ((u32::from_le_bytes([e[0], e[1], e[2], e[3]]) >> 23) & 0xff) as u16)
+        .collect();
+    let mut g = c.benchmark_group("rans");
+    g.throughput(Throughput::Elements(codes.len() as u64));
+    g.sample_size(10);
+    let mut stream = Vec::new();
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            stream.clear();
+            entropy::encode(&codes, 8, &mut stream);
+        })
+    });
+    let mut back = vec![0u16; codes.len()];
+    g.bench_function("decode", |b| {
+        b.iter(|| entropy::decode(&stream, 8, &mut back))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kernels, rans);
 criterion_main!(benches);
