@@ -4,19 +4,19 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk::{self, ChunkLayout};
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exponent::ExponentCoding;
 use crate::format::{Format, Target};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
 use crate::kernel::{self, Params, Word, TRUNCATE};
-use crate::memory;
-use crate::reduce::{window_for, window_from_top, window_top_field, Reducer};
+use crate::pipeline::window::{window_for, window_from_top, window_top_field};
+use crate::reduce::Reducer;
+use crate::runtime::memory;
+use crate::runtime::threads;
 use crate::simd::{self, Level};
-use crate::threads;
 
-#[path = "codec_flat.rs"]
-mod flat;
+use crate::pipeline::flat;
 
 /// Values per chunk unless asked otherwise.
 pub const DEFAULT_CHUNK: usize = MAX_CHUNK;
@@ -67,7 +67,7 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
 ///
 /// Flat frames (`exponent_coding="raw"`) have a size known in advance and are encoded by `write_to`
 /// itself, straight into the buffer ([`flat`]). Other frames are encoded chunk by chunk into one
-/// huge-page-backed arena, each chunk at the start of its own slot (see [`crate::memory`]); a chunk
+/// huge-page-backed arena, each chunk at the start of its own slot (see [`crate::runtime::memory`]); a chunk
 /// that outgrew its slot has a buffer of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedFrame<'a>(Body<'a>);

@@ -1,8 +1,8 @@
 //! The target container: how many exponent and mantissa bits to keep, and how to round.
 
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exponent::ExponentCoding;
 
 /// How the mantissa is cut to `man_bits`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -2,34 +2,44 @@
 //!
 //! Pure Rust with no Python in it; `sfp-python` binds it. Arrays travel as little-endian element bytes
 //! in C order, so the core never depends on alignment or on the caller's element type.
+//!
+//! The tree follows the data: the public operations ([`codec`]) run the typed pipeline
+//! (`pipeline`: window search, chunks encoded in parallel, frame assembly); a frame ([`frame`]) is a
+//! header and chunks; a chunk (`chunk`) splits its values into streams and chooses their coders
+//! (`coding`: bit-packing, the exponent and mantissa coders); `kernel` holds the hot loops that
+//! [`simd`] dispatches per CPU; `runtime` holds memory, threads and the random bits of stochastic
+//! rounding.
 
-pub mod bitpack;
-pub mod chunk;
+mod chunk;
 pub mod codec;
+mod coding;
 pub mod dtype;
 pub mod error;
-pub mod exponent;
 pub mod format;
 pub mod frame;
 mod kernel;
-pub mod mantissa;
-pub mod memory;
+mod pipeline;
 mod reduce;
-mod rng;
+mod runtime;
 pub mod simd;
-mod streams;
 /// Harness logic for fuzz targets, corpus replay, golden frames and corruption tests.
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
-pub mod threads;
 
 pub use chunk::ChunkLayout;
 pub use codec::{
     decode_into, encode, encode_parts, inspect, quantize, quantize_in_place, EncodedFrame,
     FrameInfo, Options,
 };
+pub use coding::exponent::{Coder, ExponentCoding};
+pub use coding::mantissa::Plan as MantissaPlan;
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use exponent::ExponentCoding;
 pub use format::{Format, Rounding, Target, Underflow};
 pub use frame::Header;
+pub use runtime::memory;
+pub use runtime::threads::MAX_THREADS;
+
+/// The coders themselves, for the fuzz targets, benches and tests that drive them directly.
+#[cfg(any(test, feature = "testkit"))]
+pub use coding::{bitpack, exponent, mantissa};

@@ -1,8 +1,8 @@
 //! The golden cases: arrays of every element type, rich in edge values, in the formats whose frames
 //! freeze the format (`tests/golden/`).
 
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
-use crate::exponent::ExponentCoding;
 use crate::format::{Format, Rounding, Underflow};
 
 /// One golden frame to write and check.

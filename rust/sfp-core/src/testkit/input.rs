@@ -1,7 +1,7 @@
 //! Structured inputs read from arbitrary fuzzer bytes: every byte string is some case.
 
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
-use crate::exponent::ExponentCoding;
 use crate::format::{window_top_range, Format, Rounding, Underflow};
 
 /// An array, a format and a chunk size, read from bytes by [`Case::read`].

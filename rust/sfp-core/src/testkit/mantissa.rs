@@ -2,8 +2,8 @@
 //! and its split / rebuild of a chunk's packed mantissas.
 
 use super::{decode_error, Failure};
-use crate::bitpack::{self, low_mask};
-use crate::mantissa::{self, Plan, MAX_TOP};
+use crate::coding::bitpack::{self, low_mask};
+use crate::coding::mantissa::{self, Plan, MAX_TOP};
 
 /// Values of `width` bits read from `data`: 8 bytes each, shifted right by `shift` so that low
 /// entropy (mostly small) lanes appear as well as uniform ones.

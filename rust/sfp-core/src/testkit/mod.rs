@@ -11,9 +11,9 @@ pub mod input;
 pub mod mantissa;
 pub mod raw;
 
+use crate::coding::exponent::Coder;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::exponent::Coder;
 use crate::format::Format;
 use crate::{decode_into, encode, inspect, quantize, quantize_in_place, Options};
 

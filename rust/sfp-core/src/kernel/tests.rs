@@ -4,13 +4,14 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::bitpack::{packed_len, BitWriter};
 use crate::codec::{decode_into, encode, quantize, quantize_in_place, Options};
+use crate::coding::bitpack::{packed_len, BitWriter};
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::{load, DType};
-use crate::exponent::ExponentCoding;
 use crate::format::{Format, Rounding, Underflow};
 use crate::frame::Header;
-use crate::reduce::{window_top_field, Reducer, Slot, Window};
+use crate::pipeline::window::window_top_field;
+use crate::reduce::{Reducer, Slot, Window};
 use crate::simd::{with_level, Level};
 
 /// Deterministic test bits: SplitMix64.
@@ -30,10 +31,10 @@ impl Rng {
 pub(crate) fn inputs(dtype: DType, n: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed);
     let width = 8 * dtype.size() as u32;
-    let all = crate::bitpack::low_mask(width);
+    let all = crate::coding::bitpack::low_mask(width);
     let m = dtype.man_bits();
     let sign = 1u64 << (width - 1);
-    let inf = crate::bitpack::low_mask(dtype.exp_bits()) << m;
+    let inf = crate::coding::bitpack::low_mask(dtype.exp_bits()) << m;
     let edges = [
         0,
         sign,
@@ -47,7 +48,7 @@ pub(crate) fn inputs(dtype: DType, n: usize, seed: u64) -> Vec<u8> {
         (1 << m) - 1,
         1 << m,
         (inf - 1) | sign,
-        (u64::from(dtype.bias() as u32) << m) | crate::bitpack::low_mask(m),
+        (u64::from(dtype.bias() as u32) << m) | crate::coding::bitpack::low_mask(m),
     ];
     let mut out = Vec::with_capacity(n * dtype.size());
     for i in 0..n {
@@ -57,7 +58,7 @@ pub(crate) fn inputs(dtype: DType, n: usize, seed: u64) -> Vec<u8> {
             1 | 2 => {
                 // Near one binade with random mantissa, either sign.
                 let e = u64::from(dtype.bias() as u32) - (r >> 20) % 12;
-                (e << m) | (rng.next() & crate::bitpack::low_mask(m)) | ((r & 1) * sign)
+                (e << m) | (rng.next() & crate::coding::bitpack::low_mask(m)) | ((r & 1) * sign)
             }
             _ => rng.next() & all,
         };
@@ -125,7 +126,7 @@ fn reference_window(fmt: &Format, dtype: DType, src: &[u8]) -> Option<Window> {
                         let mag = bits & r.mag_mask;
                         let rounded = match r.rounding {
                             _ if r.drop == 0 => mag,
-                            Rounding::Truncate => mag & !crate::bitpack::low_mask(r.drop),
+                            Rounding::Truncate => mag & !crate::coding::bitpack::low_mask(r.drop),
                             _ => {
                                 // Reuse the reference's own rounding through a window-less reduce.
                                 match r.reduce(bits, i as u64) {
@@ -195,7 +196,7 @@ fn reference_chunk(
     }
     assert_eq!(mantissas.len(), packed_len(n, man_bits).unwrap());
     let mut exps = Vec::new();
-    let chosen = crate::streams::code(
+    let chosen = crate::chunk::choice::code(
         coding,
         (&codes, &signs, any_negative),
         (exp_bits, man_bits),
@@ -323,7 +324,7 @@ fn packers_match_the_streaming_writer() {
         for n in [0usize, 1, 63, 64, 65, 130, 1000] {
             let values: Vec<u64> = (0..n).map(|_| rng.next()).collect();
             let mut fast = Vec::new();
-            crate::bitpack::pack(values.iter().copied(), width, &mut fast);
+            crate::coding::bitpack::pack(values.iter().copied(), width, &mut fast);
             let mut slow = Vec::new();
             let mut w = BitWriter::new(width, &mut slow);
             values.iter().for_each(|&v| w.push(v));

@@ -9,25 +9,25 @@
 //! (activations after GELU, whose sign follows from the exponent for most values).
 //!
 //! With flag bit 2 (`MANTISSA_CODED`) the fixed header is followed by `u8 mantissa mode | u32
-//! mantissa stream bytes`, and the mantissa stream is coded as [`crate::mantissa`] describes; with a
+//! mantissa stream bytes`, and the mantissa stream is coded as [`crate::coding::mantissa`] describes; with a
 //! mode naming `k` top bits the exponent stream is entropy-coded at `exp_bits + k` (+1 with
 //! `JOINT_SIGN`) bits and holds `(code << k) | top bits`.
 
-use crate::bitpack::{packed_len, packer, unpacker};
+use crate::coding::bitpack::{packed_len, packer, unpacker};
+use crate::coding::exponent::{Coder, ExponentCoding};
 use crate::dtype::load;
 use crate::error::{Error, Result};
-use crate::exponent::{Coder, ExponentCoding};
 
-#[path = "chunk_flat.rs"]
+pub(crate) mod choice;
 mod flat;
+use crate::coding::mantissa::{self, Plan};
 use crate::frame::Reader;
 use crate::kernel::{self, Codes, Params, Split, Word};
-use crate::mantissa::{self, Plan};
 use crate::reduce::Reducer;
 use crate::simd::Level;
 pub(crate) use flat::{encode as encode_flat, len as flat_len};
 
-use crate::streams::{self, HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
+use choice::{HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
 
 /// Sizes of one chunk's streams, as `inspect` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub(crate) struct Scratch {
     signs: Vec<u8>,
     mants: Vec<u8>,
     exceptions: Vec<u8>,
-    work: streams::Work,
+    work: choice::Work,
     tops: Vec<u16>,
     low: Vec<u64>,
 }
@@ -74,7 +74,7 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffers.
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    crate::memory::with_reused(&SCRATCH, f)
+    crate::runtime::memory::with_reused(&SCRATCH, f)
 }
 
 /// Where [`encode`] put a chunk.
@@ -135,7 +135,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 man_bits,
             },
         );
-        let chosen = streams::code(
+        let chosen = choice::code(
             coding,
             (&s.codes, &s.signs, any_negative),
             (exp_bits, man_bits),

@@ -1,6 +1,6 @@
 //! The plain exponent coder: each code packed flat at `width` bits.
 
-use crate::bitpack;
+use crate::coding::bitpack;
 use crate::error::Result;
 
 /// Packs each code at `width` bits.

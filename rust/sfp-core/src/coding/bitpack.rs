@@ -255,6 +255,7 @@ fn unpack64<const B: u32>(bytes: &[u8], values: &mut [u64; 64]) {
 }
 
 /// Appends fixed-width fields to a byte vector one at a time, LSB first.
+#[cfg(test)]
 pub struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     width: u32,
@@ -263,6 +264,7 @@ pub struct BitWriter<'a> {
     filled: u32,
 }
 
+#[cfg(test)]
 impl<'a> BitWriter<'a> {
     /// A writer of `width`-bit fields (0..=64) appending to `out`.
     pub fn new(width: u32, out: &'a mut Vec<u8>) -> Self {

@@ -62,7 +62,7 @@ pub fn zeroed(len: usize) -> Vec<u8> {
 /// `ptr` must be valid for writes of `len` bytes, and nothing else may access them meanwhile.
 ///
 /// # Errors
-/// As [`crate::threads::run`] (then nothing was written).
+/// As [`crate::runtime::threads::run`] (then nothing was written).
 pub unsafe fn zero_fresh(ptr: *mut u8, len: usize, threads: Option<usize>) -> crate::Result<()> {
     use rayon::prelude::*;
     advise_huge_pages(ptr, len);
@@ -73,7 +73,7 @@ pub unsafe fn zero_fresh(ptr: *mut u8, len: usize, threads: Option<usize>) -> cr
     }
     // The address travels between threads as an integer.
     let addr = ptr as usize;
-    crate::threads::run(threads, || {
+    crate::runtime::threads::run(threads, || {
         (0..len.div_ceil(HUGE_PAGE)).into_par_iter().for_each(|i| {
             let start = i * HUGE_PAGE;
             // SAFETY: `[start, start + n)` lies inside the caller's buffer, valid for writes and

@@ -142,21 +142,6 @@ pub fn encode(coding: ExponentCoding, codes: &[u16], width: u32, out: &mut Vec<u
     coder
 }
 
-/// The entropy coder's stream length for `codes` as its table predicts it (within a few bytes),
-/// from one histogram pass and without encoding; `None` for no codes or widths above 16 bits.
-pub fn entropy_estimate(codes: &[u16], width: u32) -> Option<usize> {
-    if width > entropy::MAX_WIDTH {
-        return None;
-    }
-    let hist = entropy::histogram(codes, width);
-    entropy::Table::from_histogram(&hist).map(|t| t.estimated_len(&hist))
-}
-
-/// [`entropy_estimate`] from the histogram of the codes (one bin per code of the width).
-pub fn entropy_estimate_from_histogram(hist: &[u32]) -> Option<usize> {
-    entropy::Table::from_histogram(hist).map(|t| t.estimated_len(hist))
-}
-
 fn encode_auto(codes: &[u16], width: u32, out: &mut Vec<u8>) -> Coder {
     let raw_len = (codes.len() as u64 * u64::from(width)).div_ceil(8);
     let gecko_len = gecko::encoded_len(codes, width, gecko::Params::DEFAULT) as u64;

@@ -5,9 +5,9 @@
 //! it holds ([`len`]), so the encoder writes it straight into its place in the frame.
 
 use super::{Parsed, CHUNK_HEADER, HAS_SIGNS};
-use crate::bitpack::{check_packed_len, packed_len, packer, unpacker};
+use crate::coding::bitpack::{check_packed_len, packed_len, packer, unpacker};
+use crate::coding::exponent::Coder;
 use crate::error::{Error, Result};
-use crate::exponent::Coder;
 use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::reduce::Reducer;
 use crate::simd::Level;

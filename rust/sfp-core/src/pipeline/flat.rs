@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::format::Target;
 use crate::frame::Header;
 use crate::kernel::{self, Params, Word};
-use crate::reduce::{window_top_field, Reducer, Window};
+use crate::pipeline::window::window_top_field;
+use crate::reduce::{Reducer, Window};
+use crate::runtime::threads;
 use crate::simd::Level;
-use crate::threads;
 
 /// A flat frame, sized but not yet encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]

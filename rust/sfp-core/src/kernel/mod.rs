@@ -10,9 +10,9 @@
 
 use std::ops::{Add, BitAnd, BitOr, Not, Shl, Shr, Sub};
 
-use crate::bitpack::low_mask;
+use crate::coding::bitpack::low_mask;
 use crate::reduce::{Reducer, Window};
-use crate::rng::{random_bits, MANTISSA_STREAM};
+use crate::runtime::rng::{random_bits, MANTISSA_STREAM};
 use crate::simd::multiversion;
 
 /// Elements per block: signs pack into one `u64` and `w`-bit fields into exactly `w` words.
@@ -400,10 +400,8 @@ multiversion! {
     }
 }
 
-#[path = "kernel_fields.rs"]
 mod fields;
 pub(crate) use fields::{expand, expand_flat, split, Codes, Split};
 
 #[cfg(test)]
-#[path = "kernel_tests.rs"]
 mod tests;

@@ -9,15 +9,15 @@
 //! folded from the wider ones); only the winner is encoded. The raw and Gecko sizes are exact, and
 //! an entropy-coded plain exponent stream is kept only when it really is smaller than them.
 
-use crate::exponent::entropy::{self, Table};
-use crate::exponent::{self, gecko, Coder, ExponentCoding};
-use crate::mantissa::{self, Plan};
+use crate::coding::exponent::entropy::{self, Table};
+use crate::coding::exponent::{self, gecko, Coder, ExponentCoding};
+use crate::coding::mantissa::{self, Plan};
 
 /// Chunk flag: a sign stream is present.
 pub(crate) const HAS_SIGNS: u8 = 1;
 /// Chunk flag (issue 3): signs are coded jointly with the exponents.
 pub(crate) const JOINT_SIGN: u8 = 2;
-/// Chunk flag (mantissa follow-up of issue 3): the mantissa stream is coded (see [`crate::mantissa`]).
+/// Chunk flag (mantissa follow-up of issue 3): the mantissa stream is coded (see [`crate::coding::mantissa`]).
 pub(crate) const MANTISSA_CODED: u8 = 4;
 
 /// What [`code`] chose: the chunk flags, the exponent coder and the mantissa plan (`None`: flat).

@@ -1,10 +1,10 @@
 //! The field kernels of the chunk coders: [`split`] turns elements into sign, code and mantissa
 //! fields, [`expand`] and [`expand_flat`] turn them back. Each works block by block: the elements are
 //! read and written straight from memory, the fields of one block go through two small arrays that the
-//! width-specialised packers of [`crate::bitpack`] read or fill.
+//! width-specialised packers of [`crate::coding::bitpack`] read or fill.
 
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
-use crate::bitpack::{unpack_group, Packer, Unpacker};
+use crate::coding::bitpack::{unpack_group, Packer, Unpacker};
 
 /// Where [`split`] puts the exponent codes.
 pub(crate) enum Codes<'a> {

@@ -284,7 +284,7 @@ pub(crate) fn encode_shifted(
     for &f in &table.freqs {
         put_varint(u64::from(f), out);
     }
-    crate::memory::with_reused(&WORDS, |(words, syms)| {
+    crate::runtime::memory::with_reused(&WORDS, |(words, syms)| {
         encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
     });
 }
@@ -440,7 +440,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    crate::memory::with_reused(&SLOTS, |slots| decode_with(bytes, width, slots, out))
+    crate::runtime::memory::with_reused(&SLOTS, |slots| decode_with(bytes, width, slots, out))
 }
 
 thread_local! {

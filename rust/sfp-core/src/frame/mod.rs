@@ -11,9 +11,9 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exponent::ExponentCoding;
 use crate::format::{window_top_range, Format, Rounding, Target, Underflow};
 
 /// The first four bytes of every frame.

@@ -10,15 +10,15 @@
 //!   in the chunk, or a reduced window above them), those mantissas are omitted (ReLU zeros);
 //! - **byte lanes**: the remaining low `m - k` bits are cut into 8-bit lanes (from the least
 //!   significant end) in blocks of [`BLOCK`] values; each lane of each block is packed flat or
-//!   order-0 rANS-coded ([`crate::exponent::entropy`], its own table), whichever is smaller.
+//!   order-0 rANS-coded ([`crate::coding::exponent::entropy`], its own table), whichever is smaller.
 //!
 //! Mantissa stream layout (little-endian): for each block of [`BLOCK`] stored values, for each lane
 //! (lowest first): `u8 coder (0 raw, 2 entropy) | u32 bytes | bytes`. The stored values are the
 //! chunk's values in order, without the zero-code values under zero skip.
 
-use crate::bitpack::{self, low_mask, packed_len};
+use crate::coding::bitpack::{self, low_mask, packed_len};
+use crate::coding::exponent::entropy;
 use crate::error::{Error, Result};
-use crate::exponent::entropy;
 
 /// Most mantissa bits coded jointly with the exponent.
 pub const MAX_TOP: u32 = 3;
@@ -200,7 +200,7 @@ pub(crate) const EXTRA_HEADER: usize = 5;
 /// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
 /// kept only when it is smaller.
 pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    crate::memory::with_reused(&SYMS, |syms| encode_with(values, width, syms, out));
+    crate::runtime::memory::with_reused(&SYMS, |syms| encode_with(values, width, syms, out));
 }
 
 /// [`encode`] with `syms` as the lane buffer.
@@ -248,7 +248,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width == 0 {
         out.fill(0);
     }
-    crate::memory::with_reused(&SYMS, |syms| decode_with(bytes, width, syms, out))
+    crate::runtime::memory::with_reused(&SYMS, |syms| decode_with(bytes, width, syms, out))
 }
 
 thread_local! {
