@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def test_decode_error_is_a_value_error() -> None:
         (lambda: sfp.encode(X, "e4m2"), TypeError, "fmt must be a schrodinger_fp.Format, got str"),
         (lambda: sfp.encode(X, chunk_size=0), ValueError, "chunk_size=0 is outside 1..=1048576"),
         (lambda: sfp.encode(X, chunk_size=2**21), ValueError, "chunk_size=2097152 is outside"),
-        (lambda: sfp.encode(X, threads=0), ValueError, "threads=0 is outside 1..=1024"),
+        (lambda: sfp.encode(X, threads=0), ValueError, "threads=0 is outside 1..=256"),
         (
             lambda: sfp.quantize(X, FMT, out=np.empty(999, np.float32)),
             ValueError,
@@ -121,3 +123,23 @@ def test_corrupt_frames_raise_decode_error(data: bytes, message: str) -> None:
 def test_decode_error_from_inspect_too() -> None:
     with pytest.raises(sfp.DecodeError, match="not a schrodinger-fp frame"):
         sfp.inspect(b"\x00" * 64)
+
+
+def test_max_nbytes_refuses_larger_frames_naming_both_sizes() -> None:
+    blob = sfp.encode(np.zeros(1000, dtype=np.float32))
+    assert sfp.decode(blob, max_nbytes=4000).shape == (1000,)
+    with pytest.raises(
+        sfp.DecodeError, match="holds 4000 bytes of float32, more than max_nbytes=3999"
+    ):
+        sfp.decode(blob, max_nbytes=3999)
+    with pytest.raises(sfp.DecodeError, match="more than max_nbytes=3999"):
+        sfp.decode(blob, out=np.empty(1000, dtype=np.float32), max_nbytes=3999)
+
+
+def test_a_shape_too_large_to_address_is_a_decode_error() -> None:
+    # A real frame of a (0, 0) array with its shape patched to 2^31 x 2^31: the element count fits
+    # 64 bits, its bytes cannot be addressed; the header is refused before anything is allocated.
+    blob = bytearray(sfp.encode(np.zeros((0, 0), dtype=np.float32)))
+    struct.pack_into("<QQ", blob, 32, 1 << 31, 1 << 31)
+    with pytest.raises(sfp.DecodeError, match=r"shape \[2147483648, 2147483648\] is too large"):
+        sfp.decode(bytes(blob))

@@ -1,10 +1,12 @@
-"""SIMD levels, thread counts and in-place variants never change the output (issue 4)."""
+"""SIMD levels, thread counts and in-place variants never change the output; threads are bounded."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import ml_dtypes
 import numpy as np
@@ -82,3 +84,53 @@ def test_in_place_equals_allocating(dtype: type) -> None:
         frame = sfp.encode(x, fmt)
         dst = np.full_like(x, 7)
         assert sfp.decode(frame, out=dst) is dst and dst.tobytes() == want.tobytes()
+
+
+def _thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc")
+def test_many_thread_counts_leave_a_bounded_number_of_threads() -> None:
+    # Each distinct count used to keep its own pool for ever (2..40 left hundreds of threads).
+    x = np.ones(1000, dtype=np.float32)
+    before = _thread_count()
+    for n in range(2, 41):
+        sfp.decode(sfp.encode(x, threads=n), threads=n)
+    # Pools dropped from the kept set end their threads asynchronously: give them a moment.
+    deadline = time.monotonic() + 10
+    while _thread_count() - before > 4 * 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _thread_count() - before <= 4 * 40
+
+
+def test_thread_counts_above_the_limit_are_value_errors() -> None:
+    x = np.ones(10, dtype=np.float32)
+    limit = sfp._core.MAX_THREADS
+    sfp.encode(x, threads=limit)
+    for call in (
+        lambda: sfp.encode(x, threads=limit + 1),
+        lambda: sfp.decode(sfp.encode(x), threads=limit + 1),
+        lambda: sfp.quantize(x, sfp.Format(man_bits=3), threads=limit + 1),
+    ):
+        with pytest.raises(ValueError, match=f"threads={limit + 1} is outside 1..={limit}"):
+            call()
+
+
+def test_large_operations_release_the_gil() -> None:
+    # A Python thread wakes from a short sleep while the main thread is inside one long encode.
+    # Had the call held the GIL, the thread could run no bytecode (so record no time) before the
+    # call returned.
+    x = np.random.default_rng(0).standard_normal(1 << 24).astype(np.float32)
+    woke: list[float] = []
+
+    def wake() -> None:
+        time.sleep(0.02)
+        woke.append(time.perf_counter())
+
+    t = threading.Thread(target=wake)
+    t.start()
+    sfp.encode(x, threads=1)
+    returned = time.perf_counter()
+    t.join()
+    assert woke and woke[0] < returned

@@ -10,9 +10,11 @@ __all__ = [
     "EXPONENT_CODINGS",
     "FORMAT_VERSION",
     "MAX_CHUNK",
+    "MAX_THREADS",
     "ROUNDINGS",
     "UNDERFLOWS",
     "DecodeError",
+    "decode",
     "decode_into",
     "encode",
     "frame_info",
@@ -38,6 +40,7 @@ class _FormatLike(Protocol):
 class DecodeError(ValueError): ...
 
 MAX_CHUNK: int
+MAX_THREADS: int
 FORMAT_VERSION: int
 ROUNDINGS: list[str]
 UNDERFLOWS: list[str]
@@ -52,7 +55,17 @@ def encode(
     chunk_size: int | None = None,
     threads: int | None = None,
 ) -> bytes: ...
-def decode_into(frame: Buffer, out: Buffer, threads: int | None = None) -> None: ...
+def decode(
+    frame: Buffer, threads: int | None = None, max_nbytes: int | None = None
+) -> tuple[bytearray, str, list[int]]: ...
+def decode_into(
+    frame: Buffer,
+    out: Buffer,
+    shape: Sequence[int],
+    dtype: str | None,
+    threads: int | None = None,
+    max_nbytes: int | None = None,
+) -> None: ...
 def quantize(
     src: Buffer | None, out: Buffer, dtype: str, fmt: _FormatLike, threads: int | None = None
 ) -> None: ...

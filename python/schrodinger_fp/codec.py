@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .dtypes import byte_view, numpy_dtype, resolve
+from .dtypes import SUPPORTED_DTYPES, byte_view, numpy_dtype, resolve
 from .format import FIELD_WIDTHS, Format
 
 DecodeError = _core.DecodeError
@@ -54,7 +54,13 @@ def encode(
     return _core.encode(byte_view(arr), name, shape, fmt, chunk_size, threads)
 
 
-def decode(data: Any, *, out: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+def decode(
+    data: Any,
+    *,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+    max_nbytes: int | None = None,
+) -> np.ndarray:
     """Restore the array held in a frame.
 
     Parameters
@@ -62,23 +68,31 @@ def decode(data: Any, *, out: np.ndarray | None = None, threads: int | None = No
     data
         The frame: bytes, bytearray, memoryview or a ``uint8`` array.
     out
-        An array to decode into: C-contiguous, writable, of the frame's dtype and shape.
+        An array to decode into: C-contiguous, writable, of the frame's shape and dtype (or an
+        unsigned integer array of the same width, which receives the raw bits).
+    threads
+        Worker threads (default: one per core). Never changes the result.
+    max_nbytes
+        Refuse frames whose array would be larger than this many bytes (a guard for untrusted
+        input: a small frame can describe a huge array).
 
     Raises
     ------
     DecodeError
-        When the data is corrupt, truncated or not a frame.
+        When the data is corrupt, truncated or not a frame, or holds more than ``max_nbytes``.
     """
     frame = _frame_bytes(data)
-    info = _core.frame_info(frame)
-    dt, shape = numpy_dtype(info["dtype"]), tuple(info["shape"])
     if out is None:
-        out = np.empty(shape, dtype=dt)
-    else:
-        _check_out(out, dt, shape)
-        if np.shares_memory(out, np.frombuffer(frame, dtype=np.uint8)):
-            raise ValueError("out overlaps the frame being decoded")
-    _core.decode_into(frame, byte_view(out), threads)
+        buf, name, shape = _core.decode(frame, threads, max_nbytes)
+        return np.frombuffer(buf, dtype=numpy_dtype(name)).reshape(shape)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writable")
+    if np.shares_memory(out, np.frombuffer(frame, dtype=np.uint8)):
+        raise ValueError("out overlaps the frame being decoded")
+    name = _out_dtype_name(out.dtype)
+    _core.decode_into(frame, byte_view(out), list(out.shape), name, threads, max_nbytes)
     return out
 
 
@@ -211,6 +225,14 @@ def inspect(data: Any) -> FrameInfo:
         chunks=chunks,
         mantissa_coders=dict(Counter(c["mantissa_coder"] for c in chunks)),
     )
+
+
+def _out_dtype_name(dt: np.dtype) -> str | None:
+    """How the core checks an ``out`` array's type: a supported type's name, ``None`` for raw bits
+    (a little-endian unsigned array), any other type by its numpy name (which never matches)."""
+    if dt.kind == "u" and dt.byteorder != ">":
+        return None
+    return next((n for n in SUPPORTED_DTYPES if numpy_dtype(n) == dt), str(dt))
 
 
 def _check_format(fmt: object) -> Format:

@@ -1,22 +1,19 @@
 //! The public operations: encode, decode, quantize, inspect.
 
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk::{self, ChunkLayout};
-use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::format::{Format, Target};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
-use crate::kernel::{self, Params, Word, TRUNCATE};
-use crate::pipeline::window::{window_for, window_from_top, window_top_field};
+use crate::kernel::{self, TRUNCATE};
+use crate::pipeline::window::window_for;
+use crate::pipeline::{self, decode_chunks, quantize_chunks};
 use crate::reduce::Reducer;
 use crate::runtime::memory;
 use crate::runtime::threads;
-use crate::simd::{self, Level};
-
-use crate::pipeline::flat;
+use crate::simd;
 
 /// Values per chunk unless asked otherwise.
 pub const DEFAULT_CHUNK: usize = MAX_CHUNK;
@@ -62,104 +59,6 @@ fn check_len(bytes: usize, dtype: DType, shape: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// An encoded frame, ready to be laid into one buffer the caller allocates once:
-/// [`EncodedFrame::write_to`] (the Python binding writes straight into `bytes`).
-///
-/// Flat frames (`exponent_coding="raw"`) have a size known in advance and are encoded by `write_to`
-/// itself, straight into the buffer ([`flat`]). Other frames are encoded chunk by chunk into one
-/// huge-page-backed arena, each chunk at the start of its own slot (see [`crate::runtime::memory`]); a chunk
-/// that outgrew its slot has a buffer of its own.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedFrame<'a>(Body<'a>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Body<'a> {
-    Flat(flat::Plan<'a>),
-    Pieces {
-        /// The serialised header with its chunk table.
-        header: Vec<u8>,
-        arena: Vec<u8>,
-        pieces: Vec<Piece>,
-    },
-}
-
-/// Where one chunk's bytes are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Piece {
-    /// `arena[start..start + len]`.
-    Arena(usize, usize),
-    /// Its own buffer.
-    Own(Vec<u8>),
-}
-
-/// The chunks of an arena-encoded frame, in order.
-fn chunks<'f>(arena: &'f [u8], pieces: &'f [Piece]) -> impl Iterator<Item = &'f [u8]> + 'f {
-    pieces.iter().map(move |p| match p {
-        Piece::Arena(start, len) => arena.get(*start..*start + *len).unwrap_or(&[]),
-        Piece::Own(v) => v.as_slice(),
-    })
-}
-
-impl EncodedFrame<'_> {
-    /// Total bytes of the frame.
-    pub fn len(&self) -> usize {
-        match &self.0 {
-            Body::Flat(plan) => plan.len(),
-            Body::Pieces {
-                header,
-                arena,
-                pieces,
-            } => header.len() + chunks(arena, pieces).map(<[u8]>::len).sum::<usize>(),
-        }
-    }
-
-    /// True when the frame has no bytes (never: a header is always there).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Writes the frame into `out`, which must be exactly [`EncodedFrame::len`] bytes (a flat frame
-    /// is encoded here, on the operation's threads).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] when `out` has the wrong length.
-    pub fn write_to(&self, out: &mut [u8]) -> Result<()> {
-        let (header, arena, pieces) = match &self.0 {
-            Body::Flat(plan) => return plan.write_to(out),
-            Body::Pieces {
-                header,
-                arena,
-                pieces,
-            } => (header, arena, pieces),
-        };
-        if out.len() != self.len() {
-            return Err(Error::invalid(format!(
-                "frame is {} bytes, the buffer {}",
-                self.len(),
-                out.len()
-            )));
-        }
-        let (head, mut rest) = out.split_at_mut(header.len());
-        head.copy_from_slice(header);
-        for c in chunks(arena, pieces) {
-            let (dst, tail) = rest.split_at_mut(c.len());
-            dst.copy_from_slice(c);
-            rest = tail;
-        }
-        Ok(())
-    }
-
-    /// The frame as one vector.
-    ///
-    /// # Errors
-    /// As [`EncodedFrame::write_to`] (never in practice: the length matches by construction).
-    pub fn into_vec(self) -> Result<Vec<u8>> {
-        let mut out = memory::zeroed(self.len());
-        self.write_to(&mut out)?;
-        Ok(out)
-    }
-}
-
 /// Encodes an array (little-endian `dtype` elements in C order) into a self-describing frame.
 ///
 /// # Errors
@@ -172,115 +71,39 @@ pub fn encode(
     format: &Format,
     options: &Options,
 ) -> Result<Vec<u8>> {
-    encode_parts(src, dtype, shape, format, options)?.into_vec()
+    encode_with(src, dtype, shape, format, options, |len| {
+        Ok(memory::zeroed(len))
+    })
 }
 
-/// [`encode`], returning the frame in pieces so the caller can place it without a second copy.
+/// [`encode`] into a buffer the caller allocates once the frame's length is known: `alloc(len)` must
+/// return a zeroed buffer of exactly `len` bytes, which is filled and returned.
+///
+/// Memory: a frame whose size follows from a scan (`exponent_coding="raw"`) is encoded straight into
+/// that buffer; coded chunks are encoded into this thread's scratch, kept at their exact length, and
+/// each is freed once copied into the buffer, so the peak is about the frame plus the scratch.
 ///
 /// # Errors
-/// As [`encode`].
-pub fn encode_parts<'a>(
-    src: &'a [u8],
+/// As [`encode`], and whatever `alloc` returns.
+pub fn encode_with<B: AsMut<[u8]>>(
+    src: &[u8],
     dtype: DType,
     shape: &[u64],
     format: &Format,
     options: &Options,
-) -> Result<EncodedFrame<'a>> {
+    alloc: impl FnOnce(usize) -> Result<B>,
+) -> Result<B> {
     check_len(src.len(), dtype, shape)?;
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
     let level = simd::current()?;
-    threads::run(options.threads, || {
-        let window = window_for(&target, src, chunk, level)?;
-        if format.exponent_coding == ExponentCoding::Raw {
-            let plan = flat::Plan::new(src, target, window, shape, chunk, level, options.threads)?;
-            return Ok(EncodedFrame(Body::Flat(plan)));
-        }
-        let reducer = Reducer::new(&target, window);
-        let (arena, pieces) = crate::by_word!(
-            dtype.size(),
-            kernel::mode(&reducer),
-            encode_chunks(level, &reducer, &target, src, chunk)
-        );
-        let header = Header {
-            target,
-            window_top: window_top_field(window),
-            shape: shape.to_vec(),
-            chunk_size: chunk,
-            chunks: chunks(&arena, &pieces)
-                .map(|c| (c.len() as u64, xxh3_64(c)))
-                .collect(),
-            header_len: 0,
-        }
-        .to_bytes();
-        Ok(EncodedFrame(Body::Pieces {
-            header,
-            arena,
-            pieces,
-        }))
-    })?
-}
-
-/// Encodes every chunk into its slot of one arena; returns the arena and where each chunk lies.
-fn encode_chunks<W: Word, const M: u8>(
-    level: Level,
-    r: &Reducer,
-    t: &Target,
-    src: &[u8],
-    chunk: usize,
-) -> (Vec<u8>, Vec<Piece>) {
-    let p = Params::<W>::new(r);
-    let step = chunk * W::SIZE;
-    let mut slot = chunk::slot_len(chunk, W::SIZE, t.exp_bits, t.man_bits);
-    let n_chunks = src.len().div_ceil(step.max(1));
-    // Several large slots start on huge-page boundaries, so a chunk touches only the huge pages its
-    // bytes need (each touched one is zeroed whole by the kernel).
-    let huge = n_chunks > 1 && slot >= memory::HUGE_PAGE / 2;
-    if huge {
-        slot = slot.div_ceil(memory::HUGE_PAGE) * memory::HUGE_PAGE;
-    }
-    let lead = if huge { memory::HUGE_PAGE } else { 0 };
-    let mut arena = memory::zeroed(slot.saturating_mul(n_chunks).saturating_add(lead));
-    let skip = if huge {
-        arena.as_ptr().align_offset(memory::HUGE_PAGE).min(lead)
-    } else {
-        0
-    };
-    let pieces = arena[skip..]
-        .par_chunks_mut(slot.max(1))
-        .zip(src.par_chunks(step.max(1)))
-        .enumerate()
-        .map(|(c, (dst, part))| {
-            let placed = chunk::encode::<W, M>(
-                level,
-                r,
-                &p,
-                t.exp_bits,
-                t.man_bits,
-                t.format.exponent_coding,
-                part,
-                (c * chunk) as u64,
-                dst,
-            );
-            match placed {
-                chunk::Placed::InSlot(len) => Piece::Arena(skip + c * slot, len),
-                chunk::Placed::Own(v) => Piece::Own(v),
-            }
-        })
-        .collect();
-    (arena, pieces)
-}
-
-/// Parses a frame's header and the reducer that expands its values.
-fn open(frame: &[u8]) -> Result<(Header, Reducer)> {
-    let header = Header::parse(frame)?;
-    let window = window_from_top(
-        header.window_top,
-        header.target.exp_bits,
-        header.target.dtype,
-    );
-    let reducer = Reducer::new(&header.target, window);
-    Ok((header, reducer))
+    let prepared = threads::run(options.threads, || {
+        pipeline::prepare(src, &target, shape, chunk, level, options.threads)
+    })??;
+    let mut out = alloc(prepared.len())?;
+    let buf = out.as_mut();
+    threads::run(options.threads, || prepared.write_to(buf))??;
+    Ok(out)
 }
 
 /// Decodes a frame into `out`, which must be exactly the array's bytes; returns the header.
@@ -289,56 +112,51 @@ fn open(frame: &[u8]) -> Result<(Header, Reducer)> {
 /// [`Error::Decode`] when the frame is corrupt, truncated or not a frame; [`Error::InvalidArgument`]
 /// when `out` has the wrong size or `SFP_SIMD` names a level this CPU lacks.
 pub fn decode_into(frame: &[u8], out: &mut [u8], threads: Option<usize>) -> Result<Header> {
+    decode_with(frame, threads, None, |_| Ok(out)).map(|(header, _)| header)
+}
+
+/// Decodes a frame into the buffer `alloc` returns for its parsed header (exactly
+/// `header.nbytes()` bytes: a fresh allocation or the caller's own), parsing the frame once.
+///
+/// # Errors
+/// [`Error::Decode`] when the frame is corrupt, truncated or not a frame, or its array is larger
+/// than `max_nbytes`; [`Error::InvalidArgument`] when the buffer has the wrong size or `SFP_SIMD`
+/// names a level this CPU lacks; whatever `alloc` returns.
+pub fn decode_with<B: AsMut<[u8]>>(
+    frame: &[u8],
+    threads: Option<usize>,
+    max_nbytes: Option<u64>,
+    alloc: impl FnOnce(&Header) -> Result<B>,
+) -> Result<(Header, B)> {
+    threads::check(threads)?;
     let level = simd::current()?;
-    let (header, reducer) = open(frame)?;
-    let size = header.target.dtype.size();
-    if out.len() != header.len() * size {
+    let (header, reducer) = pipeline::open(frame)?;
+    let nbytes = header.nbytes();
+    if let Some(limit) = max_nbytes.filter(|&m| nbytes as u64 > m) {
+        return Err(Error::decode(format!(
+            "the frame holds {nbytes} bytes of {}, more than max_nbytes={limit}",
+            header.target.dtype.name()
+        )));
+    }
+    let mut out = alloc(&header)?;
+    let buf = out.as_mut();
+    if buf.len() != nbytes {
         return Err(Error::invalid(format!(
-            "output buffer has {} bytes, the frame holds {} values of {} ({} bytes)",
-            out.len(),
+            "output buffer has {} bytes, the frame holds {} values of {} ({nbytes} bytes)",
+            buf.len(),
             header.len(),
             header.target.dtype.name(),
-            header.len() * size
         )));
     }
     threads::run(threads, || {
         crate::by_word!(
-            size,
+            header.target.dtype.size(),
             TRUNCATE,
-            decode_chunks(level, &reducer, &header, frame, out)
+            decode_chunks(level, &reducer, &header, frame, buf)
         )
     })??;
-    Ok(header)
+    Ok((header, out))
 }
-
-fn decode_chunks<W: Word, const M: u8>(
-    level: Level,
-    r: &Reducer,
-    header: &Header,
-    frame: &[u8],
-    out: &mut [u8],
-) -> Result<()> {
-    let p = Params::<W>::new(r);
-    let t = &header.target;
-    let ranges = header.chunk_ranges();
-    out.par_chunks_mut((header.chunk_size * W::SIZE).max(1))
-        .zip(ranges.par_iter())
-        .zip(header.chunks.par_iter())
-        .enumerate()
-        .try_for_each(|(c, ((dst, range), &(_, sum)))| {
-            let bytes = &frame[range.clone()];
-            if xxh3_64(bytes) != sum {
-                return Err(Error::decode(format!(
-                    "checksum mismatch in chunk {c}: the data is corrupt"
-                )));
-            }
-            chunk::decode::<W, M>(level, r, &p, t.exp_bits, t.man_bits, bytes, dst)
-                .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
-        })
-}
-
-/// Elements per parallel task of `quantize` (a multiple of the kernels' block).
-const QUANTIZE_STEP: usize = 1 << 16;
 
 /// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
 /// `decode(encode(x, f))` equals it bit for bit.
@@ -366,8 +184,8 @@ pub fn quantize(
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK, level)?);
         if target.is_lossless() {
-            out.par_chunks_mut(QUANTIZE_STEP)
-                .zip(src.par_chunks(QUANTIZE_STEP))
+            out.par_chunks_mut(pipeline::QUANTIZE_STEP)
+                .zip(src.par_chunks(pipeline::QUANTIZE_STEP))
                 .for_each(|(d, s)| d.copy_from_slice(s));
             return Ok(());
         }
@@ -413,28 +231,6 @@ pub fn quantize_in_place(
     })?
 }
 
-fn quantize_chunks<W: Word, const M: u8>(
-    level: Level,
-    r: &Reducer,
-    src: Option<&[u8]>,
-    out: &mut [u8],
-) {
-    let p = Params::<W>::new(r);
-    let step = QUANTIZE_STEP * W::SIZE;
-    match src {
-        Some(src) => out
-            .par_chunks_mut(step)
-            .zip(src.par_chunks(step))
-            .enumerate()
-            .for_each(|(c, (d, s))| {
-                kernel::quantize_into::run::<W, M>(level, &p, s, d, (c * QUANTIZE_STEP) as u64)
-            }),
-        None => out.par_chunks_mut(step).enumerate().for_each(|(c, d)| {
-            kernel::quantize_in_place::run::<W, M>(level, &p, d, (c * QUANTIZE_STEP) as u64)
-        }),
-    }
-}
-
 /// What a frame holds, read without decoding its values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
@@ -451,7 +247,7 @@ pub struct FrameInfo {
 /// # Errors
 /// [`Error::Decode`] when the header or a chunk's layout is malformed.
 pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
-    let (header, reducer) = open(frame)?;
+    let (header, reducer) = pipeline::open(frame)?;
     let t: Target = header.target;
     let chunks = header
         .chunk_ranges()

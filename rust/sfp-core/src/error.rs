@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument is out of range or inconsistent (Python `ValueError`).
     InvalidArgument(String),

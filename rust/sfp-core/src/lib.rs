@@ -28,8 +28,8 @@ pub mod testkit;
 
 pub use chunk::ChunkLayout;
 pub use codec::{
-    decode_into, encode, encode_parts, inspect, quantize, quantize_in_place, EncodedFrame,
-    FrameInfo, Options,
+    decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place, FrameInfo,
+    Options,
 };
 pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;

@@ -7,7 +7,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
 use sfp_core::{DType, Error, ExponentCoding, Format, Options, Rounding, Underflow};
 
 create_exception!(
@@ -26,6 +26,7 @@ fn to_py(e: Error) -> PyErr {
         Error::InvalidArgument(m) => PyValueError::new_err(m),
         Error::UnsupportedDtype(m) => PyTypeError::new_err(m),
         Error::Decode(m) => DecodeError::new_err(m),
+        other => PyValueError::new_err(other.to_string()),
     }
 }
 
@@ -114,63 +115,141 @@ fn encode<'py>(
         threads,
     };
     let frame = maybe_detach(py, data.len(), || {
-        sfp_core::encode_parts(data, dtype, &shape, &format, &options)
+        sfp_core::encode_with(data, dtype, &shape, &format, &options, |len| {
+            FreshBuffer::new(len, threads, Kind::Bytes)
+        })
     })
     .map_err(to_py)?;
-    // The chunks go straight into the `bytes` object: no intermediate whole-frame copy (a flat frame
-    // is encoded right there, so that runs without the GIL too).
-    new_bytes(py, frame.len(), threads, |buf| {
-        maybe_detach(py, buf.len(), || frame.write_to(buf)).map_err(to_py)
-    })
+    Ok(frame.object.into_bound(py).cast_into()?)
 }
 
-/// `PyBytes::new_with`, with the buffer advised to huge pages before it is first touched (a large
-/// `bytes` is fresh memory; see `sfp_core::memory`).
-fn new_bytes<'py>(
-    py: Python<'py>,
-    len: usize,
-    threads: Option<usize>,
-    init: impl FnOnce(&mut [u8]) -> PyResult<()>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let size = pyo3::ffi::Py_ssize_t::try_from(len)
-        .map_err(|_| PyValueError::new_err(format!("a frame of {len} bytes is too large")))?;
-    // SAFETY: as in `PyBytes::new_with`: a NULL source asks CPython for an uninitialised `bytes` of
-    // `len` bytes, owned by the returned object (an error leaves a Python exception, turned into
-    // `Err`); `PyBytes_AsString` points at its `len` bytes, which are advised (no access), zeroed
-    // and only then viewed as a slice; the slice does not outlive `bytes`, which nothing else sees
-    // before `init` returns.
-    unsafe {
-        let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
-        let bytes = Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>();
-        let buf: *mut u8 = pyo3::ffi::PyBytes_AsString(ptr).cast();
-        if buf.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        // Zeroing faults in the fresh pages: on the operation's threads, without the GIL for large
-        // buffers (the address travels as an integer; nothing else sees the buffer meanwhile).
-        let addr = buf as usize;
-        maybe_detach(py, len, move || {
-            sfp_core::memory::zero_fresh(addr as *mut u8, len, threads)
-        })
-        .map_err(to_py)?;
-        init(std::slice::from_raw_parts_mut(buf, len))?;
-        Ok(bytes)
-    }
-}
-
-/// Decodes `frame` into the writable buffer `out` (exactly the array's bytes).
+/// Decodes a frame into a new `bytearray`; returns it with the frame's dtype name and shape.
 #[pyfunction]
-#[pyo3(signature = (frame, out, threads=None))]
+#[pyo3(signature = (frame, threads=None, max_nbytes=None))]
+fn decode<'py>(
+    py: Python<'py>,
+    frame: PyBuffer<u8>,
+    threads: Option<usize>,
+    max_nbytes: Option<u64>,
+) -> PyResult<(Bound<'py, PyByteArray>, &'static str, Vec<u64>)> {
+    let data = bytes_of(&frame, "the frame")?;
+    let (header, array) = maybe_detach(py, data.len(), || {
+        sfp_core::decode_with(data, threads, max_nbytes, |h| {
+            FreshBuffer::new(h.nbytes(), threads, Kind::ByteArray)
+        })
+    })
+    .map_err(to_py)?;
+    let array = array.object.into_bound(py).cast_into()?;
+    Ok((array, header.target.dtype.name(), header.shape))
+}
+
+/// Decodes a frame into the writable buffer `out`, which holds an array of `shape` and of the
+/// dtype named `dtype` (`None`: raw bits, any type of the frame's element size).
+#[pyfunction]
+#[pyo3(signature = (frame, out, shape, dtype, threads=None, max_nbytes=None))]
 fn decode_into(
     py: Python<'_>,
     frame: PyBuffer<u8>,
     out: PyBuffer<u8>,
+    shape: Vec<u64>,
+    dtype: Option<&str>,
     threads: Option<usize>,
+    max_nbytes: Option<u64>,
 ) -> PyResult<()> {
     let data = bytes_of(&frame, "the frame")?;
     let dst = bytes_of_mut(&out, "out")?;
-    maybe_detach(py, dst.len(), || sfp_core::decode_into(data, dst, threads)).map_err(to_py)?;
+    maybe_detach(py, dst.len(), || {
+        sfp_core::decode_with(data, threads, max_nbytes, |h| {
+            let frame_dtype = h.target.dtype.name();
+            if h.shape != shape || dtype.is_some_and(|d| d != frame_dtype) {
+                return Err(Error::invalid(format!(
+                    "out is {}{}, the result is {frame_dtype}{}",
+                    dtype.unwrap_or("raw bits"),
+                    tuple(&shape),
+                    tuple(&h.shape)
+                )));
+            }
+            Ok(dst)
+        })
+    })
+    .map_err(to_py)?;
     Ok(())
+}
+
+/// A shape as Python prints a tuple.
+fn tuple(shape: &[u64]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The Python object a fresh buffer lives in.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bytes,
+    ByteArray,
+}
+
+/// A new, zeroed `bytes` or `bytearray` of a given length, created once the core knows the length
+/// (with the GIL taken just for that) and filled by the core without it.
+struct FreshBuffer {
+    object: Py<PyAny>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `object`, which this value owns; nothing else sees the object before
+// the core has filled it and the binding hands it to Python.
+unsafe impl Send for FreshBuffer {}
+
+impl FreshBuffer {
+    fn new(len: usize, threads: Option<usize>, kind: Kind) -> Result<Self, Error> {
+        let size = pyo3::ffi::Py_ssize_t::try_from(len)
+            .map_err(|_| Error::invalid(format!("a buffer of {len} bytes is too large")))?;
+        let (object, addr) = Python::attach(|py| -> PyResult<(Py<PyAny>, usize)> {
+            // SAFETY: a NULL source asks CPython for an uninitialised object of `size` bytes, owned
+            // by the returned reference (NULL leaves a Python exception, turned into `Err`); its
+            // data pointer stays valid while the object lives, and it is not resized.
+            unsafe {
+                let obj = match kind {
+                    Kind::Bytes => pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+                    Kind::ByteArray => {
+                        pyo3::ffi::PyByteArray_FromStringAndSize(std::ptr::null(), size)
+                    }
+                };
+                let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+                let data = match kind {
+                    Kind::Bytes => pyo3::ffi::PyBytes_AsString(obj.as_ptr()),
+                    Kind::ByteArray => pyo3::ffi::PyByteArray_AsString(obj.as_ptr()),
+                };
+                if data.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                Ok((obj.unbind(), data as usize))
+            }
+        })
+        .map_err(|e| Error::invalid(format!("cannot allocate {len} bytes: {e}")))?;
+        let ptr = addr as *mut u8;
+        // Zeroing faults the fresh pages in, on the operation's threads (see `sfp_core::memory`).
+        // SAFETY: `ptr` is valid for `len` bytes and nothing else accesses them yet.
+        unsafe { sfp_core::memory::zero_fresh(ptr, len, threads)? };
+        Ok(Self { object, ptr, len })
+    }
+}
+
+impl AsMut<[u8]> for FreshBuffer {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `len` zeroed bytes at `ptr`, inside `object`, borrowed through `self` only.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
 }
 
 /// Writes the reduction of `src` to `fmt` into `out` (same size); `out` may be `src` itself.
@@ -261,7 +340,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("FORMAT_VERSION", sfp_core::frame::VERSION)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(decode_into, m)?)?;
+    m.add("MAX_THREADS", sfp_core::MAX_THREADS)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(frame_info, m)?)?;
     Ok(())

@@ -77,29 +77,9 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     crate::runtime::memory::with_reused(&SCRATCH, f)
 }
 
-/// Where [`encode`] put a chunk.
-pub(crate) enum Placed {
-    /// At the start of the slot it was given, this many bytes.
-    InSlot(usize),
-    /// In its own buffer: it did not fit the slot (many exceptions, or a forced coder that
-    /// expanded the exponents).
-    Own(Vec<u8>),
-}
-
-/// Exception bytes a chunk's slot leaves room for; chunks with more go to their own buffer.
-const SLOT_EXCEPTIONS: usize = 4096;
-
-/// The slot [`encode`] is given for a chunk of `n` values of `size` bytes: large enough for every
-/// chunk with flat or smaller exponent streams and a few exceptions.
-pub(crate) fn slot_len(n: usize, size: usize, exp_bits: u32, man_bits: u32) -> usize {
-    let bits = n.saturating_mul((1 + exp_bits + man_bits) as usize);
-    (CHUNK_HEADER + mantissa::EXTRA_HEADER + 2 + SLOT_EXCEPTIONS + size)
-        .saturating_add(bits.div_ceil(8) + 2)
-}
-
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
-/// kernels of `level` into `slot` (see [`slot_len`]), or into a buffer of its own when it does not
-/// fit; `W` is the element word and `M` the rounding mode of `r`.
+/// kernels of `level` into a buffer of exactly the chunk's length (the streams are built in this
+/// thread's scratch); `W` is the element word and `M` the rounding mode of `r`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
@@ -110,8 +90,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
     coding: ExponentCoding,
     src: &[u8],
     first: u64,
-    slot: &mut [u8],
-) -> Placed {
+) -> Vec<u8> {
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {
@@ -156,25 +135,8 @@ pub(crate) fn encode<W: Word, const M: u8>(
         header.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
         header.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
         put_mantissa_header(plan, s.mants.len(), &mut header);
-        place(
-            &[&header, sign_bytes, &s.exps, &s.mants, &s.exceptions],
-            slot,
-        )
+        [&header[..], sign_bytes, &s.exps, &s.mants, &s.exceptions].concat()
     })
-}
-
-/// Lays `parts` one after the other at the start of `slot`, or into a new buffer when they do not fit.
-fn place(parts: &[&[u8]], slot: &mut [u8]) -> Placed {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len > slot.len() {
-        return Placed::Own(parts.concat());
-    }
-    let mut at = 0;
-    for p in parts {
-        slot[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    Placed::InSlot(len)
 }
 
 /// Appends the coded-mantissa header fields (nothing for flat mantissas).

@@ -53,6 +53,11 @@ impl Header {
         self.shape.iter().product::<u64>() as usize
     }
 
+    /// Bytes of the decoded array (checked at parse time to fit in `isize`).
+    pub fn nbytes(&self) -> usize {
+        self.len() * self.target.dtype.size()
+    }
+
     /// True when the array has no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -153,7 +158,11 @@ impl Header {
         let len = shape
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| usize::try_from(n).is_ok_and(|n| n.checked_mul(dtype.size()).is_some()))
+            // Arrays are addressed with `isize` (numpy, Rust slices): larger ones cannot be decoded.
+            .filter(|&n| {
+                n.checked_mul(dtype.size() as u64)
+                    .is_some_and(|b| isize::try_from(b).is_ok())
+            })
             .ok_or_else(|| Error::decode(format!("shape {shape:?} is too large")))?;
         if chunk_size == 0 || chunk_size > MAX_CHUNK {
             return Err(Error::decode(format!(
