@@ -24,6 +24,7 @@ fn check_for(target: &str) -> Option<Check> {
         "exponent_raw" => |d| testkit::check_coder(Coder::Raw, d),
         "exponent_gecko" => |d| testkit::check_coder(Coder::Gecko, d),
         "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
+        "exponent_huffman" => |d| testkit::check_coder(Coder::Huffman, d),
         "mantissa" => testkit::mantissa::check_mantissa,
         _ => return None,
     })
@@ -73,10 +74,26 @@ fn write_seeds() {
         skewed.extend((0..200u32).map(|i| (i * 7 % 251) as u8));
         let mut flat = vec![width, 12];
         flat.extend((0..200u32).map(|i| (i * 31 % 253) as u8));
-        for target in ["exponent_raw", "exponent_gecko", "exponent_entropy"] {
+        for target in [
+            "exponent_raw",
+            "exponent_gecko",
+            "exponent_entropy",
+            "exponent_huffman",
+        ] {
             put(target, &format!("w{width}-skewed"), &skewed);
             put(target, &format!("w{width}-flat"), &flat);
         }
+    }
+    // Real Huffman streams (four bitstreams, one) as the hostile body, so mutations reach the
+    // bitstreams past the header checks.
+    for (width, count) in [(8u8, 18u8), (9, 3)] {
+        let n = usize::from(count) * 17;
+        let codes: Vec<u16> = (0..n)
+            .map(|i| ((1u32 << width) - 1 - (i as u32 * 7 % 13).trailing_zeros()) as u16)
+            .collect();
+        let mut input = vec![width, count];
+        sfp_core::exponent::huffman::encode(&codes, u32::from(width), &mut input);
+        put("exponent_huffman", &format!("w{width}-stream"), &input);
     }
     for width in [1u8, 4, 7, 10, 23, 52] {
         for shift in [0u8, 40, 60] {

@@ -243,8 +243,18 @@ pub fn check_coder(coder: Coder, data: &[u8]) -> Result<(), Failure> {
     // The same bytes as a hostile stream of a count taken from the input.
     let n = data.get(1).map_or(0, |&b| usize::from(b) * 17);
     let body = data.get(2..).unwrap_or(&[]);
+    check_stream(coder, body, width, n).map(drop)
+}
+
+/// Decodes `bytes` as a stream of `n` codes of `width` bits by `coder` and checks that it ends in
+/// [`Error::Decode`] or in codes within the width that re-encode to a stream decoding to the same
+/// codes; returns whether it decoded.
+///
+/// # Errors
+/// A description of the first property that failed.
+pub fn check_stream(coder: Coder, bytes: &[u8], width: u32, n: usize) -> Result<bool, Failure> {
     let mut decoded = vec![0u16; n];
-    match coder.decode(body, width, &mut decoded) {
+    match coder.decode(bytes, width, &mut decoded) {
         Ok(()) if decoded.iter().any(|&c| u32::from(c) >> width != 0) => Err(format!(
             "{coder:?} decoded a code beyond {width} bits from a hostile stream"
         )),
@@ -258,9 +268,9 @@ pub fn check_coder(coder: Coder, data: &[u8]) -> Result<(), Failure> {
             if twice != decoded {
                 return Err(format!("{coder:?}: re-encoding decoded codes changed them"));
             }
-            Ok(())
+            Ok(true)
         }
-        Err(e) => decode_error("coder decode", e),
+        Err(e) => decode_error("coder decode", e).map(|()| false),
     }
 }
 

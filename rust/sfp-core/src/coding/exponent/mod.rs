@@ -6,6 +6,7 @@
 
 pub mod entropy;
 pub mod gecko;
+pub mod huffman;
 pub mod raw;
 
 use crate::error::{Error, Result};
@@ -64,6 +65,8 @@ pub enum Coder {
     Gecko,
     /// See [`entropy`].
     Entropy,
+    /// See [`huffman`].
+    Huffman,
 }
 
 impl Coder {
@@ -73,6 +76,7 @@ impl Coder {
             Self::Raw => 0,
             Self::Gecko => 1,
             Self::Entropy => 2,
+            Self::Huffman => 3,
         }
     }
 
@@ -85,6 +89,7 @@ impl Coder {
             0 => Ok(Self::Raw),
             1 => Ok(Self::Gecko),
             2 => Ok(Self::Entropy),
+            3 => Ok(Self::Huffman),
             other => Err(Error::decode(format!("unknown exponent coder id {other}"))),
         }
     }
@@ -95,6 +100,7 @@ impl Coder {
             Self::Raw => "raw",
             Self::Gecko => "gecko",
             Self::Entropy => "entropy",
+            Self::Huffman => "huffman",
         }
     }
 
@@ -104,6 +110,7 @@ impl Coder {
             Self::Raw => raw::encode(codes, width, out),
             Self::Gecko => gecko::encode(codes, width, out),
             Self::Entropy => entropy::encode(codes, width, out),
+            Self::Huffman => huffman::encode(codes, width, out),
         }
     }
 
@@ -116,6 +123,7 @@ impl Coder {
             Self::Raw => raw::decode(bytes, width, out),
             Self::Gecko => gecko::decode(bytes, width, out),
             Self::Entropy => entropy::decode(bytes, width, out),
+            Self::Huffman => huffman::decode(bytes, width, out),
         }
     }
 }

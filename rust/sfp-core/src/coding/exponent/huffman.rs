@@ -1,0 +1,527 @@
+//! Order-0 entropy coder for exponent codes: length-limited canonical Huffman over interleaved
+//! bitstreams, built to decode faster than the rANS coder ([`super::entropy`]).
+//!
+//! The symbols are split into [`STREAMS`] contiguous parts (one part below [`MIN_SPLIT`] symbols),
+//! each written as its own LSB-first bitstream, so the decoder runs that many independent
+//! lookup chains at once. Codes are canonical and at most [`LIMIT`] bits long (longer when the
+//! alphabet has more than `2^LIMIT` symbols, up to [`MAX_LEN`]), so the decoder's tables are small
+//! (a few thousand entries) whatever the width; see `decode.rs` for the loops.
+//!
+//! Stream layout (all little-endian; empty when there are no symbols):
+//! - a kind byte: [`SINGLE`], [`VERBATIM`], or the number of bitstreams (1 or [`STREAMS`]);
+//! - [`SINGLE`] (one distinct symbol, no bits): the symbol (varint);
+//! - [`VERBATIM`] (more than `2^MAX_LEN` distinct symbols, which no code of [`MAX_LEN`] bits
+//!   covers): every symbol as a `u16`;
+//! - coded: `lo` (varint), `span` (varint), then `ceil(span / 2)` bytes of 4-bit code lengths of the
+//!   symbols `lo..lo + span` (the first in the low nibble; 0: the symbol is absent), which must form
+//!   a complete prefix code of at least two symbols; then the byte length of each bitstream but the
+//!   last (`u32`); then the bitstreams. Bitstream `k` of `N` holds `n / N` symbols (the last one the
+//!   rest), each the bit-reversed canonical code, LSB first, padded with zero bits to a whole byte.
+
+mod decode;
+mod lengths;
+
+use crate::error::{Error, Result};
+
+/// Widest symbol the coder takes.
+pub const MAX_WIDTH: u32 = 16;
+/// Longest code the encoder makes when the alphabet allows it (the decode table is then
+/// `2^LIMIT` entries); measured against 12 in `docs/coding.md`.
+pub const LIMIT: u32 = 11;
+/// Longest code a stream may hold (its length is a 4-bit field).
+pub const MAX_LEN: u32 = 15;
+/// Bitstreams of a stream of at least [`MIN_SPLIT`] symbols.
+pub const STREAMS: usize = 4;
+/// Symbols from which the encoder splits a stream into [`STREAMS`] bitstreams.
+pub const MIN_SPLIT: usize = 256;
+
+/// Kind byte: one distinct symbol, no bits.
+const SINGLE: u8 = 0;
+/// Kind byte: every symbol as a `u16`.
+const VERBATIM: u8 = 0xff;
+
+/// Histogram of the symbols (masked to `width` bits), one bin per possible symbol.
+pub fn histogram(symbols: &[u16], width: u32) -> Vec<u32> {
+    super::entropy::histogram(symbols, width)
+}
+
+/// A code for one stream, built from the histogram of its symbols.
+#[derive(Clone, Debug)]
+pub struct Table {
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// Only this symbol occurs.
+    Single(u16),
+    /// Too many distinct symbols for [`MAX_LEN`]-bit codes.
+    Verbatim,
+    Coded(Coded),
+}
+
+/// A Huffman code over the symbols `lo..lo + lengths.len()`.
+#[derive(Clone, Debug)]
+struct Coded {
+    lo: u16,
+    /// Code length per symbol (0: absent).
+    lengths: Vec<u8>,
+    /// Bit-reversed canonical code in the low 16 bits, its length above, per symbol.
+    codes: Vec<u32>,
+}
+
+impl Table {
+    /// Builds the code of a histogram (one bin per symbol); `None` when it counts nothing.
+    pub fn from_histogram(hist: &[u32]) -> Option<Table> {
+        let lo = hist.iter().position(|&h| h > 0)?;
+        let hi = hist.iter().rposition(|&h| h > 0)?;
+        let used = &hist[lo..=hi];
+        let present: Vec<u64> = used
+            .iter()
+            .filter(|&&h| h > 0)
+            .map(|&h| u64::from(h))
+            .collect();
+        let kind = match present.len() {
+            1 => Kind::Single(lo as u16),
+            n if n > 1 << MAX_LEN => Kind::Verbatim,
+            n => {
+                let limit = LIMIT.max(usize::BITS - (n - 1).leading_zeros());
+                let short = lengths::limited_lengths(&present, limit);
+                let mut short = short.into_iter();
+                let lengths: Vec<u8> = used
+                    .iter()
+                    .map(|&h| if h > 0 { short.next().unwrap_or(0) } else { 0 })
+                    .collect();
+                let codes = lengths::canonical_codes(&lengths)
+                    .into_iter()
+                    .zip(&lengths)
+                    .map(|(c, &l)| u32::from(c) | (u32::from(l) << 16))
+                    .collect();
+                Kind::Coded(Coded {
+                    lo: lo as u16,
+                    lengths,
+                    codes,
+                })
+            }
+        };
+        Some(Table { kind })
+    }
+
+    /// The longest code (0 for a single symbol, 16 for the verbatim form).
+    pub fn max_code_len(&self) -> u32 {
+        match &self.kind {
+            Kind::Single(_) => 0,
+            Kind::Verbatim => 16,
+            Kind::Coded(c) => u32::from(c.lengths.iter().copied().max().unwrap_or(0)),
+        }
+    }
+
+    /// Bytes of the kind byte and the code description.
+    fn header_len(&self) -> usize {
+        match &self.kind {
+            Kind::Single(s) => 1 + varint_len(u64::from(*s)),
+            Kind::Verbatim => 1,
+            Kind::Coded(c) => {
+                1 + varint_len(u64::from(c.lo))
+                    + varint_len(c.lengths.len() as u64)
+                    + c.lengths.len().div_ceil(2)
+            }
+        }
+    }
+
+    /// The payload bits of `hist` under this code, and the bitstreams of `n` symbols.
+    fn payload(&self, hist: &[u32], n: usize) -> (u64, usize) {
+        match &self.kind {
+            Kind::Single(_) => (0, 0),
+            Kind::Verbatim => (16 * n as u64, 0),
+            Kind::Coded(c) => {
+                let bits = hist
+                    .iter()
+                    .skip(usize::from(c.lo))
+                    .zip(&c.lengths)
+                    .map(|(&h, &l)| u64::from(h) * u64::from(l))
+                    .sum();
+                (bits, streams_for(n))
+            }
+        }
+    }
+
+    /// The stream length for `n` symbols with histogram `hist` (the one the table was built
+    /// from), without encoding: an upper bound, at most `STREAMS - 1` bytes (the padding of all
+    /// bitstreams but one) above the real length.
+    pub fn estimated_len(&self, hist: &[u32], n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        let (bits, streams) = self.payload(hist, n);
+        let slack = streams.saturating_sub(1);
+        self.header_len() + 4 * slack + bits.div_ceil(8) as usize + slack
+    }
+
+    /// A lower bound on the stream length, at most `STREAMS - 1` bytes below
+    /// [`Table::estimated_len`].
+    pub fn min_len(&self, hist: &[u32], n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        let (bits, streams) = self.payload(hist, n);
+        self.header_len() + 4 * streams.saturating_sub(1) + bits.div_ceil(8) as usize
+    }
+}
+
+/// Bitstreams the encoder writes for `n` symbols.
+fn streams_for(n: usize) -> usize {
+    if n >= MIN_SPLIT {
+        STREAMS
+    } else {
+        1
+    }
+}
+
+/// Huffman-codes `symbols` (each masked to `width` bits, `width` at most [`MAX_WIDTH`]), appending
+/// the stream to `out`.
+pub fn encode(symbols: &[u16], width: u32, out: &mut Vec<u8>) {
+    let width = width.min(MAX_WIDTH);
+    let hist = histogram(symbols, width);
+    if let Some(table) = Table::from_histogram(&hist) {
+        let start = out.len();
+        if encode_with_table(symbols, width, &table, out).is_err() {
+            // Unreachable (the table codes every symbol of its own histogram, and a bitstream
+            // over 4 GiB needs more symbols than a chunk holds); the verbatim form always works.
+            debug_assert!(false, "huffman table does not code its own symbols");
+            out.truncate(start);
+            encode_verbatim(symbols, mask_of(width), out);
+        }
+    }
+}
+
+fn mask_of(width: u32) -> u16 {
+    ((1u32 << width.min(MAX_WIDTH)) - 1) as u16
+}
+
+/// Encodes `symbols` (masked to `width` bits) with `table`, appending the stream to `out`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when a symbol has no code in `table` (it was built from another
+/// histogram) or a bitstream would exceed 4 GiB; `out` is then left as it was.
+pub fn encode_with_table(
+    symbols: &[u16],
+    width: u32,
+    table: &Table,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if symbols.is_empty() {
+        return Ok(());
+    }
+    let mask = mask_of(width);
+    match &table.kind {
+        Kind::Single(s) => {
+            if let Some(&other) = symbols.iter().find(|&&x| x & mask != *s) {
+                return Err(Error::invalid(format!(
+                    "huffman: symbol {} has no code in a table of the one symbol {s}",
+                    other & mask
+                )));
+            }
+            out.push(SINGLE);
+            put_varint(u64::from(*s), out);
+        }
+        Kind::Verbatim => encode_verbatim(symbols, mask, out),
+        Kind::Coded(c) => {
+            let start = out.len();
+            let result = encode_coded(symbols, mask, c, out);
+            if result.is_err() {
+                out.truncate(start);
+            }
+            result?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_verbatim(symbols: &[u16], mask: u16, out: &mut Vec<u8>) {
+    out.reserve(1 + 2 * symbols.len());
+    out.push(VERBATIM);
+    out.extend(symbols.iter().flat_map(|&s| (s & mask).to_le_bytes()));
+}
+
+fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Result<()> {
+    let n = symbols.len();
+    let streams = streams_for(n);
+    out.push(streams as u8);
+    put_varint(u64::from(c.lo), out);
+    put_varint(c.lengths.len() as u64, out);
+    out.extend(
+        c.lengths
+            .chunks(2)
+            .map(|p| p[0] | (p.get(1).copied().unwrap_or(0) << 4)),
+    );
+    let sizes_at = out.len();
+    out.resize(sizes_at + 4 * (streams - 1), 0);
+    let part = n / streams;
+    let max_len = c.lengths.iter().copied().max().unwrap_or(0);
+    for k in 0..streams {
+        let end = if k + 1 == streams { n } else { (k + 1) * part };
+        let start = out.len();
+        let missing =
+            encode::bitstream(&symbols[k * part..end], mask, c.lo, &c.codes, max_len, out);
+        if let Some(s) = missing {
+            return Err(Error::invalid(format!(
+                "huffman: symbol {s} has no code in the table"
+            )));
+        }
+        if k + 1 < streams {
+            let len = u32::try_from(out.len() - start)
+                .map_err(|_| Error::invalid("huffman: a bitstream exceeds 4 GiB"))?;
+            let at = sizes_at + 4 * k;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+    Ok(())
+}
+
+mod encode {
+    /// Appends the bitstream of `symbols` (masked) under `codes` (indexed by symbol - `lo`);
+    /// returns a symbol without a code, if any (the stream is then garbage).
+    pub(super) fn bitstream(
+        symbols: &[u16],
+        mask: u16,
+        lo: u16,
+        codes: &[u32],
+        max_len: u8,
+        out: &mut Vec<u8>,
+    ) -> Option<u16> {
+        // Symbols per flush: at most 7 bits are pending after one, so this many codes fit 64.
+        let group = if max_len <= 14 { 4 } else { 3 };
+        let bound = (symbols.len() * usize::from(max_len)).div_ceil(8) + 16;
+        let start = out.len();
+        out.resize(start + bound, 0);
+        let buf = &mut out[start..];
+        let mut acc = 0u64;
+        let mut nb = 0u32;
+        let mut pos = 0usize;
+        let mut missing = 0u32;
+        let code_of = |s: u16| -> u32 {
+            let s = s & mask;
+            codes
+                .get(usize::from(s.wrapping_sub(lo)))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut flush = |acc: &mut u64, nb: &mut u32, pos: &mut usize| {
+            if let Some(dst) = buf.get_mut(*pos..*pos + 8) {
+                dst.copy_from_slice(&acc.to_le_bytes());
+            }
+            let whole = *nb >> 3;
+            *pos += whole as usize;
+            *acc = if whole == 8 { 0 } else { *acc >> (8 * whole) };
+            *nb &= 7;
+        };
+        let mut groups = symbols.chunks_exact(group);
+        for g in &mut groups {
+            for &s in g {
+                let c = code_of(s);
+                missing |= u32::from(c == 0);
+                acc |= u64::from(c & 0xffff) << nb;
+                nb += c >> 16;
+            }
+            flush(&mut acc, &mut nb, &mut pos);
+        }
+        for &s in groups.remainder() {
+            let c = code_of(s);
+            missing |= u32::from(c == 0);
+            acc |= u64::from(c & 0xffff) << nb;
+            nb += c >> 16;
+        }
+        flush(&mut acc, &mut nb, &mut pos);
+        let total = pos + usize::from(nb > 0);
+        out.truncate(start + total);
+        if missing != 0 {
+            return symbols.iter().map(|&s| s & mask).find(|&s| code_of(s) == 0);
+        }
+        None
+    }
+}
+
+/// Decodes exactly `out.len()` symbols from the whole stream `bytes`.
+///
+/// # Errors
+/// [`Error::Decode`] when the stream is malformed (unknown kind, a code-length table that is not a
+/// complete prefix code or names symbols beyond `width` bits, bitstream lengths beyond the
+/// stream), truncated, ends before or after its symbols, or `width` exceeds [`MAX_WIDTH`].
+pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    if width > MAX_WIDTH {
+        return Err(Error::decode(format!(
+            "huffman stream: width {width} exceeds {MAX_WIDTH}"
+        )));
+    }
+    let Some((&kind, rest)) = bytes.split_first() else {
+        return if out.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::decode(format!(
+                "huffman stream: empty, but {} symbols expected",
+                out.len()
+            )))
+        };
+    };
+    if out.is_empty() {
+        return Err(Error::decode(
+            "huffman stream: bytes present for zero symbols",
+        ));
+    }
+    let alphabet = 1u64 << width;
+    match kind {
+        SINGLE => {
+            let mut pos = 0;
+            let s = get_varint(rest, &mut pos)?;
+            if s >= alphabet {
+                return Err(Error::decode(format!(
+                    "huffman stream: symbol {s} does not fit {width} bits"
+                )));
+            }
+            if pos != rest.len() {
+                return Err(Error::decode(
+                    "huffman stream: bytes left over after a single-symbol stream",
+                ));
+            }
+            out.fill(s as u16);
+            Ok(())
+        }
+        VERBATIM => decode_verbatim(rest, width, out),
+        1 => decode_coded::<1>(rest, width, out),
+        k if usize::from(k) == STREAMS => decode_coded::<STREAMS>(rest, width, out),
+        other => Err(Error::decode(format!(
+            "huffman stream: unknown kind {other}"
+        ))),
+    }
+}
+
+fn decode_verbatim(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    if rest.len() as u64 != 2 * out.len() as u64 {
+        return Err(Error::decode(format!(
+            "huffman stream: {} verbatim bytes for {} symbols",
+            rest.len(),
+            out.len()
+        )));
+    }
+    for (o, b) in out.iter_mut().zip(rest.chunks_exact(2)) {
+        *o = u16::from_le_bytes([b[0], b[1]]);
+        if u32::from(*o) >> width != 0 {
+            return Err(Error::decode(format!(
+                "huffman stream: symbol {} does not fit {width} bits",
+                *o
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the code and the bitstream lengths of a coded stream (everything checked against
+/// `rest` before anything is allocated), then decodes.
+fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    let mut pos = 0;
+    let lo = get_varint(rest, &mut pos)?;
+    let span = get_varint(rest, &mut pos)?;
+    let alphabet = 1u64 << width;
+    if span < 2 || lo >= alphabet || span > alphabet - lo {
+        return Err(Error::decode(format!(
+            "huffman stream: symbols {lo}..{lo}+{span} do not fit {width} bits"
+        )));
+    }
+    let nibbles = rest
+        .get(pos..pos + span.div_ceil(2) as usize)
+        .ok_or_else(|| Error::decode("huffman stream: truncated code lengths"))?;
+    pos += nibbles.len();
+    let lengths: Vec<u8> = nibbles
+        .iter()
+        .flat_map(|&b| [b & 15, b >> 4])
+        .take(span as usize)
+        .collect();
+    if span % 2 == 1 && nibbles.last().is_some_and(|&b| b >> 4 != 0) {
+        return Err(Error::decode(
+            "huffman stream: code length past the last symbol",
+        ));
+    }
+    let kraft: u64 = lengths
+        .iter()
+        .filter(|&&l| l > 0)
+        .map(|&l| 1u64 << (MAX_LEN - u32::from(l)))
+        .sum();
+    if kraft != 1 << MAX_LEN {
+        return Err(Error::decode(format!(
+            "huffman stream: code lengths have Kraft sum {kraft}/{}, not a complete code",
+            1u64 << MAX_LEN
+        )));
+    }
+    let mut sizes = [0usize; N];
+    for size in sizes.iter_mut().take(N - 1) {
+        let b = rest
+            .get(pos..pos + 4)
+            .ok_or_else(|| Error::decode("huffman stream: truncated bitstream lengths"))?;
+        pos += 4;
+        *size = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    }
+    let payload = &rest[pos..];
+    let listed: u64 = sizes.iter().map(|&s| s as u64).sum();
+    if listed > payload.len() as u64 {
+        return Err(Error::decode(format!(
+            "huffman stream: bitstream lengths sum to {listed}, beyond the {} bytes left",
+            payload.len()
+        )));
+    }
+    sizes[N - 1] = payload.len() - listed as usize;
+    let mut left = payload;
+    let streams: [&[u8]; N] = std::array::from_fn(|k| {
+        let (a, b) = left.split_at(sizes[k]);
+        left = b;
+        a
+    });
+    let part = out.len() / N;
+    let mut remaining: &mut [u16] = out;
+    let outs: [&mut [u16]; N] = std::array::from_fn(|k| {
+        let take = if k + 1 == N { remaining.len() } else { part };
+        let (a, b) = std::mem::take(&mut remaining).split_at_mut(take);
+        remaining = b;
+        a
+    });
+    let code = decode::Code {
+        lo: lo as u16,
+        lengths: &lengths,
+    };
+    decode::decode_streams(&code, streams, outs)
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes
+            .get(*pos)
+            .ok_or_else(|| Error::decode("huffman stream: truncated header"))?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(Error::decode("huffman stream: varint too long"))
+}
+
+#[cfg(test)]
+mod tests;
