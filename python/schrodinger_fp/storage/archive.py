@@ -1,278 +1,80 @@
-"""Archives of many named tensors: ``save``, ``load`` and random-access ``open``.
+"""Reading archives of many named tensors: ``Archive``, random-access ``open`` and ``load``.
 
-An archive is a checkpoint or an activation dump in one file. Float tensors of the codec's
-dtypes are stored as codec frames in the format the policy names (lossless by default);
-every other tensor (int64 buffers, bool masks, ...) is stored as its raw little-endian bytes.
-Writing streams one tensor at a time to a temporary file that is renamed at the end, so a
-dump larger than memory can be converted and no partial file is ever left behind. Reading
-maps the file and decodes only the tensors asked for. See ``archive_index`` for the layout.
+An archive is a checkpoint or an activation dump in one file (written by ``writer``). Reading
+fetches and decodes only the tensors asked for (see ``source`` for why it reads rather than
+maps the file). See ``index`` for the layout.
 """
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
-from schrodinger_fp._atomic import atomic_output
-from schrodinger_fp.archive_index import (
-    DTYPES,
-    PREAMBLE,
-    VERSION,
-    Entry,
-    check_name,
-    dtype_name,
-    encode_index,
-    padding,
-    parse,
-)
-from schrodinger_fp.archive_index import MAGIC as MAGIC
-from schrodinger_fp.codec import DecodeError, FrameInfo, decode, encode, inspect
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
-from schrodinger_fp.format import Format
-from schrodinger_fp.policy import PolicyLike, format_lookup
+from schrodinger_fp.codec import DecodeError, FrameInfo, decode, inspect
+from schrodinger_fp.storage.index import DTYPES, FILE_PREFIX, Entry, parse_from
+from schrodinger_fp.storage.source import ByteSource
+from schrodinger_fp.storage.writer import ArchiveWriter, fit_format, save
 
-__all__ = ["Archive", "ArchiveWriter", "Entry", "load", "open", "save"]
-
-Tensors = Mapping[str, Any] | Iterable[tuple[str, Any]]
-
-
-class ArchiveWriter:
-    """Writes an archive to a binary stream, one tensor at a time.
-
-    Parameters
-    ----------
-    stream : BinaryIO
-        Any writable binary stream; it is written strictly sequentially (a pipe works).
-    threads : int, optional
-        Threads for the codec (None: the codec's default).
-
-    Notes
-    -----
-    Call ``add`` for each tensor, then ``finish``. The stream is not closed.
-    """
-
-    def __init__(self, stream: BinaryIO, *, threads: int | None = None) -> None:
-        self._stream = stream
-        self._threads = threads
-        self._entries: list[Entry] = []
-        self._names: set[str] = set()
-        self._position = 0
-        self._finished = False
-        self._write(PREAMBLE.pack(MAGIC, VERSION, 0))
-
-    @property
-    def entries(self) -> list[Entry]:
-        """The entries written so far."""
-        return list(self._entries)
-
-    def _write(self, data: bytes | memoryview) -> None:
-        written = self._stream.write(data)
-        if written is not None and written != len(data):
-            raise OSError(f"short write: {written} of {len(data)} bytes")
-        self._position += len(data)
-
-    def add(self, name: str, array: Any, fmt: Format | None = None) -> Entry:
-        """Encode one tensor and append it.
-
-        Parameters
-        ----------
-        name : str
-            Tensor name: unique, no ``/``, ``\\``, ``..`` or control characters.
-        array : array_like
-            The tensor. Float tensors of ``SUPPORTED_DTYPES`` are encoded with ``fmt``; others
-            are stored raw and ``fmt`` is ignored for them.
-        fmt : Format, optional
-            Target format; None is lossless.
-
-        Returns
-        -------
-        Entry
-            The index entry of the stored tensor.
-
-        Raises
-        ------
-        ValueError
-            For a bad or duplicate name, or an invalid format for this dtype.
-        TypeError
-            For a dtype that cannot be stored (objects, strings).
-        OSError
-            If the stream cannot be written.
-        """
-        if self._finished:
-            raise ValueError("archive already finished")
-        check_name(name)
-        if name in self._names:
-            raise ValueError(f"duplicate tensor name {name!r}")
-        arr = np.asarray(array)
-        try:
-            dtype = dtype_name(arr.dtype)
-        except TypeError as exc:
-            raise TypeError(f"tensor {name!r}: {exc}") from None
-        self._write(padding(self._position))
-        stored: bytes | memoryview
-        encoding, entry_fmt = "raw", None
-        raw = arr.astype(DTYPES[dtype], order="C", copy=False)
-        stored = byte_view(raw)
-        if dtype in SUPPORTED_DTYPES and arr.size:
-            try:
-                lossless = fmt is None or fmt.is_lossless_for(dtype)
-                frame = encode(raw, fmt or Format(), threads=self._threads)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"tensor {name!r}: {exc}") from exc
-            if not lossless or len(frame) < raw.nbytes:
-                stored, encoding, entry_fmt = frame, "sfp", fmt or Format()
-        entry = Entry(
-            name=name,
-            dtype=dtype,
-            shape=tuple(int(d) for d in arr.shape),
-            encoding=encoding,
-            format=entry_fmt,
-            offset=self._position,
-            length=len(stored),
-            crc32=zlib.crc32(stored),
-        )
-        self._write(stored)
-        self._entries.append(entry)
-        self._names.add(name)
-        return entry
-
-    def finish(self, metadata: Mapping[str, str] | None = None) -> list[Entry]:
-        """Write the index and trailer.
-
-        Parameters
-        ----------
-        metadata : Mapping[str, str], optional
-            Free-form string metadata kept in the index (safetensors ``__metadata__``, the
-            source file type).
-
-        Returns
-        -------
-        list of Entry
-        """
-        meta = dict(metadata or {})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-            raise ValueError("archive metadata must map strings to strings")
-        self._write(encode_index(self._entries, meta, self._position))
-        self._finished = True
-        return self.entries
-
-
-def _items(tensors: Tensors) -> Iterator[tuple[str, Any]]:
-    if isinstance(tensors, Mapping):
-        yield from tensors.items()
-    else:
-        yield from tensors
-
-
-def save(
-    path: str | os.PathLike[str] | BinaryIO,
-    tensors: Tensors,
-    policy: PolicyLike = None,
-    *,
-    metadata: Mapping[str, str] | None = None,
-    threads: int | None = None,
-    overwrite: bool = True,
-    progress: Callable[[Entry], None] | None = None,
-) -> list[Entry]:
-    """Write named tensors to an archive.
-
-    Parameters
-    ----------
-    path : str, os.PathLike or binary file object
-        Destination. A path is written through a temporary file in the same directory that
-        is renamed when complete; a file object is written sequentially as is.
-    tensors : Mapping[str, array_like] or iterable of (str, array_like)
-        The tensors; an iterable (a generator reading one tensor at a time) keeps memory use
-        to one tensor.
-    policy : Format, Mapping[str, Format], object with ``format_for(name)``, or None
-        The format of each float tensor; None (the default) is lossless.
-    metadata : Mapping[str, str], optional
-        String metadata stored in the index.
-    threads : int, optional
-        Codec threads.
-    overwrite : bool, default True
-        Whether an existing ``path`` may be replaced.
-    progress : callable, optional
-        Called with each ``Entry`` once it is written.
-
-    Returns
-    -------
-    list of Entry
-        The index of the written archive.
-
-    Raises
-    ------
-    ValueError
-        Bad or duplicate names, invalid formats.
-    TypeError
-        A dtype that cannot be stored, or a policy of the wrong type.
-    FileExistsError
-        If ``overwrite`` is False and ``path`` exists.
-    OSError
-        If writing fails; no file is left at ``path`` (or the old one stays).
-    """
-    lookup = format_lookup(policy)
-
-    def write(stream: BinaryIO) -> list[Entry]:
-        writer = ArchiveWriter(stream, threads=threads)
-        for name, array in _items(tensors):
-            entry = writer.add(name, array, lookup(name))
-            if progress is not None:
-                progress(entry)
-        return writer.finish(metadata)
-
-    if hasattr(path, "write"):
-        return write(path)  # type: ignore[arg-type]
-    with atomic_output(path, overwrite=overwrite) as stream:  # type: ignore[arg-type]
-        return write(stream)
+__all__ = ["Archive", "ArchiveWriter", "Entry", "fit_format", "load", "open", "save"]
 
 
 class Archive(Mapping[str, np.ndarray]):
-    """A read-only, memory-mapped archive: a mapping from tensor name to array.
+    """A read-only archive: a mapping from tensor name to array, read on demand.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        The archive file.
+    file : str, os.PathLike or binary file object
+        The archive; a file object must be seekable and stays open after ``close``.
     threads : int, optional
         Codec threads for decoding.
 
     Raises
     ------
     DecodeError
-        If the file is not a well-formed archive.
+        If the file is not a well-formed archive (the message names the file).
     OSError
         If it cannot be opened.
 
     Notes
     -----
-    ``archive[name]`` reads and checks only that tensor's bytes. Use as a context manager,
-    or call ``close``.
+    ``archive[name]`` reads and checks only that tensor's bytes; ``files`` and ``file`` give
+    the other files of a checkpoint directory. Use as a context manager, or call ``close``.
+    A file truncated while open gives ``DecodeError`` on the next read.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, file: str | os.PathLike[str] | BinaryIO, *, threads: int | None = None
+    ) -> None:
+        name = _display_name(file)
+        self.path = Path(name)
         self._threads = threads
-        with self.path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                raise DecodeError(f"{self.path}: empty file, not an archive")
-            self._map: mmap.mmap | None = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self._source = ByteSource(file, name)
         try:
-            with memoryview(self._map) as view:
-                entries, self.metadata = parse(view)
+            size = self._source.size()
+            if size == 0:
+                raise DecodeError(f"{name}: empty file, not an archive")
+            entries, self.metadata = parse_from(size, self._source.read_at)
+        except DecodeError as exc:
+            self.close()
+            message = str(exc)
+            raise DecodeError(
+                message if message.startswith(name) else f"{name}: {message}"
+            ) from None
         except BaseException:
             self.close()
             raise
-        self.entries: dict[str, Entry] = {e.name: e for e in entries}
+        self.entries: dict[str, Entry] = {
+            e.name: e for e in entries if not e.name.startswith(FILE_PREFIX)
+        }
+        self.files: dict[str, Entry] = {
+            e.name[len(FILE_PREFIX) :]: e for e in entries if e.name.startswith(FILE_PREFIX)
+        }
 
     def __enter__(self) -> Archive:
         return self
@@ -286,10 +88,8 @@ class Archive(Mapping[str, np.ndarray]):
         self.close()
 
     def close(self) -> None:
-        """Unmap the file. Arrays already returned stay valid."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        """Close the file. Arrays already returned stay valid."""
+        self._source.close()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -300,21 +100,35 @@ class Archive(Mapping[str, np.ndarray]):
     def __repr__(self) -> str:
         return f"Archive({str(self.path)!r}, {len(self)} tensors)"
 
-    @contextlib.contextmanager
-    def _stored(self, name: str) -> Iterator[memoryview]:
-        """Yield the checked stored bytes of ``name`` without copying them."""
-        if self._map is None:
-            raise ValueError("archive is closed")
-        if name not in self.entries:
+    def _stored(self, name: str) -> bytearray:
+        """Return the checked stored bytes of tensor ``name``."""
+        entry = self.entries.get(name)
+        if entry is None:
             raise KeyError(f"no tensor {name!r} in {self.path}")
-        entry = self.entries[name]
-        with (
-            memoryview(self._map) as whole,
-            whole[entry.offset : entry.offset + entry.length] as view,
-        ):
-            if zlib.crc32(view) != entry.crc32:
-                raise DecodeError(f"tensor {name!r}: checksum mismatch (archive corrupt)")
-            yield view
+        return self._read(entry, f"tensor {name!r}")
+
+    def _read(self, entry: Entry, what: str) -> bytearray:
+        if self._source.closed:
+            raise ValueError("archive is closed")
+        data = self._source.read_at(entry.offset, entry.length)
+        if zlib.crc32(data) != entry.crc32:
+            raise DecodeError(f"{what}: checksum mismatch (archive corrupt)")
+        return data
+
+    def file(self, path: str) -> bytes:
+        """Return the bytes of a stored file (see ``ArchiveWriter.add_file``), checked.
+
+        Raises
+        ------
+        KeyError
+            If the archive stores no such file.
+        DecodeError
+            If its checksum does not match.
+        """
+        entry = self.files.get(path)
+        if entry is None:
+            raise KeyError(f"no file {path!r} in {self.path}")
+        return bytes(self._read(entry, f"file {path!r}"))
 
     def frame(self, name: str) -> bytes:
         """Return the stored bytes of ``name`` (a codec frame, or the raw bytes), checked.
@@ -326,15 +140,13 @@ class Archive(Mapping[str, np.ndarray]):
         DecodeError
             If its checksum does not match.
         """
-        with self._stored(name) as view:
-            return bytes(view)
+        return bytes(self._stored(name))
 
     def info(self, name: str) -> FrameInfo | None:
         """Return ``inspect`` of the frame of ``name``, or None for a raw tensor."""
         if self.entries[name].encoding != "sfp":
             return None
-        with self._stored(name) as view:
-            return inspect(view)
+        return inspect(self._stored(name))
 
     def __getitem__(self, name: str) -> np.ndarray:
         """Decode one tensor.
@@ -349,10 +161,13 @@ class Archive(Mapping[str, np.ndarray]):
         entry = self.entries.get(name)
         if entry is None:
             raise KeyError(f"no tensor {name!r} in {self.path}")
-        with self._stored(name) as view:
-            if entry.encoding == "raw":
-                return np.frombuffer(view, dtype=DTYPES[entry.dtype]).reshape(entry.shape).copy()
-            array = decode(view, threads=self._threads)
+        data = self._stored(name)
+        if entry.encoding == "raw":
+            return np.frombuffer(data, dtype=DTYPES[entry.dtype]).reshape(entry.shape)
+        try:
+            array = decode(data, threads=self._threads)
+        except DecodeError as exc:
+            raise DecodeError(f"tensor {name!r}: {exc}") from None
         if str(array.dtype) != entry.dtype or array.shape != tuple(entry.shape):
             raise DecodeError(
                 f"tensor {name!r}: frame holds {array.dtype} {array.shape}, "
@@ -370,6 +185,8 @@ class Archive(Mapping[str, np.ndarray]):
         """
         for name in self.entries:
             self[name]
+        for path in self.files:
+            self.file(path)
 
     @property
     def lossless(self) -> bool:
@@ -377,12 +194,18 @@ class Archive(Mapping[str, np.ndarray]):
         return all(e.lossless for e in self.entries.values())
 
 
-def open(path: str | os.PathLike[str], *, threads: int | None = None) -> Archive:
-    """Open an archive for random access (memory-mapped, lazy).
+def _display_name(file: object) -> str:
+    if isinstance(file, (str, os.PathLike)):
+        return os.fsdecode(file)
+    return str(getattr(file, "name", "<archive stream>"))
+
+
+def open(file: str | os.PathLike[str] | BinaryIO, *, threads: int | None = None) -> Archive:
+    """Open an archive for random access (lazy: tensors are read when asked for).
 
     Parameters
     ----------
-    path : str or os.PathLike
+    file : str, os.PathLike or seekable binary file object
     threads : int, optional
         Codec threads for decoding.
 
@@ -390,19 +213,22 @@ def open(path: str | os.PathLike[str], *, threads: int | None = None) -> Archive
     -------
     Archive
     """
-    return Archive(path, threads=threads)
+    return Archive(file, threads=threads)
 
 
 def load(
-    path: str | os.PathLike[str], names: Iterable[str] | None = None, *, threads: int | None = None
+    file: str | os.PathLike[str] | BinaryIO,
+    names: str | Iterable[str] | None = None,
+    *,
+    threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Read tensors from an archive.
 
     Parameters
     ----------
-    path : str or os.PathLike
-    names : iterable of str, optional
-        The tensors to read (default: all); the others are not read.
+    file : str, os.PathLike or seekable binary file object
+    names : str or iterable of str, optional
+        The tensor (one name) or tensors to read (default: all); the others are not read.
     threads : int, optional
         Codec threads.
 
@@ -417,9 +243,14 @@ def load(
     DecodeError
         If the archive or a requested tensor is corrupt.
     """
-    with Archive(path, threads=threads) as archive:
-        wanted = list(archive) if names is None else list(names)
+    with Archive(file, threads=threads) as archive:
+        if names is None:
+            wanted = list(archive)
+        elif isinstance(names, str):
+            wanted = [names]
+        else:
+            wanted = list(names)
         missing = [n for n in wanted if n not in archive.entries]
         if missing:
-            raise KeyError(f"no tensors {missing} in {path}")
+            raise KeyError(f"no tensors {missing} in {archive.path}")
         return {name: archive[name] for name in wanted}
