@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from .dtypes import byte_view, numpy_dtype, resolve
-from .format import FIELD_WIDTHS, Format
+from .format import FIELD_WIDTHS, Format, as_int
 
 DecodeError = _core.DecodeError
 
@@ -49,6 +49,8 @@ def encode(
         The frame; ``decode`` restores ``quantize(x, fmt)`` from it, bit for bit.
     """
     fmt = _LOSSLESS if fmt is None else _check_format(fmt)
+    chunk_size = _count("chunk_size", chunk_size)
+    threads = _count("threads", threads)
     arr, name = resolve(x, dtype)
     shape = [int(d) for d in arr.shape]
     return _core.encode(byte_view(arr), name, shape, fmt, chunk_size, threads)
@@ -62,20 +64,23 @@ def decode(data: Any, *, out: np.ndarray | None = None, threads: int | None = No
     data
         The frame: bytes, bytearray, memoryview or a ``uint8`` array.
     out
-        An array to decode into: C-contiguous, writable, of the frame's dtype and shape.
+        An array to decode into: C-contiguous, writable, of the frame's shape and dtype, or of
+        the unsigned integer type of its width (raw bits: ``uint16`` for bfloat16).
 
     Raises
     ------
     DecodeError
         When the data is corrupt, truncated or not a frame.
     """
+    threads = _count("threads", threads)
     frame = _frame_bytes(data)
     info = _core.frame_info(frame)
     dt, shape = numpy_dtype(info["dtype"]), tuple(info["shape"])
     if out is None:
         out = np.empty(shape, dtype=dt)
     else:
-        _check_out(out, dt, shape)
+        raw_bits = isinstance(out, np.ndarray) and out.dtype == np.dtype(f"<u{dt.itemsize}")
+        _check_out(out, out.dtype if raw_bits else dt, shape)
         if np.shares_memory(out, np.frombuffer(frame, dtype=np.uint8)):
             raise ValueError("out overlaps the frame being decoded")
     _core.decode_into(frame, byte_view(out), threads)
@@ -96,6 +101,7 @@ def quantize(
     shape, and must not overlap ``x``.
     """
     fmt = _check_format(fmt)
+    threads = _count("threads", threads)
     if out is not None and out is x and isinstance(x, np.ndarray):
         _check_out(out, x.dtype, x.shape)
         if x.dtype.byteorder == ">":
@@ -211,6 +217,16 @@ def inspect(data: Any) -> FrameInfo:
         chunks=chunks,
         mantissa_coders=dict(Counter(c["mantissa_coder"] for c in chunks)),
     )
+
+
+def _count(name: str, value: object) -> int | None:
+    """A positive count (``threads``, ``chunk_size``) as an int, or None for the default."""
+    if value is None:
+        return None
+    number = as_int(name, value)
+    if number < 1:
+        raise ValueError(f"{name}={number} must be at least 1 (None for the default)")
+    return number
 
 
 def _check_format(fmt: object) -> Format:
