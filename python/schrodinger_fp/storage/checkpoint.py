@@ -49,8 +49,8 @@ class Checkpoint:
     paths : list of str
         ``/``-separated relative paths of the files, in the order they are stored.
     directory : bool
-        True for a whole directory (restored as a directory), False for the files an index
-        names (restored beside the archive, where they came from).
+        True for a whole directory (every file but a ``.git`` folder; restored as a
+        directory), False for an index and the shards it names (restored into a directory).
     """
 
     root: Path
@@ -67,10 +67,11 @@ class Checkpoint:
             For an index that does not name its shards, or a directory with no file.
         """
         if source.is_dir():
+            # A cloned model repository's .git is version control, not the checkpoint.
             paths = sorted(
                 p.relative_to(source).as_posix()
                 for p in source.rglob("*")
-                if p.is_file() and not p.name.startswith(".")
+                if p.is_file() and ".git" not in p.relative_to(source).parts
             )
             if not paths:
                 raise TensorFileError(f"{source}: the directory holds no file")
