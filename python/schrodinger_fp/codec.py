@@ -220,12 +220,15 @@ def inspect(data: Any) -> FrameInfo:
 
 
 def _count(name: str, value: object) -> int | None:
-    """A positive count (``threads``, ``chunk_size``) as an int, or None for the default."""
+    """A count (``threads``, ``chunk_size``) as an int, or None for the default.
+
+    The core checks the range; a negative count would reach it as an overflow, not a value.
+    """
     if value is None:
         return None
     number = as_int(name, value)
-    if number < 1:
-        raise ValueError(f"{name}={number} must be at least 1 (None for the default)")
+    if number < 0:
+        raise ValueError(f"{name}={number} is negative (None for the default)")
     return number
 
 

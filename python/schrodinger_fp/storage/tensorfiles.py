@@ -136,7 +136,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _checked_name(path: Path, name: str) -> str:
+def _checked_name(path: str | Path, name: str) -> str:
     try:
         return check_name(name)
     except ValueError as exc:
