@@ -98,8 +98,7 @@ def cmd_test(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``sfp`` argument parser."""
-    from schrodinger_fp.cli import demo
-    from schrodinger_fp.cli import stats as clistats
+    from schrodinger_fp.cli import demo, stats
 
     parser = argparse.ArgumentParser(prog="sfp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -145,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
     p.set_defaults(run=cmd_test)
 
-    clistats.add_parser(sub)
+    stats.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

@@ -102,6 +102,8 @@ def cmd_compress(args: argparse.Namespace) -> None:
         if source.suffix == SUFFIX:
             raise CommandError(f"{source} already has the {SUFFIX} suffix -- ignored")
         if source.is_dir() or source.name.endswith(INDEX_SUFFIX):
+            if args.rm:
+                raise CommandError("--rm does not apply to a checkpoint: remove its files yourself")
             checkpoint = Checkpoint.of(source)
             mode = _private_mode(checkpoint.root / p for p in checkpoint.paths)
         else:
@@ -145,8 +147,6 @@ def cmd_compress(args: argparse.Namespace) -> None:
     _summary(args, source_name, where, entries, stored, time.perf_counter() - started)
     _clamp_notes(args, policy, entries)
     if args.rm and args.file != STDIO:
-        if checkpoint is not None:
-            raise CommandError("--rm does not remove a checkpoint's files; remove them yourself")
         Path(args.file).unlink()
 
 

@@ -65,7 +65,7 @@ def atomic_output(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, (0o666 & ~current_umask()) if mode is None else mode & 0o7777)
+        os.chmod(tmp, (0o666 & ~current_umask()) if mode is None else mode & 0o777)
         if overwrite:
             os.replace(tmp, target)
         else:
