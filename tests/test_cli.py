@@ -472,7 +472,7 @@ def test_full_disk_leaves_nothing(
 
     monkeypatch.setattr(archive_module.ArchiveWriter, "_write", write)
     assert cli.main(["compress", str(model), "-q"]) == 1
-    assert "No space left on device" in capsys.readouterr().err
+    assert f"{model}.sfp: No space left on device" in capsys.readouterr().err
     assert leftovers(model.parent, {model.name}) == []
 
 

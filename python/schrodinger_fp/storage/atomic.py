@@ -9,6 +9,7 @@ removed. Errors name the target, never the temporary file the user did not ask f
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -73,9 +74,19 @@ def atomic_output(
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.filename in (str(tmp), os.fsencode(tmp)):
+        if isinstance(exc, OSError) and _concerns_output(exc, tmp):
             raise _about(exc, target) from None
         raise
+
+
+#: Errors of a write that can only be about the file being written.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _concerns_output(exc: OSError, tmp: Path) -> bool:
+    if exc.filename is None:
+        return exc.errno in _OUTPUT_ERRNOS
+    return exc.filename in (str(tmp), os.fsencode(tmp))
 
 
 def temporary_name(final_name: str, name_max: int = NAME_MAX) -> str:
