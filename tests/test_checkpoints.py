@@ -80,6 +80,9 @@ def test_a_checkpoint_directory_round_trips_byte_for_byte(tmp_path: Path) -> Non
     assert result.returncode == 1 and "already exists" in result.stderr
     ok("decompress", archive, "-o", tmp_path / "elsewhere", "-q")
     assert snapshot(tmp_path / "elsewhere") == before
+    (tmp_path / "ckpt" / "stray.txt").write_text("not in the archive")
+    ok("decompress", archive, "-f", "-q")  # -f replaces the whole directory
+    assert snapshot(tmp_path / "ckpt") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "ckpt",
         "ckpt.sfp",

@@ -15,7 +15,8 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +25,7 @@ import numpy as np
 from schrodinger_fp.cli.options import CommandError, human, policy_from_args, threads_from_args
 from schrodinger_fp.cli.progress import progress_bar
 from schrodinger_fp.format import FIELD_WIDTHS, Format
+from schrodinger_fp.policy import PolicyLike
 from schrodinger_fp.storage.archive import Archive, Entry, save
 from schrodinger_fp.storage.atomic import atomic_output
 from schrodinger_fp.storage.checkpoint import (
@@ -89,12 +91,11 @@ def cmd_compress(args: argparse.Namespace) -> None:
     policy = policy_from_args(args)
     threads = threads_from_args(args)
     to_stdout = args.stdout or args.output == STDIO or (args.file == STDIO and not args.output)
-    checkpoint: Checkpoint | None = None
-    tensors: TensorFile | None = None
     mode: int | None = None
+    job: _TensorsJob | _CheckpointJob
     if args.file == STDIO:
         source_name = "<stdin>"
-        tensors = read_stream(sys.stdin.buffer)
+        job = _TensorsJob(read_stream(sys.stdin.buffer), policy, threads)
         target = None if to_stdout else Path(args.output)
     else:
         source = _existing(args.file)
@@ -106,43 +107,25 @@ def cmd_compress(args: argparse.Namespace) -> None:
                 raise CommandError("--rm does not apply to a checkpoint: remove its files yourself")
             checkpoint = Checkpoint.of(source)
             mode = _private_mode(checkpoint.root / p for p in checkpoint.paths)
+            job = _CheckpointJob(checkpoint, policy, threads)
         else:
             kind_of(source)
-            tensors = open_tensors(source)
+            job = _TensorsJob(open_tensors(source), policy, threads)
             mode = stat.S_IMODE(source.stat().st_mode)
         default = source.with_name(source.resolve().name + SUFFIX)
         target = None if to_stdout else Path(args.output) if args.output else default
         if target is not None and target.exists() and target.resolve() == source.resolve():
             raise CommandError(f"{target}: output would overwrite the input")
     started = time.perf_counter()
-    total = _total_bytes(checkpoint, tensors)
-    with progress_bar(total, Path(source_name).name, not args.quiet) as advance:
-
-        def write(stream: Any) -> list[Entry]:
-            if checkpoint is not None:
-                return save_checkpoint(
-                    stream, checkpoint, policy, threads=threads, progress=advance
-                )
-            assert tensors is not None
-            metadata = {**tensors.metadata, SOURCE_KEY: tensors.kind}
-            return save(
-                stream,
-                tensors.items(),
-                policy,
-                metadata=metadata,
-                threads=threads,
-                progress=lambda e: advance(e.nbytes),
-                clamp=True,
-            )
-
+    with progress_bar(job.nbytes(), Path(source_name).name, not args.quiet) as advance:
         if target is None:
             out = _stdout("an archive")
-            entries = write(out)
+            entries = job.write(out, advance)
             out.flush()
             stored, where = out.count, "stdout"
         else:
             with atomic_output(target, overwrite=args.force, mode=mode) as stream:
-                entries = write(stream)
+                entries = job.write(stream, advance)
             stored, where = target.stat().st_size, str(target)
     _summary(args, source_name, where, entries, stored, time.perf_counter() - started)
     _clamp_notes(args, policy, entries)
@@ -150,11 +133,44 @@ def cmd_compress(args: argparse.Namespace) -> None:
         Path(args.file).unlink()
 
 
-def _total_bytes(checkpoint: Checkpoint | None, tensors: TensorFile | None) -> int:
-    if tensors is not None:
-        return tensors.nbytes
-    assert checkpoint is not None
-    return sum((checkpoint.root / p).stat().st_size for p in checkpoint.paths)
+@dataclass(frozen=True)
+class _TensorsJob:
+    """Compressing one tensor dump."""
+
+    tensors: TensorFile
+    policy: PolicyLike
+    threads: int | None
+
+    def nbytes(self) -> int:
+        return self.tensors.nbytes
+
+    def write(self, stream: Any, advance: Callable[[int], None]) -> list[Entry]:
+        return save(
+            stream,
+            self.tensors.items(),
+            self.policy,
+            metadata={**self.tensors.metadata, SOURCE_KEY: self.tensors.kind},
+            threads=self.threads,
+            progress=lambda e: advance(e.nbytes),
+            clamp=True,
+        )
+
+
+@dataclass(frozen=True)
+class _CheckpointJob:
+    """Compressing the files of a checkpoint."""
+
+    checkpoint: Checkpoint
+    policy: PolicyLike
+    threads: int | None
+
+    def nbytes(self) -> int:
+        return sum((self.checkpoint.root / p).stat().st_size for p in self.checkpoint.paths)
+
+    def write(self, stream: Any, advance: Callable[[int], None]) -> list[Entry]:
+        return save_checkpoint(
+            stream, self.checkpoint, self.policy, threads=self.threads, progress=advance
+        )
 
 
 def _private_mode(paths: Iterator[Path]) -> int:

@@ -84,9 +84,11 @@ class TensorFile:
         if self.stream is not None:
             yield from self.stream()
             return
-        assert self.get is not None
+        get = self.get
+        if get is None:
+            raise TensorFileError("a tensor file gives either a stream or random access")
         for name in self.names:
-            yield name, self.get(name)
+            yield name, get(name)
 
 
 def kind_of(path: str | Path) -> str:
