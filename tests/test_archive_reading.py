@@ -143,3 +143,25 @@ def test_one_format_over_several_dtypes_with_clamp(tmp_path: Path) -> None:
     out = sfp.load(tmp_path / "a.sfp")
     assert out["bf16"].tobytes() == tensors["bf16"].tobytes()
     assert out["f32"].tobytes() == sfp.quantize(tensors["f32"], fmt).tobytes()
+
+
+def test_a_safetensors_input_truncated_while_read_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_file({"a": np.ones(100_000, np.float32), "b": np.ones(100_000, np.float32)}, str(path))
+    script = f"""
+import os
+from schrodinger_fp.storage.tensorfiles import open_tensors
+tensors = open_tensors({str(path)!r})
+os.truncate({str(path)!r}, 4096)
+try:
+    [array.sum() for _, array in tensors.items()]
+except ValueError as exc:
+    print("ValueError:", exc)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert "truncated" in result.stdout

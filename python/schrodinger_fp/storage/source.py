@@ -1,9 +1,9 @@
-"""Positional reads from an archive file that fail with an error, never with a signal.
+"""Positional reads from a file that fail with an error, never with a signal.
 
-An archive is read with ``pread`` into buffers the reader owns rather than through a memory map:
-a mapped file that another process truncates kills the reader with SIGBUS on the next access,
-while a read past the new end is merely short, and is reported as a truncated archive. The
-cost is one copy of the stored (compressed) bytes of each tensor read, small beside decoding.
+Archives and safetensors inputs are read with ``pread`` into buffers the reader owns rather than
+through a memory map: a mapped file that another process truncates kills the reader with SIGBUS
+on the next access, while a read past the new end is merely short, and is reported as a
+truncated file. The cost is one copy of the bytes of each tensor read, small beside coding.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class ByteSource:
             got = self._read_into(view[done:], offset + done)
             if got == 0:
                 raise DecodeError(
-                    f"{self.name}: archive truncated: {length - done} of {length} bytes at "
+                    f"{self.name}: file truncated: {length - done} of {length} bytes at "
                     f"offset {offset + done} missing (was the file changed while open?)"
                 )
             done += got
@@ -97,6 +97,9 @@ class ByteSource:
         if self._stream is None:
             raise ValueError(f"{self.name}: archive is closed")
         return self._stream
+
+    def __del__(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close a file this source opened; a file object given to it stays open."""

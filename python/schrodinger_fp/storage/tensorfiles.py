@@ -1,7 +1,7 @@
 """Reading and writing tensor dump files: safetensors, npy, npz, and PyTorch state dicts.
 
 Readers are lazy: ``open_tensors`` parses the header and hands out one tensor at a time
-(safetensors and npy are memory-mapped), so a dump larger than memory can be converted.
+(safetensors tensor by tensor, npy memory-mapped), so a dump larger than memory converts.
 Headers are checked strictly: a safetensors header whose offsets overlap, run past the
 file or disagree with the shapes is refused, and so are duplicate or path-like names.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import mmap
 import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from schrodinger_fp.storage.index import DTYPES, check_name, check_relative_path
+from schrodinger_fp.storage.source import ByteSource
 
 #: safetensors dtype tag <-> archive dtype name.
 SAFETENSORS_DTYPES = {
@@ -146,28 +146,23 @@ def _checked_name(path: str | Path, name: str) -> str:
 
 
 def _open_safetensors(path: Path) -> TensorFile:
-    with path.open("rb") as handle:
-        size = path.stat().st_size
-        if size < 8:
-            raise TensorFileError(f"{path}: truncated safetensors file ({size} bytes)")
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        if header_len > min(MAX_HEADER, size - 8):
-            raise TensorFileError(
-                f"{path}: safetensors header length {header_len} exceeds the file"
-            )
-        raw_header = handle.read(header_len)
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    # Tensors are read, not mapped: a mapped file truncated by another process would kill
+    # the reader with SIGBUS, leaving its temporary output behind; a short read is an error.
+    source = ByteSource(path, str(path))
+    size = source.size()
+    if size < 8:
+        raise TensorFileError(f"{path}: truncated safetensors file ({size} bytes)")
+    (header_len,) = struct.unpack("<Q", source.read_at(0, 8))
+    if header_len > min(MAX_HEADER, size - 8):
+        raise TensorFileError(f"{path}: safetensors header length {header_len} exceeds the file")
+    raw_header = bytes(source.read_at(8, header_len))
     layout = _SafetensorsLayout.parse(str(path), raw_header, size - 8 - header_len)
     data_start = 8 + header_len
 
     def get(name: str) -> np.ndarray:
         dtype, shape, offset = layout.tensors[name]
-        return np.frombuffer(
-            mapped,  # type: ignore[arg-type]
-            dtype=dtype,
-            count=math.prod(shape),
-            offset=data_start + offset,
-        ).reshape(shape)
+        data = source.read_at(data_start + offset, math.prod(shape) * dtype.itemsize)
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
 
     header = raw_header if layout.dense else None
     return TensorFile(
