@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import schrodinger_fp as sfp
 from schrodinger_fp import testing
-from schrodinger_fp.archive_index import END_MAGIC, MAGIC, PREAMBLE, TRAILER, VERSION, parse
+from schrodinger_fp.storage.index import END_MAGIC, MAGIC, PREAMBLE, TRAILER, VERSION, parse
 
 GOLDEN = Path(__file__).parent.parent / "rust" / "sfp-core" / "tests" / "golden"
 _SETTINGS = settings(
@@ -120,10 +120,10 @@ def test_deeply_nested_index_is_a_decode_error():
         parse(_wrap_index(b"[" * 100_000 + b"]" * 100_000))
 
 
-def test_names_that_are_paths_and_nested_archives(tmp_path):
+def test_forged_names_and_nested_archives(tmp_path):
     data = _archive_bytes(tmp_path)
     offset, length, *_ = TRAILER.unpack_from(data, len(data) - TRAILER.size)
-    for bad in ["../../etc/passwd", "/abs", "a\\b", "a/../b", "x\x00y"]:
+    for bad in ["x\x00y", "", "tab\t", 7]:
         doc = json.loads(data[offset : offset + length])
         doc["tensors"][0]["name"] = bad
         index = json.dumps(doc).encode()
@@ -132,7 +132,7 @@ def test_names_that_are_paths_and_nested_archives(tmp_path):
             + index
             + TRAILER.pack(offset, len(index), zlib.crc32(index), VERSION, END_MAGIC)
         )
-        with pytest.raises(sfp.DecodeError, match="must not contain"):
+        with pytest.raises(sfp.DecodeError, match="tensor name"):
             _load(tmp_path, forged)
     # An archive stored as a raw uint8 tensor inside another stays bytes: nothing recurses.
     outer = tmp_path / "outer.sfp"

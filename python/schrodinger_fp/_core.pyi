@@ -62,7 +62,8 @@ def decode_into(
     frame: Buffer,
     out: Buffer,
     shape: Sequence[int],
-    dtype: str | None,
+    dtype: str,
+    raw_bits: bool,
     threads: int | None = None,
     max_nbytes: int | None = None,
 ) -> None: ...

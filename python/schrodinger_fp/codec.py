@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from .dtypes import SUPPORTED_DTYPES, byte_view, numpy_dtype, resolve
-from .format import FIELD_WIDTHS, Format
+from .format import FIELD_WIDTHS, Format, as_int
 
 DecodeError = _core.DecodeError
 
@@ -49,6 +49,8 @@ def encode(
         The frame; ``decode`` restores ``quantize(x, fmt)`` from it, bit for bit.
     """
     fmt = _LOSSLESS if fmt is None else _check_format(fmt)
+    chunk_size = _count("chunk_size", chunk_size)
+    threads = _count("threads", threads)
     arr, name = resolve(x, dtype)
     shape = [int(d) for d in arr.shape]
     return _core.encode(byte_view(arr), name, shape, fmt, chunk_size, threads)
@@ -81,6 +83,7 @@ def decode(
     DecodeError
         When the data is corrupt, truncated or not a frame, or holds more than ``max_nbytes``.
     """
+    threads = _count("threads", threads)
     frame = _frame_bytes(data)
     if out is None:
         buf, name, shape = _core.decode(frame, threads, max_nbytes)
@@ -91,8 +94,9 @@ def decode(
         raise ValueError("out must be C-contiguous and writable")
     if np.shares_memory(out, np.frombuffer(frame, dtype=np.uint8)):
         raise ValueError("out overlaps the frame being decoded")
-    name = _out_dtype_name(out.dtype)
-    _core.decode_into(frame, byte_view(out), list(out.shape), name, threads, max_nbytes)
+    raw_bits = out.dtype.kind == "u" and out.dtype.byteorder != ">"
+    name = next((n for n in SUPPORTED_DTYPES if numpy_dtype(n) == out.dtype), str(out.dtype))
+    _core.decode_into(frame, byte_view(out), list(out.shape), name, raw_bits, threads, max_nbytes)
     return out
 
 
@@ -110,6 +114,7 @@ def quantize(
     shape, and must not overlap ``x``.
     """
     fmt = _check_format(fmt)
+    threads = _count("threads", threads)
     if out is not None and out is x and isinstance(x, np.ndarray):
         _check_out(out, x.dtype, x.shape)
         if x.dtype.byteorder == ">":
@@ -227,12 +232,17 @@ def inspect(data: Any) -> FrameInfo:
     )
 
 
-def _out_dtype_name(dt: np.dtype) -> str | None:
-    """How the core checks an ``out`` array's type: a supported type's name, ``None`` for raw bits
-    (a little-endian unsigned array), any other type by its numpy name (which never matches)."""
-    if dt.kind == "u" and dt.byteorder != ">":
+def _count(name: str, value: object) -> int | None:
+    """A count (``threads``, ``chunk_size``) as an int, or None for the default.
+
+    The core checks the range; a negative count would reach it as an overflow, not a value.
+    """
+    if value is None:
         return None
-    return next((n for n in SUPPORTED_DTYPES if numpy_dtype(n) == dt), str(dt))
+    number = as_int(name, value)
+    if number < 0:
+        raise ValueError(f"{name}={number} is negative (None for the default)")
+    return number
 
 
 def _check_format(fmt: object) -> Format:

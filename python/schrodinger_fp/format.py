@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from . import _core
 
 ROUNDINGS: tuple[str, ...] = tuple(_core.ROUNDINGS)
@@ -20,12 +22,25 @@ FIELD_WIDTHS: dict[str, tuple[int, int]] = {
 }
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def as_int(name: str, value: object) -> int:
+    """``value`` as an ``int``: Python and numpy integers are integers, ``bool`` is not.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
+    return int(value)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    number = as_int(name, value)
+    if number < low or (high is not None and number > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name}={value} is outside {bound}")
+        raise ValueError(f"{name}={number} is outside {bound}")
+    return number
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -72,18 +87,20 @@ class Format:
     exponent_coding: str = "auto"
 
     def __post_init__(self) -> None:
+        # Numpy integers are stored as ints, so formats compare, hash and serialise as one.
         if self.exp_bits is not None:
-            _check_int("exp_bits", self.exp_bits, 1, 11)
+            object.__setattr__(self, "exp_bits", _check_int("exp_bits", self.exp_bits, 1, 11))
         if self.man_bits is not None:
-            _check_int("man_bits", self.man_bits, 0, 52)
+            object.__setattr__(self, "man_bits", _check_int("man_bits", self.man_bits, 0, 52))
         _check_choice("rounding", self.rounding, ROUNDINGS)
         _check_choice("underflow", self.underflow, UNDERFLOWS)
         _check_choice("exponent_coding", self.exponent_coding, EXPONENT_CODINGS)
         if self.window_top is not None:
-            _check_int("window_top", self.window_top, -1100, 1100)
+            top = _check_int("window_top", self.window_top, -1100, 1100)
+            object.__setattr__(self, "window_top", top)
             if self.exp_bits is None:
                 raise ValueError(f"window_top={self.window_top} needs exp_bits")
-        _check_int("seed", self.seed, 0, 2**64 - 1)
+        object.__setattr__(self, "seed", _check_int("seed", self.seed, 0, 2**64 - 1))
 
     def widths(self, dtype: str) -> tuple[int, int]:
         """The (exponent, mantissa) bits this format keeps of ``dtype``.

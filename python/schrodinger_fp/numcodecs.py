@@ -17,6 +17,7 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray, ndarray_copy
 
+from schrodinger_fp.chunks import chunk_format
 from schrodinger_fp.codec import decode, encode, inspect
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES, numpy_dtype
 from schrodinger_fp.format import Format
@@ -33,7 +34,9 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
         Element type of the arrays: float32, float64, float16 or bfloat16. Raw byte buffers
         given to ``encode`` are read as this type.
     format : Format or dict, optional
-        Target format (a ``Format`` or its ``to_dict()``); lossless when omitted.
+        Target format (a ``Format`` or its ``to_dict()``); lossless when omitted. A reduced
+        exponent needs ``window_top`` to encode, and stochastic rounding is keyed per chunk
+        (see ``schrodinger_fp.chunks``).
 
     Raises
     ------
@@ -99,8 +102,11 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
         ------
         TypeError
             For an array of another dtype.
+        ValueError
+            For a reduced exponent without ``window_top``.
         """
-        return encode(self._as_array(buf), self.format)
+        array = self._as_array(buf)
+        return encode(array, chunk_format(self.format, array, self.dtype))
 
     def decode(self, buf: Any, out: Any = None) -> Any:
         """Decode a frame.

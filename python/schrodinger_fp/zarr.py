@@ -8,7 +8,8 @@ anywhere the package is installed::
     >>> from schrodinger_fp import Format
     >>> from schrodinger_fp.zarr import SchrodingerFPCodec
     >>> z = zarr.create_array(store={}, shape=(100,), chunks=(10,), dtype="float32",
-    ...                       serializer=SchrodingerFPCodec(format=Format(man_bits=7)))
+    ...                       serializer=SchrodingerFPCodec(format=Format(man_bits=7)),
+    ...                       compressors=None)
     >>> z[:] = np.linspace(0, 1, 100, dtype=np.float32)
     >>> float(z[99])
     1.0
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
+from schrodinger_fp.chunks import chunk_format
 from schrodinger_fp.codec import DecodeError, decode, encode
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES
 from schrodinger_fp.format import Format
@@ -47,10 +49,14 @@ class SchrodingerFPCodec(ArrayBytesCodec):
     Parameters
     ----------
     format : Format or dict, optional
-        Target format (a ``Format`` or its ``to_dict()``); lossless when omitted.
+        Target format (a ``Format`` or its ``to_dict()``); lossless when omitted. A reduced
+        exponent needs ``window_top``, and stochastic rounding is keyed per chunk (see
+        ``schrodinger_fp.chunks``).
 
     Notes
     -----
+    The codec codes the chunk completely; Zarr's default zstd compressor on top of it gains
+    almost nothing and costs time, so create arrays with ``compressors=None``.
     The array's data type must be float32, float64 or float16. Encoding and decoding run in
     worker threads (the codec releases the GIL), so Zarr processes chunks concurrently.
     """
@@ -113,7 +119,9 @@ class SchrodingerFPCodec(ArrayBytesCodec):
         return chunk_spec.prototype.nd_buffer.from_numpy_array(array)
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        frame = encode(chunk_array.as_numpy_array(), self.format)
+        array = chunk_array.as_numpy_array()
+        fmt = chunk_format(self.format, array, chunk_spec.dtype.to_native_dtype().name)
+        frame = encode(array, fmt)
         return chunk_spec.prototype.buffer.from_bytes(frame)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:

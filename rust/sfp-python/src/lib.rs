@@ -144,15 +144,17 @@ fn decode<'py>(
 }
 
 /// Decodes a frame into the writable buffer `out`, which holds an array of `shape` and of the
-/// dtype named `dtype` (`None`: raw bits, any type of the frame's element size).
+/// dtype named `dtype`; with `raw_bits` any dtype of the frame's element size is accepted.
 #[pyfunction]
-#[pyo3(signature = (frame, out, shape, dtype, threads=None, max_nbytes=None))]
+#[pyo3(signature = (frame, out, shape, dtype, raw_bits, threads=None, max_nbytes=None))]
+#[allow(clippy::too_many_arguments)]
 fn decode_into(
     py: Python<'_>,
     frame: PyBuffer<u8>,
     out: PyBuffer<u8>,
     shape: Vec<u64>,
-    dtype: Option<&str>,
+    dtype: &str,
+    raw_bits: bool,
     threads: Option<usize>,
     max_nbytes: Option<u64>,
 ) -> PyResult<()> {
@@ -161,10 +163,9 @@ fn decode_into(
     maybe_detach(py, dst.len(), || {
         sfp_core::decode_with(data, threads, max_nbytes, |h| {
             let frame_dtype = h.target.dtype.name();
-            if h.shape != shape || dtype.is_some_and(|d| d != frame_dtype) {
+            if h.shape != shape || (!raw_bits && dtype != frame_dtype) {
                 return Err(Error::invalid(format!(
-                    "out is {}{}, the result is {frame_dtype}{}",
-                    dtype.unwrap_or("raw bits"),
+                    "out is {dtype}{}, the result is {frame_dtype}{}",
                     tuple(&shape),
                     tuple(&h.shape)
                 )));

@@ -1,16 +1,16 @@
 """Reading and writing tensor dump files: safetensors, npy, npz, and PyTorch state dicts.
 
 Readers are lazy: ``open_tensors`` parses the header and hands out one tensor at a time
-(safetensors and npy are memory-mapped), so a dump larger than memory can be converted.
+(safetensors tensor by tensor, npy memory-mapped), so a dump larger than memory converts.
 Headers are checked strictly: a safetensors header whose offsets overlap, run past the
 file or disagree with the shapes is refused, and so are duplicate or path-like names.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import mmap
 import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from schrodinger_fp.archive_index import DTYPES, check_name
+from schrodinger_fp.storage.index import DTYPES, check_name, check_relative_path
+from schrodinger_fp.storage.source import ByteSource
 
 #: safetensors dtype tag <-> archive dtype name.
 SAFETENSORS_DTYPES = {
@@ -64,18 +65,30 @@ class TensorFile:
         Total size of all tensors.
     metadata : dict of str to str
         safetensors ``__metadata__`` (empty for the others).
+    header : bytes or None
+        A safetensors file's header exactly as stored (JSON and padding), when its data
+        section is exactly the tensors in ``names`` order, back to back: then the header and
+        the tensors' bytes rebuild the file byte for byte. None otherwise.
     """
 
     kind: str
     names: list[str]
     nbytes: int
-    get: Callable[[str], np.ndarray]
+    get: Callable[[str], np.ndarray] | None
     metadata: dict[str, str] = field(default_factory=dict)
+    header: bytes | None = None
+    stream: Callable[[], Iterator[tuple[str, np.ndarray]]] | None = None
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(name, array)`` one tensor at a time, in file order."""
+        if self.stream is not None:
+            yield from self.stream()
+            return
+        get = self.get
+        if get is None:
+            raise TensorFileError("a tensor file gives either a stream or random access")
         for name in self.names:
-            yield name, self.get(name)
+            yield name, get(name)
 
 
 def kind_of(path: str | Path) -> str:
@@ -125,7 +138,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _checked_name(path: Path, name: str) -> str:
+def _checked_name(path: str | Path, name: str) -> str:
     try:
         return check_name(name)
     except ValueError as exc:
@@ -133,78 +146,157 @@ def _checked_name(path: Path, name: str) -> str:
 
 
 def _open_safetensors(path: Path) -> TensorFile:
-    with path.open("rb") as handle:
-        size = path.stat().st_size
-        if size < 8:
-            raise TensorFileError(f"{path}: truncated safetensors file ({size} bytes)")
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        if header_len > min(MAX_HEADER, size - 8):
-            raise TensorFileError(
-                f"{path}: safetensors header length {header_len} exceeds the file"
-            )
+    # Tensors are read, not mapped: a mapped file truncated by another process would kill
+    # the reader with SIGBUS, leaving its temporary output behind; a short read is an error.
+    source = ByteSource(path, str(path))
+    size = source.size()
+    if size < 8:
+        raise TensorFileError(f"{path}: truncated safetensors file ({size} bytes)")
+    (header_len,) = struct.unpack("<Q", source.read_at(0, 8))
+    if header_len > min(MAX_HEADER, size - 8):
+        raise TensorFileError(f"{path}: safetensors header length {header_len} exceeds the file")
+    raw_header = bytes(source.read_at(8, header_len))
+    layout = _SafetensorsLayout.parse(str(path), raw_header, size - 8 - header_len)
+    data_start = 8 + header_len
+
+    def get(name: str) -> np.ndarray:
+        dtype, shape, offset = layout.tensors[name]
+        data = source.read_at(data_start + offset, math.prod(shape) * dtype.itemsize)
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    header = raw_header if layout.dense else None
+    return TensorFile(
+        "safetensors", layout.names, layout.nbytes, get, layout.metadata, header=header
+    )
+
+
+def read_stream(stream: BinaryIO, name: str = "<stdin>") -> TensorFile:
+    """Read a safetensors or ``.npy`` stream (a pipe) one tensor at a time, in order.
+
+    The type is told by the first bytes. ``.npz`` and PyTorch files keep their directory
+    at the end and cannot be read from a pipe.
+
+    Raises
+    ------
+    TensorFileError
+        For another type, a malformed header, or a stream that ends early.
+    """
+    head = _read_exactly(stream, 8, name, "header")
+    if head[:6] == b"\x93NUMPY":
+        rest = stream.read()
         try:
-            header = json.loads(
-                handle.read(header_len).decode("utf-8"), object_pairs_hook=_no_duplicates
-            )
+            array = np.load(io.BytesIO(head + rest), allow_pickle=False)
+        except ValueError as exc:
+            raise TensorFileError(f"{name}: not a readable .npy stream: {exc}") from None
+        return TensorFile("npy", [NPY_NAME], array.nbytes, lambda _: array)
+    if head[:2] == b"PK":
+        raise TensorFileError(
+            f"{name}: an .npz cannot be read from a pipe (its directory is at its end); "
+            "give the file name"
+        )
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len > MAX_HEADER:
+        raise TensorFileError(
+            f"{name}: not a safetensors or .npy stream (header length {header_len}); "
+            ".npz and .pt cannot be read from a pipe, give the file name"
+        )
+    raw_header = _read_exactly(stream, header_len, name, "header")
+    layout = _SafetensorsLayout.parse(name, raw_header, None)
+
+    def tensors() -> Iterator[tuple[str, np.ndarray]]:
+        position = 0
+        for tensor in layout.names:
+            dtype, shape, offset = layout.tensors[tensor]
+            _read_exactly(stream, offset - position, name, f"gap before {tensor!r}")
+            nbytes = math.prod(shape) * dtype.itemsize
+            data = bytearray(_read_exactly(stream, nbytes, name, f"tensor {tensor!r}"))
+            position = offset + nbytes
+            yield tensor, np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    return TensorFile(
+        "safetensors", layout.names, layout.nbytes, None, layout.metadata, stream=tensors
+    )
+
+
+def _read_exactly(stream: BinaryIO, count: int, name: str, what: str) -> bytes:
+    chunks, left = [], count
+    while left:
+        chunk = stream.read(min(left, 1 << 24))
+        if not chunk:
+            raise TensorFileError(f"{name}: stream ends inside the {what}")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class _SafetensorsLayout:
+    """A checked safetensors header: each tensor's dtype, shape and data offset."""
+
+    names: list[str]
+    tensors: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]]
+    metadata: dict[str, str]
+    nbytes: int
+    dense: bool
+
+    @classmethod
+    def parse(cls, path: str, raw: bytes, data_len: int | None) -> _SafetensorsLayout:
+        """Check a header against a data section of ``data_len`` bytes (None: unknown)."""
+        try:
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TensorFileError(f"{path}: safetensors header is not valid JSON: {exc}") from None
         except TensorFileError as exc:
             raise TensorFileError(f"{path}: {exc}") from None
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    if not isinstance(header, dict):
-        raise TensorFileError(f"{path}: safetensors header must be a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise TensorFileError(f"{path}: safetensors __metadata__ must map strings to strings")
-    data_start, data_len = 8 + header_len, size - 8 - header_len
-    layout: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
-    spans = []
-    for name, spec in header.items():
-        _checked_name(path, name)
-        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
-            raise TensorFileError(
-                f"{path}: tensor {name!r}: entry must hold dtype, shape, data_offsets"
-            )
-        tag, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
-        if tag not in SAFETENSORS_DTYPES:
-            raise TensorFileError(f"{path}: tensor {name!r}: unknown dtype {tag!r}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise TensorFileError(f"{path}: tensor {name!r}: invalid shape {shape!r}")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) and o >= 0 for o in offsets)
+        if not isinstance(header, dict):
+            raise TensorFileError(f"{path}: safetensors header must be a JSON object")
+        metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
         ):
-            raise TensorFileError(f"{path}: tensor {name!r}: invalid data_offsets {offsets!r}")
-        dtype = DTYPES[SAFETENSORS_DTYPES[tag]]
-        begin, end = offsets
-        need = math.prod(shape) * dtype.itemsize
-        if end < begin or end > data_len or end - begin != need:
-            raise TensorFileError(
-                f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold {need} bytes "
-                f"inside the {data_len}-byte data section"
-            )
-        layout[name] = (dtype, tuple(shape), data_start + begin)
-        spans.append((begin, end, name))
-    spans.sort()
-    reach, last = 0, ""
-    for begin, end, name in spans:
-        if end > begin:
-            if begin < reach:
-                raise TensorFileError(f"{path}: tensors {last!r} and {name!r} overlap")
-            reach, last = end, name
-
-    def get(name: str) -> np.ndarray:
-        dtype, shape, offset = layout[name]
-        return np.frombuffer(mapped, dtype=dtype, count=math.prod(shape), offset=offset).reshape(
-            shape
-        )
-
-    names = [name for _, _, name in spans]
-    total = sum(math.prod(layout[n][1]) * layout[n][0].itemsize for n in names)
-    return TensorFile("safetensors", names, total, get, dict(metadata))
+            raise TensorFileError(f"{path}: safetensors __metadata__ must map strings to strings")
+        tensors: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+        spans = []
+        for name, spec in header.items():
+            _checked_name(path, name)
+            if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
+                raise TensorFileError(
+                    f"{path}: tensor {name!r}: entry must hold dtype, shape, data_offsets"
+                )
+            tag, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
+            if tag not in SAFETENSORS_DTYPES:
+                raise TensorFileError(f"{path}: tensor {name!r}: unknown dtype {tag!r}")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise TensorFileError(f"{path}: tensor {name!r}: invalid shape {shape!r}")
+            if (
+                not isinstance(offsets, list)
+                or len(offsets) != 2
+                or not all(isinstance(o, int) and o >= 0 for o in offsets)
+            ):
+                raise TensorFileError(f"{path}: tensor {name!r}: invalid data_offsets {offsets!r}")
+            dtype = DTYPES[SAFETENSORS_DTYPES[tag]]
+            begin, end = offsets
+            need = math.prod(shape) * dtype.itemsize
+            limit = data_len if data_len is not None else end
+            if end < begin or end > limit or end - begin != need:
+                raise TensorFileError(
+                    f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold {need} "
+                    f"bytes inside the {limit}-byte data section"
+                )
+            tensors[name] = (dtype, tuple(shape), begin)
+            spans.append((begin, end, name))
+        spans.sort()
+        reach, last, dense = 0, "", True
+        for begin, end, name in spans:
+            dense = dense and begin == reach
+            if end > begin:
+                if begin < reach:
+                    raise TensorFileError(f"{path}: tensors {last!r} and {name!r} overlap")
+                reach, last = end, name
+        dense = dense and (data_len is None or reach == data_len)
+        names = [name for _, _, name in spans]
+        nbytes = sum(end - begin for begin, end, _ in spans)
+        return cls(names, tensors, dict(metadata), nbytes, dense)
 
 
 def _open_npy(path: Path) -> TensorFile:
@@ -337,7 +429,8 @@ def write_npz(stream: BinaryIO, items: Iterable[tuple[str, np.ndarray]]) -> None
     with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for name, array in items:
             _check_npy_dtype(name, array)
-            with archive.open(check_name(name) + ".npy", mode="w", force_zip64=True) as member:
+            member_name = check_relative_path(check_name(name)) + ".npy"
+            with archive.open(member_name, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 

@@ -23,12 +23,22 @@ def human(nbytes: float) -> str:
 
 def add_format_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--exp-bits/--man-bits/--rounding/--underflow/--seed`` or ``--policy``."""
-    group = parser.add_argument_group("format (default: lossless)")
+    group = parser.add_argument_group(
+        "format (default: lossless)",
+        "A width above a tensor's dtype keeps that dtype's whole field (--man-bits 8 keeps 8 "
+        "mantissa bits of float32 and all 7 of bfloat16); sfp list shows each tensor's format.",
+    )
     group.add_argument("--exp-bits", type=int, metavar="N", help="exponent bits to keep")
     group.add_argument("--man-bits", type=int, metavar="N", help="mantissa bits to keep")
     group.add_argument("--rounding", choices=("truncate", "nearest", "stochastic"))
     group.add_argument("--underflow", choices=("flush", "stochastic"))
-    group.add_argument("--seed", type=int, default=0, help="seed for stochastic rounding")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for stochastic rounding (each tensor rounds with a seed derived from it "
+        "and the tensor's name)",
+    )
     group.add_argument("--policy", metavar="JSON", help="per-tensor formats: a policy JSON file")
 
 
@@ -36,14 +46,26 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     """Add ``-q/--quiet`` and ``-T/--threads``."""
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument(
-        "-T", "--threads", type=_nonneg, default=0, help="codec threads (0: all cores, the default)"
+        "-T",
+        "--threads",
+        type=_thread_count,
+        default=0,
+        metavar="N",
+        help=f"codec threads, 1 to {MAX_THREADS} (0: all cores, the default)",
     )
 
 
-def _nonneg(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+#: The most codec threads the core accepts.
+MAX_THREADS = 1024
+
+
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_THREADS}, got {value}")
     return value
 
 

@@ -21,6 +21,7 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ PREAMBLE = struct.Struct("<8sII")
 TRAILER = struct.Struct("<QQII8s")
 ALIGN = 64
 MAX_NAME_LEN = 1024
+#: Entries named with this prefix hold a file's bytes, not a tensor (see ``checkpoint``).
+FILE_PREFIX = "sfp.file:"
 
 #: dtypes an archive stores, by the name written in the index.
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -94,9 +97,9 @@ def dtype_name(dtype: np.dtype[Any]) -> str:
 def check_name(name: object) -> str:
     """Check that ``name`` is a usable tensor name and return it.
 
-    Names are never used as paths, and names that look like paths are refused so that no
-    tool that unpacks a dump (a zip of ``.npy`` files, say) can be steered outside its
-    directory.
+    Any non-empty string without control characters is a name: ``dense/kernel`` (Keras, JAX)
+    and ``a..b`` included. Names only become paths when a tool writes one file per tensor,
+    and that tool checks them with ``check_relative_path``.
 
     Parameters
     ----------
@@ -110,16 +113,41 @@ def check_name(name: object) -> str:
     Raises
     ------
     ValueError
-        If the name is empty, too long, or holds ``/``, ``\\``, ``..`` or control characters.
+        If the name is not a string, is empty, too long, or holds control characters.
     """
     if not isinstance(name, str):
         raise ValueError(f"tensor name must be a string, got {name!r}")
     if not name or len(name) > MAX_NAME_LEN:
         raise ValueError(f"tensor name {name!r} must have 1 to {MAX_NAME_LEN} characters")
-    if "/" in name or "\\" in name or ".." in name:
-        raise ValueError(f"tensor name {name!r} must not contain '/', '\\' or '..'")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ValueError(f"tensor name {name!r} must not contain control characters")
+    return name
+
+
+def check_relative_path(name: str) -> str:
+    """Check that ``name``, used as a path, stays inside the directory it is written under.
+
+    Parameters
+    ----------
+    name : str
+        A tensor name about to become a file or zip member name, or a file of a checkpoint.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For an absolute path, a drive, a backslash, or an empty, ``.`` or ``..`` component.
+    """
+    parts = name.split("/")
+    drive = len(parts[0]) >= 2 and parts[0][1] == ":"
+    if "\\" in name or drive or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(
+            f"name {name!r} cannot be used as a path: it must be relative, with no '\\', "
+            "drive, empty, '.' or '..' component"
+        )
     return name
 
 
@@ -203,7 +231,7 @@ def encode_index(entries: list[Entry], metadata: dict[str, str], index_offset: i
 
 
 def parse(buf: memoryview | bytes) -> tuple[list[Entry], dict[str, str]]:
-    """Parse and check the preamble, trailer and index of a whole archive.
+    """Parse and check the preamble, trailer and index of a whole archive held in memory.
 
     Parameters
     ----------
@@ -218,24 +246,49 @@ def parse(buf: memoryview | bytes) -> tuple[list[Entry], dict[str, str]]:
     Raises
     ------
     DecodeError
+        As ``parse_from``.
+    """
+    return parse_from(len(buf), lambda offset, length: bytes(buf[offset : offset + length]))
+
+
+def parse_from(
+    size: int, read: Callable[[int, int], bytes | bytearray]
+) -> tuple[list[Entry], dict[str, str]]:
+    """Parse and check the preamble, trailer and index of an archive of ``size`` bytes.
+
+    Parameters
+    ----------
+    size : int
+        The archive's length in bytes.
+    read : callable
+        ``read(offset, length)`` returns those bytes of the archive.
+
+    Returns
+    -------
+    entries : list of Entry
+    metadata : dict of str to str
+
+    Raises
+    ------
+    DecodeError
         If anything is malformed: wrong magic, unknown version, truncation, a bad index
-        checksum, an entry out of bounds or overlapping another, a duplicate or unsafe
+        checksum, an entry out of bounds or overlapping another, a duplicate or unusable
         name, an unknown dtype, a size that does not match the shape.
     """
-    size = len(buf)
     if size < PREAMBLE.size + TRAILER.size:
-        if bytes(buf[:8]) != MAGIC[: min(size, 8)]:
+        head = bytes(read(0, min(size, 8)))
+        if head != MAGIC[: len(head)]:
             raise DecodeError("not a schrodinger-fp archive (wrong magic)")
         raise DecodeError(f"archive truncated: {size} bytes")
-    magic, version, flags = PREAMBLE.unpack_from(buf, 0)
+    magic, version, flags = PREAMBLE.unpack(read(0, PREAMBLE.size))
     if magic != MAGIC:
         raise DecodeError("not a schrodinger-fp archive (wrong magic)")
     if version != VERSION:
         raise DecodeError(f"archive version {version} not supported (this build reads {VERSION})")
     if flags != 0:
         raise DecodeError(f"archive flags {flags:#x} not supported")
-    index_offset, index_len, index_crc, end_version, end_magic = TRAILER.unpack_from(
-        buf, size - TRAILER.size
+    index_offset, index_len, index_crc, end_version, end_magic = TRAILER.unpack(
+        read(size - TRAILER.size, TRAILER.size)
     )
     if end_magic != END_MAGIC:
         raise DecodeError("archive truncated or corrupt: trailer not found")
@@ -243,7 +296,7 @@ def parse(buf: memoryview | bytes) -> tuple[list[Entry], dict[str, str]]:
         raise DecodeError(f"archive trailer version {end_version} does not match {VERSION}")
     if index_offset < PREAMBLE.size or index_offset + index_len != size - TRAILER.size:
         raise DecodeError(f"archive index bounds [{index_offset}, +{index_len}) do not fit")
-    index = bytes(buf[index_offset : index_offset + index_len])
+    index = bytes(read(index_offset, index_len))
     if zlib.crc32(index) != index_crc:
         raise DecodeError("archive index checksum mismatch")
     doc = _load_json(index)

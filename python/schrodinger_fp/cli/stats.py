@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from schrodinger_fp._atomic import atomic_output
-from schrodinger_fp.archive import Archive
+from schrodinger_fp.storage.archive import Archive
+from schrodinger_fp.storage.atomic import atomic_output
 
 #: (exponent bits, mantissa bits, unsigned view) of each float dtype with an exponent field.
 LAYOUT = {
