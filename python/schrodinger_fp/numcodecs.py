@@ -18,7 +18,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray, ndarray_copy
 
 from schrodinger_fp.chunks import chunk_format
-from schrodinger_fp.codec import decode, encode, inspect
+from schrodinger_fp.codec import decode, encode
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES, numpy_dtype
 from schrodinger_fp.format import Format
 
@@ -131,18 +131,15 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
         ValueError
             If the frame holds another dtype than the codec's, or ``out`` has the wrong size.
         """
-        data = ensure_contiguous_ndarray(buf)
-        info = inspect(data)
-        if info.dtype != self.dtype:
-            raise ValueError(f"frame holds {info.dtype}, {self!r} expects {self.dtype}")
+        # One parse of the frame: decode, then check what it held.
+        arr = decode(ensure_contiguous_ndarray(buf))
+        held = next(n for n in SUPPORTED_DTYPES if numpy_dtype(n) == arr.dtype)
+        if held != self.dtype:
+            raise ValueError(f"frame holds {held}, {self!r} expects {self.dtype}")
         if out is not None:
             dst = ensure_ndarray(out)
             if dst.dtype == object:
                 raise TypeError("cannot decode into an object array")
-            if dst.nbytes != info.nbytes:
-                raise ValueError(f"out has {dst.nbytes} bytes, the frame decodes to {info.nbytes}")
-            if dst.dtype.name == self.dtype and dst.flags.c_contiguous:
-                decode(data, out=dst.reshape(info.shape))
-                return out
-        arr = decode(data)
+            if dst.nbytes != arr.nbytes:
+                raise ValueError(f"out has {dst.nbytes} bytes, the frame decodes to {arr.nbytes}")
         return arr if out is None else ndarray_copy(arr, out)
