@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         window_top: None,
         seed: u64::from(data[3]) << 8 | u64::from(data[4]),
         exponent_coding: ExponentCoding::Raw,
+        ..Format::LOSSLESS
     };
     let body = &data[6..];
     let src = &body[..body.len() - body.len() % dtype.size()];

@@ -6,10 +6,12 @@ from typing import Any, Protocol
 from typing_extensions import Buffer
 
 __all__ = [
+    "DEFAULT_LEVEL",
     "DTYPES",
     "EXPONENT_CODINGS",
     "FORMAT_VERSION",
     "MAX_CHUNK",
+    "MAX_LEVEL",
     "MAX_THREADS",
     "ROUNDINGS",
     "UNDERFLOWS",
@@ -36,11 +38,15 @@ class _FormatLike(Protocol):
     def seed(self) -> int: ...
     @property
     def exponent_coding(self) -> str: ...
+    @property
+    def level(self) -> int: ...
 
 class DecodeError(ValueError): ...
 
 MAX_CHUNK: int
 MAX_THREADS: int
+DEFAULT_LEVEL: int
+MAX_LEVEL: int
 FORMAT_VERSION: int
 ROUNDINGS: list[str]
 UNDERFLOWS: list[str]

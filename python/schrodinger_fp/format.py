@@ -12,6 +12,9 @@ from . import _core
 ROUNDINGS: tuple[str, ...] = tuple(_core.ROUNDINGS)
 UNDERFLOWS: tuple[str, ...] = tuple(_core.UNDERFLOWS)
 EXPONENT_CODINGS: tuple[str, ...] = tuple(_core.EXPONENT_CODINGS)
+#: The coding level of ``Format()`` and the largest one (see :class:`Format`).
+DEFAULT_LEVEL: int = _core.DEFAULT_LEVEL
+MAX_LEVEL: int = _core.MAX_LEVEL
 
 #: (exponent bits, mantissa bits) of each source type.
 FIELD_WIDTHS: dict[str, tuple[int, int]] = {
@@ -73,7 +76,13 @@ class Format:
     seed
         Key of the random bits of the stochastic modes (0 .. 2**64-1).
     exponent_coding
-        How the exponent stream is coded; ``"auto"`` keeps the smallest per chunk.
+        How the exponent stream is coded; ``"auto"`` chooses per chunk, as ``level`` says.
+    level
+        How ``"auto"`` weighs size against speed, in the spirit of zstd's levels: ``1`` codes one
+        Huffman symbol per value (exponent with the sign and top mantissa bits) and packs the
+        rest; ``2`` (the default) also Huffman-codes mantissa byte lanes where that saves enough
+        to pay for decoding them; ``3`` keeps the smallest frame whatever it costs to decode (rANS,
+        Gecko, coded mantissa lanes). Every level decodes with the same ``decode``.
 
     ``Format()`` is lossless.
     """
@@ -85,6 +94,7 @@ class Format:
     window_top: int | None = None
     seed: int = 0
     exponent_coding: str = "auto"
+    level: int = DEFAULT_LEVEL
 
     def __post_init__(self) -> None:
         # Numpy integers are stored as ints, so formats compare, hash and serialise as one.
@@ -95,6 +105,7 @@ class Format:
         _check_choice("rounding", self.rounding, ROUNDINGS)
         _check_choice("underflow", self.underflow, UNDERFLOWS)
         _check_choice("exponent_coding", self.exponent_coding, EXPONENT_CODINGS)
+        object.__setattr__(self, "level", _check_int("level", self.level, 1, MAX_LEVEL))
         if self.window_top is not None:
             top = _check_int("window_top", self.window_top, -1100, 1100)
             object.__setattr__(self, "window_top", top)

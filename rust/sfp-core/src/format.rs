@@ -83,6 +83,44 @@ named_enum!(
     (Stochastic, "stochastic", 1)
 );
 
+/// How `exponent_coding="auto"` weighs a chunk's size against the time to decode it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum CodingLevel {
+    /// One Huffman-coded symbol per value (the exponent code with the sign and top mantissa bits
+    /// when they pay); the remaining mantissa bits packed flat.
+    Fast,
+    /// [`CodingLevel::Fast`], plus Huffman-coded mantissa byte lanes where the bytes they save are
+    /// worth the time to decode them.
+    #[default]
+    Default,
+    /// The smallest frame: rANS, Gecko and coded mantissa lanes, whatever they cost to decode.
+    Max,
+}
+
+impl CodingLevel {
+    /// The level's number in the Python API (1, 2, 3).
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Fast => 1,
+            Self::Default => 2,
+            Self::Max => 3,
+        }
+    }
+
+    /// The level with this number.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a number outside 1..=3.
+    pub fn from_number(n: u32) -> Result<Self> {
+        match n {
+            1 => Ok(Self::Fast),
+            2 => Ok(Self::Default),
+            3 => Ok(Self::Max),
+            other => Err(Error::invalid(format!("level={other} is outside 1..=3"))),
+        }
+    }
+}
+
 /// A requested container, independent of the source type. `None` keeps the source's field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Format {
@@ -101,6 +139,8 @@ pub struct Format {
     pub seed: u64,
     /// Exponent stream coder.
     pub exponent_coding: ExponentCoding,
+    /// How `Auto` trades size for decoding speed (the encoder's choice; not stored in frames).
+    pub level: CodingLevel,
 }
 
 /// A [`Format`] checked against a source type: concrete widths.
@@ -126,6 +166,7 @@ impl Format {
         window_top: None,
         seed: 0,
         exponent_coding: ExponentCoding::Auto,
+        level: CodingLevel::Default,
     };
 
     /// Checks the format against `dtype` and fixes the widths.

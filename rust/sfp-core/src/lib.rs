@@ -35,7 +35,7 @@ pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use format::{Format, Rounding, Target, Underflow};
+pub use format::{CodingLevel, Format, Rounding, Target, Underflow};
 pub use frame::Header;
 pub use runtime::memory;
 pub use runtime::threads::MAX_THREADS;

@@ -40,6 +40,7 @@ fn format_for(dtype: DType) -> impl Strategy<Value = Format> {
             window_top: None,
             seed,
             exponent_coding: ExponentCoding::Auto,
+            ..Format::LOSSLESS
         })
 }
 

@@ -8,7 +8,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
-use sfp_core::{DType, Error, ExponentCoding, Format, Options, Rounding, Underflow};
+use sfp_core::{CodingLevel, DType, Error, ExponentCoding, Format, Options, Rounding, Underflow};
 
 create_exception!(
     _core,
@@ -47,6 +47,8 @@ struct PyFormat {
     seed: u64,
     #[pyo3(attribute)]
     exponent_coding: String,
+    #[pyo3(attribute)]
+    level: u32,
 }
 
 impl PyFormat {
@@ -59,6 +61,7 @@ impl PyFormat {
             window_top: self.window_top,
             seed: self.seed,
             exponent_coding: ExponentCoding::from_name(&self.exponent_coding)?,
+            level: CodingLevel::from_number(self.level)?,
         })
     }
 }
@@ -344,6 +347,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(decode_into, m)?)?;
     m.add("MAX_THREADS", sfp_core::MAX_THREADS)?;
+    m.add("DEFAULT_LEVEL", CodingLevel::default().number())?;
+    m.add("MAX_LEVEL", CodingLevel::Max.number())?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(frame_info, m)?)?;
     Ok(())

@@ -30,9 +30,9 @@ pub(crate) struct Chosen {
 /// Reused buffers of [`code`].
 #[derive(Default)]
 pub(crate) struct Work {
-    joint: Vec<u16>,
-    low: Vec<u64>,
-    stream: Vec<u8>,
+    pub(crate) joint: Vec<u16>,
+    pub(crate) low: Vec<u64>,
+    pub(crate) stream: Vec<u8>,
 }
 
 /// An entropy-coded alphabet: its table, predicted stream length and a lower bound on it.
@@ -267,6 +267,7 @@ fn code_mantissas(
     mantissa::encode(
         work.low.get(..sp.stored).unwrap_or_default(),
         man_bits - plan.top,
+        mantissa::LaneCoder::Rans,
         &mut work.stream,
     );
     let (top, exp_cost) = match sp.top_hist {

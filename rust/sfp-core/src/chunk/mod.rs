@@ -17,7 +17,10 @@ use crate::coding::bitpack::{packed_len, packer, unpacker};
 use crate::coding::exponent::{Coder, ExponentCoding};
 use crate::dtype::load;
 use crate::error::{Error, Result};
+use crate::format::CodingLevel;
 
+mod assemble;
+mod balanced;
 pub(crate) mod choice;
 mod flat;
 use crate::coding::mantissa::{self, Plan};
@@ -66,6 +69,7 @@ pub(crate) struct Scratch {
     work: choice::Work,
     tops: Vec<u16>,
     low: Vec<u64>,
+    tables: assemble::Tables,
 }
 
 thread_local! {
@@ -87,7 +91,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
     p: &Params<W>,
     exp_bits: u32,
     man_bits: u32,
-    coding: ExponentCoding,
+    (coding, coding_level): (ExponentCoding, CodingLevel),
     src: &[u8],
     first: u64,
 ) -> Vec<u8> {
@@ -114,8 +118,8 @@ pub(crate) fn encode<W: Word, const M: u8>(
                 man_bits,
             },
         );
-        let chosen = choice::code(
-            coding,
+        let chosen = code_streams(
+            (coding, coding_level),
             (&s.codes, &s.signs, any_negative),
             (exp_bits, man_bits),
             &mut s.exps,
@@ -137,6 +141,23 @@ pub(crate) fn encode<W: Word, const M: u8>(
         put_mantissa_header(plan, s.mants.len(), &mut header);
         [&header[..], sign_bytes, &s.exps, &s.mants, &s.exceptions].concat()
     })
+}
+
+/// Codes a chunk's split streams as `coding` and the level ask: the speed-aware levels of `auto`
+/// in [`balanced`], the smallest frame and the forced coders in [`choice`] (arguments as there).
+pub(crate) fn code_streams(
+    (coding, level): (ExponentCoding, CodingLevel),
+    values: (&[u16], &[u8], bool),
+    bits: (u32, u32),
+    exps: &mut Vec<u8>,
+    mants: &mut Vec<u8>,
+    work: &mut choice::Work,
+) -> choice::Chosen {
+    if coding == ExponentCoding::Auto && level != CodingLevel::Max {
+        balanced::code(level, values, bits, exps, mants, work)
+    } else {
+        choice::code(coding, values, bits, exps, mants, work)
+    }
 }
 
 /// Appends the coded-mantissa header fields (nothing for flat mantissas).
@@ -181,7 +202,7 @@ fn parse<'a>(
     }
     let coded = if flags & MANTISSA_CODED != 0 {
         let plan = Plan::from_mode(r.u8("mantissa mode")?, man_bits)?;
-        if plan.top > 0 && coder != Coder::Entropy {
+        if plan.top > 0 && !matches!(coder, Coder::Entropy | Coder::Huffman) {
             return Err(Error::decode(
                 "mantissa top bits with a non-entropy exponent coder",
             ));
@@ -296,6 +317,10 @@ fn decode_fields<W: Word, const M: u8>(
     let (exp_bits, man_bits) = bits;
     let size = r.size();
     let n = parsed.layout.values;
+    let plan = parsed.layout.mantissa;
+    if plan.is_some() || parsed.joint_sign {
+        return decode_joint::<W>(r, bits, parsed, out);
+    }
     with_scratch(|s| {
         // Every code is written by the decoder: no need to clear (chunks mostly share one size).
         s.codes.resize(n, 0);
@@ -386,4 +411,79 @@ fn decode_fields<W: Word, const M: u8>(
         }
         Ok(())
     })
+}
+
+/// The decoder of chunks whose exponent stream holds joint symbols (sign or top mantissa bits with
+/// the code) or whose mantissas are coded: the symbols, the low mantissa values, then one pass that
+/// assembles the elements ([`assemble`]).
+fn decode_joint<W: Word>(
+    r: &Reducer,
+    (exp_bits, man_bits): (u32, u32),
+    parsed: &Parsed<'_>,
+    out: &mut [u8],
+) -> Result<()> {
+    let n = parsed.layout.values;
+    let plan = parsed.layout.mantissa;
+    let layout = assemble::Layout {
+        top: plan.map_or(0, |p| p.top),
+        joint_sign: parsed.joint_sign,
+        zero_skip: plan.is_some_and(|p| p.zero_skip),
+    };
+    let width = exp_bits + layout.top + u32::from(layout.joint_sign);
+    with_scratch(|s| {
+        s.codes.resize(n, 0);
+        parsed
+            .layout
+            .coder
+            .decode(parsed.exponents, width, &mut s.codes)?;
+        let low_bits = man_bits - layout.top;
+        let low = match plan {
+            Some(_) => {
+                let stored = if layout.zero_skip {
+                    n - assemble::zero_codes(&s.codes, layout)
+                } else {
+                    n
+                };
+                s.low.resize(stored, 0);
+                mantissa::decode(parsed.mantissas, low_bits, &mut s.low)?;
+                assemble::Low::Values(&s.low)
+            }
+            None => assemble::Low::Packed {
+                bytes: parsed.mantissas,
+                bits: man_bits,
+            },
+        };
+        let signs = if layout.joint_sign {
+            None
+        } else {
+            parsed.signs
+        };
+        assemble::assemble::<W>(
+            r,
+            man_bits,
+            &s.codes,
+            width,
+            layout,
+            low,
+            &mut s.tables,
+            out,
+        )?;
+        if let Some(signs) = signs {
+            apply_signs::<W>(r, signs, out);
+        }
+        Ok(())
+    })
+}
+
+/// Sets the sign bit of every element whose bit is set in `signs` (a sign stream beside the
+/// symbols).
+fn apply_signs<W: Word>(r: &Reducer, signs: &[u8], out: &mut [u8]) {
+    let sign = W::ONE << r.sign_shift;
+    for (group, &byte) in out.chunks_mut(8 * W::SIZE).zip(signs) {
+        for (j, o) in group.chunks_exact_mut(W::SIZE).enumerate() {
+            if (byte >> j) & 1 == 1 {
+                (W::load(o) | sign).store(o);
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::format::{window_top_range, Format, Rounding, Target, Underflow};
+use crate::format::{window_top_range, CodingLevel, Format, Rounding, Target, Underflow};
 
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"\x89SFP";
@@ -146,6 +146,7 @@ impl Header {
             window_top: None,
             seed,
             exponent_coding: ExponentCoding::Auto,
+            level: CodingLevel::Default,
         };
         let target = format
             .resolve(dtype)

@@ -8,7 +8,7 @@ use crate::codec::{decode_into, encode, quantize, quantize_in_place, Options};
 use crate::coding::bitpack::{packed_len, BitWriter};
 use crate::coding::exponent::ExponentCoding;
 use crate::dtype::{load, DType};
-use crate::format::{Format, Rounding, Underflow};
+use crate::format::{CodingLevel, Format, Rounding, Underflow};
 use crate::frame::Header;
 use crate::pipeline::window::window_top_field;
 use crate::reduce::{Reducer, Slot, Window};
@@ -91,17 +91,30 @@ pub(crate) fn formats(dtype: DType) -> Vec<Format> {
                     window_top: None,
                     seed: 42,
                     exponent_coding: ExponentCoding::Raw,
+                    ..Format::LOSSLESS
                 });
             }
-            out.push(Format {
-                exp_bits: Some(3),
-                man_bits: Some(1),
-                rounding,
-                underflow,
-                window_top: Some(-2),
-                seed: 7,
-                exponent_coding: ExponentCoding::Auto,
-            });
+            // `auto` at every coding level, windowed and not.
+            for level in [CodingLevel::Fast, CodingLevel::Default, CodingLevel::Max] {
+                out.push(Format {
+                    exp_bits: Some(3),
+                    man_bits: Some(1),
+                    rounding,
+                    underflow,
+                    window_top: Some(-2),
+                    seed: 7,
+                    exponent_coding: ExponentCoding::Auto,
+                    level,
+                });
+                out.push(Format {
+                    man_bits: Some(m.min(5)),
+                    rounding,
+                    underflow,
+                    seed: 7,
+                    level,
+                    ..Format::LOSSLESS
+                });
+            }
         }
     }
     out
@@ -156,7 +169,7 @@ fn reference_chunk(
     r: &Reducer,
     exp_bits: u32,
     man_bits: u32,
-    coding: ExponentCoding,
+    (coding, level): (ExponentCoding, CodingLevel),
     src: &[u8],
     first: u64,
 ) -> Vec<u8> {
@@ -196,8 +209,8 @@ fn reference_chunk(
     }
     assert_eq!(mantissas.len(), packed_len(n, man_bits).unwrap());
     let mut exps = Vec::new();
-    let chosen = crate::chunk::choice::code(
-        coding,
+    let chosen = crate::chunk::code_streams(
+        (coding, level),
         (&codes, &signs, any_negative),
         (exp_bits, man_bits),
         &mut exps,
@@ -231,7 +244,7 @@ fn reference_frame(src: &[u8], dtype: DType, fmt: &Format, chunk: usize) -> Vec<
                 &r,
                 t.exp_bits,
                 t.man_bits,
-                fmt.exponent_coding,
+                (fmt.exponent_coding, fmt.level),
                 part,
                 (c * chunk) as u64,
             )

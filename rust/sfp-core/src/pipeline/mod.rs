@@ -130,7 +130,7 @@ fn encode_chunks<W: Word, const M: u8>(
                 &p,
                 t.exp_bits,
                 t.man_bits,
-                t.format.exponent_coding,
+                (t.format.exponent_coding, t.format.level),
                 part,
                 (c * chunk) as u64,
             )

@@ -2,7 +2,7 @@
 
 use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
-use crate::format::{window_top_range, Format, Rounding, Underflow};
+use crate::format::{window_top_range, CodingLevel, Format, Rounding, Underflow};
 
 /// An array, a format and a chunk size, read from bytes by [`Case::read`].
 #[derive(Clone, Debug)]
@@ -59,6 +59,7 @@ impl Case {
             window_top,
             seed: u64::from(byte(data, 5)),
             exponent_coding: coding,
+            level: CodingLevel::from_number(u32::from(b3 >> 6) % 3 + 1).unwrap_or_default(),
         };
         let chunk_size = 1 + usize::from(byte(data, 6)) * 3;
         let rows = usize::from(byte(data, 7) % 4);

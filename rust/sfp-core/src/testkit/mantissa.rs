@@ -3,7 +3,15 @@
 
 use super::{decode_error, Failure};
 use crate::coding::bitpack::{self, low_mask};
-use crate::coding::mantissa::{self, Plan, MAX_TOP};
+use crate::coding::mantissa::{self, LaneCoder, Plan, MAX_TOP};
+
+/// Every lane coder, the Huffman one with and without a saving threshold.
+const LANE_CODERS: [LaneCoder; 4] = [
+    LaneCoder::Flat,
+    LaneCoder::Rans,
+    LaneCoder::Huffman { saving_divisor: 0 },
+    LaneCoder::Huffman { saving_divisor: 64 },
+];
 
 /// Values of `width` bits read from `data`: 8 bytes each, shifted right by `shift` so that low
 /// entropy (mostly small) lanes appear as well as uniform ones.
@@ -21,7 +29,8 @@ fn values(data: &[u8], width: u32, shift: u32) -> Vec<u64> {
 /// as a hostile stream (an error, or values within the width that re-encode to themselves), and
 /// checks that splitting packed mantissas by every plan and rebuilding them gives them back.
 ///
-/// `data[0]`: width (mod 65); `data[1]`: shift (mod 64) and the hostile value count (times 17).
+/// `data[0]`: width (mod 65) and, in its top bits, the lane coder; `data[1]`: shift (mod 64) and the
+/// hostile value count (times 17).
 ///
 /// # Errors
 /// A description of the first property that failed.
@@ -30,8 +39,9 @@ pub fn check_mantissa(data: &[u8]) -> Result<(), Failure> {
     let knob = data.get(1).copied().unwrap_or(0);
     let body = data.get(2..).unwrap_or(&[]);
     let vals = values(body, width, u32::from(knob) % 64);
+    let coder = LANE_CODERS[usize::from(data.first().copied().unwrap_or(0) >> 6) % 4];
     let mut stream = Vec::new();
-    mantissa::encode(&vals, width, &mut stream);
+    mantissa::encode(&vals, width, coder, &mut stream);
     let mut back = vec![0u64; vals.len()];
     mantissa::decode(&stream, width, &mut back)
         .map_err(|e| format!("mantissa coder cannot decode its own stream: {e}"))?;
@@ -50,7 +60,7 @@ pub fn check_mantissa(data: &[u8]) -> Result<(), Failure> {
                 ));
             }
             let mut again = Vec::new();
-            mantissa::encode(&hostile, width, &mut again);
+            mantissa::encode(&hostile, width, coder, &mut again);
             let mut twice = vec![0u64; n];
             mantissa::decode(&again, width, &mut twice)
                 .map_err(|e| format!("cannot decode a re-encoded stream: {e}"))?;
@@ -80,7 +90,7 @@ fn check_plans(vals: &[u64], man_bits: u32) -> Result<(), Failure> {
                 return Err(format!("{plan:?}: split refused zero mantissas"));
             };
             let mut stream = Vec::new();
-            mantissa::encode(&low, man_bits - top, &mut stream);
+            mantissa::encode(&low, man_bits - top, LaneCoder::Rans, &mut stream);
             let tops: Vec<u16> = joint.iter().map(|&j| j & ((1 << top) - 1)).collect();
             let mut rebuilt = Vec::new();
             mantissa::rebuild(plan, &stream, &codes, &tops, man_bits, &mut rebuilt)

@@ -18,16 +18,25 @@ pub enum ExponentCoding {
     Raw,
     /// Gecko group-delta coding ([`gecko`]).
     Gecko,
-    /// Order-0 entropy coding ([`entropy`]).
+    /// Order-0 entropy coding with rANS ([`entropy`]).
     Entropy,
-    /// Whichever coder gives the smallest stream, chosen per chunk.
+    /// Order-0 entropy coding with Huffman codes ([`huffman`]): a little larger, much faster to
+    /// decode.
+    Huffman,
+    /// Chosen per chunk, as the format's coding level says.
     #[default]
     Auto,
 }
 
 impl ExponentCoding {
     /// Every choice, as the Python API lists them.
-    pub const ALL: &'static [ExponentCoding] = &[Self::Raw, Self::Gecko, Self::Entropy, Self::Auto];
+    pub const ALL: &'static [ExponentCoding] = &[
+        Self::Raw,
+        Self::Gecko,
+        Self::Entropy,
+        Self::Huffman,
+        Self::Auto,
+    ];
 
     /// Parses the name used by the Python API.
     ///
@@ -38,9 +47,10 @@ impl ExponentCoding {
             "raw" => Ok(Self::Raw),
             "gecko" => Ok(Self::Gecko),
             "entropy" => Ok(Self::Entropy),
+            "huffman" => Ok(Self::Huffman),
             "auto" => Ok(Self::Auto),
             other => Err(Error::invalid(format!(
-                "exponent_coding={other:?} is not one of \"raw\", \"gecko\", \"entropy\", \"auto\""
+                "exponent_coding={other:?} is not one of \"raw\", \"gecko\", \"entropy\", \"huffman\", \"auto\""
             ))),
         }
     }
@@ -51,6 +61,7 @@ impl ExponentCoding {
             Self::Raw => "raw",
             Self::Gecko => "gecko",
             Self::Entropy => "entropy",
+            Self::Huffman => "huffman",
             Self::Auto => "auto",
         }
     }
@@ -144,6 +155,7 @@ pub fn encode(coding: ExponentCoding, codes: &[u16], width: u32, out: &mut Vec<u
         ExponentCoding::Raw => Coder::Raw,
         ExponentCoding::Gecko => Coder::Gecko,
         ExponentCoding::Entropy => Coder::Entropy,
+        ExponentCoding::Huffman => Coder::Huffman,
         ExponentCoding::Auto => return encode_auto(codes, width, out),
     };
     coder.encode(codes, width, out);

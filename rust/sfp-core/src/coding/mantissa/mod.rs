@@ -17,7 +17,7 @@
 //! chunk's values in order, without the zero-code values under zero skip.
 
 use crate::coding::bitpack::{self, low_mask, packed_len};
-use crate::coding::exponent::entropy;
+use crate::coding::exponent::{entropy, huffman};
 use crate::error::{Error, Result};
 
 /// Most mantissa bits coded jointly with the exponent.
@@ -27,6 +27,7 @@ pub const BLOCK: usize = 1 << 16;
 const LANE_BITS: u32 = 8;
 const RAW: u8 = 0;
 const ENTROPY: u8 = 2;
+const HUFFMAN: u8 = 3;
 const ZERO_SKIP: u8 = 4;
 /// Values sampled per chunk to choose the plan.
 const SAMPLES: usize = 1 << 14;
@@ -101,7 +102,7 @@ fn entropy_bits(hist: &[u32]) -> f64 {
 }
 
 /// Reads the `width`-bit field `i` of a flat LSB-first packed stream (0 past its end).
-fn field(packed: &[u8], i: usize, width: u32) -> u64 {
+pub(crate) fn field(packed: &[u8], i: usize, width: u32) -> u64 {
     let bit = i * width as usize;
     let mut buf = [0u8; 8];
     let at = bit / 8;
@@ -195,16 +196,72 @@ pub(crate) fn choose(
 /// Bytes a coded chunk adds to the chunk header (mode byte and stream length).
 pub(crate) const EXTRA_HEADER: usize = 5;
 
-/// Codes `values` (each below `2^width`) in lane blocks, appending to `out`.
-///
-/// A lane is entropy-coded only when its table predicts a smaller stream than the flat one, and
-/// kept only when it is smaller.
-pub fn encode(values: &[u64], width: u32, out: &mut Vec<u8>) {
-    crate::runtime::memory::with_reused(&SYMS, |syms| encode_with(values, width, syms, out));
+/// How [`encode`] may code a lane of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneCoder {
+    /// Always packed flat.
+    Flat,
+    /// rANS-coded where its stream is smaller than the flat one.
+    Rans,
+    /// Huffman-coded where that saves at least `1 / saving_divisor` of the flat lane's bytes (a
+    /// coded lane costs a table lookup per value to decode).
+    Huffman { saving_divisor: usize },
+}
+
+/// Codes `values` (each below `2^width`) in lane blocks, appending to `out`; each lane of each
+/// block is coded as `coder` allows, and kept coded only when that is smaller than flat.
+pub fn encode(values: &[u64], width: u32, coder: LaneCoder, out: &mut Vec<u8>) {
+    crate::runtime::memory::with_reused(&SYMS, |syms| encode_with(values, width, coder, syms, out));
+}
+
+/// A lane's symbols coded as `coder` allows, into `coded` (left empty when it stays flat); returns
+/// the lane coder id.
+fn code_lane(
+    syms: &[u16],
+    width: u32,
+    raw_len: usize,
+    coder: LaneCoder,
+    coded: &mut Vec<u8>,
+) -> u8 {
+    coded.clear();
+    match coder {
+        LaneCoder::Flat => {}
+        LaneCoder::Rans => {
+            let hist = entropy::histogram(syms, width);
+            if let Some(table) = entropy::Table::from_histogram(&hist) {
+                if table.estimated_len(&hist) < raw_len {
+                    entropy::encode_with_table(syms, width, &table, coded);
+                    if coded.len() < raw_len {
+                        return ENTROPY;
+                    }
+                }
+            }
+        }
+        LaneCoder::Huffman { saving_divisor } => {
+            let hist = huffman::histogram(syms, width);
+            let worth = raw_len - raw_len / saving_divisor.max(1);
+            if let Some(table) = huffman::Table::from_histogram(&hist) {
+                if table.estimated_len(&hist, syms.len()) < worth
+                    && huffman::encode_with_table(syms, width, &table, coded).is_ok()
+                    && coded.len() < worth
+                {
+                    return HUFFMAN;
+                }
+            }
+        }
+    }
+    coded.clear();
+    RAW
 }
 
 /// [`encode`] with `syms` as the lane buffer.
-fn encode_with(values: &[u64], width: u32, syms: &mut Vec<u16>, out: &mut Vec<u8>) {
+fn encode_with(
+    values: &[u64],
+    width: u32,
+    coder: LaneCoder,
+    syms: &mut Vec<u16>,
+    out: &mut Vec<u8>,
+) {
     if syms.len() < BLOCK.min(values.len()) {
         syms.resize(BLOCK.min(values.len()), 0);
     }
@@ -217,15 +274,9 @@ fn encode_with(values: &[u64], width: u32, syms: &mut Vec<u16>, out: &mut Vec<u8
                 *s = ((v >> lo) & m) as u16;
             }
             let raw_len = (block.len() * w as usize).div_ceil(8);
-            coded.clear();
-            let hist = entropy::histogram(syms, w);
-            if let Some(table) = entropy::Table::from_histogram(&hist) {
-                if table.estimated_len(&hist) < raw_len {
-                    entropy::encode_with_table(syms, w, &table, &mut coded);
-                }
-            }
-            if !coded.is_empty() && coded.len() < raw_len {
-                out.push(ENTROPY);
+            let id = code_lane(syms, w, raw_len, coder, &mut coded);
+            if id != RAW {
+                out.push(id);
                 out.extend_from_slice(&(coded.len() as u32).to_le_bytes());
                 out.extend_from_slice(&coded);
             } else {
@@ -275,11 +326,15 @@ fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -
                 // The lowest lane sets each value, the others add their bits.
                 RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
                 RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
-                ENTROPY => {
+                id @ (ENTROPY | HUFFMAN) => {
                     if syms.len() < block.len() {
                         syms.resize(block.len(), 0);
                     }
-                    entropy::decode(body, w, &mut syms[..block.len()])?;
+                    if id == ENTROPY {
+                        entropy::decode(body, w, &mut syms[..block.len()])?;
+                    } else {
+                        huffman::decode(body, w, &mut syms[..block.len()])?;
+                    }
                     if lo == 0 {
                         for (v, &s) in block.iter_mut().zip(syms.iter()) {
                             *v = u64::from(s);

@@ -14,13 +14,49 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Round-trips `values` with every lane coder; returns the rANS stream.
 fn round_trip(values: &[u64], width: u32) -> Vec<u8> {
+    let mut rans = Vec::new();
+    for coder in [
+        LaneCoder::Rans,
+        LaneCoder::Flat,
+        LaneCoder::Huffman { saving_divisor: 0 },
+        LaneCoder::Huffman { saving_divisor: 32 },
+    ] {
+        let mut out = Vec::new();
+        encode(values, width, coder, &mut out);
+        let mut back = vec![0u64; values.len()];
+        decode(&out, width, &mut back).unwrap();
+        assert_eq!(back, values, "width {width}, {coder:?}");
+        if coder == LaneCoder::Rans {
+            rans = out;
+        }
+    }
+    rans
+}
+
+#[test]
+fn skewed_lanes_are_huffman_coded_and_flat_ones_stay_flat() {
+    let mut r = rng(3);
+    let skewed: Vec<u64> = (0..BLOCK).map(|_| r() % 3).collect();
     let mut out = Vec::new();
-    encode(values, width, &mut out);
-    let mut back = vec![0u64; values.len()];
-    decode(&out, width, &mut back).unwrap();
-    assert_eq!(back, values, "width {width}");
-    out
+    encode(
+        &skewed,
+        8,
+        LaneCoder::Huffman { saving_divisor: 64 },
+        &mut out,
+    );
+    assert_eq!(out[0], HUFFMAN);
+    assert!(out.len() < BLOCK / 4, "{} bytes", out.len());
+    let uniform: Vec<u64> = (0..BLOCK).map(|_| r() & 0xff).collect();
+    out.clear();
+    encode(
+        &uniform,
+        8,
+        LaneCoder::Huffman { saving_divisor: 64 },
+        &mut out,
+    );
+    assert_eq!((out[0], out.len()), (RAW, 5 + BLOCK));
 }
 
 #[test]
@@ -84,7 +120,7 @@ fn split_and_rebuild_invert_each_other() {
                 bitpack::pack(mants.iter().copied(), man_bits, &mut packed);
                 let (joint, low) = split(plan, &codes, &packed, man_bits).unwrap();
                 let mut stream = Vec::new();
-                encode(&low, man_bits - top, &mut stream);
+                encode(&low, man_bits - top, LaneCoder::Rans, &mut stream);
                 let tops: Vec<u16> = joint.iter().map(|&j| j & ((1 << top) - 1)).collect();
                 if top > 0 {
                     let back: Vec<u16> = joint.iter().map(|&j| j >> top).collect();
@@ -142,7 +178,7 @@ fn malformed_streams_are_decode_errors() {
     let mut r = rng(9);
     let values: Vec<u64> = (0..5000).map(|_| (r() % 7) << 3).collect();
     let mut good = Vec::new();
-    encode(&values, 10, &mut good);
+    encode(&values, 10, LaneCoder::Rans, &mut good);
     let mut out = vec![0u64; values.len()];
     for cut in 0..good.len() {
         assert!(decode(&good[..cut], 10, &mut out).is_err(), "cut {cut}");
@@ -187,7 +223,7 @@ proptest! {
     ) {
         let values: Vec<u64> = raw.iter().map(|&v| u64::from(v % 5)).collect();
         let mut good = Vec::new();
-        encode(&values, 9, &mut good);
+        encode(&values, 9, LaneCoder::Rans, &mut good);
         for (at, x) in flips {
             let i = at % good.len();
             good[i] ^= x;
