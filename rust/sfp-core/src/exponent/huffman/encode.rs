@@ -1,8 +1,11 @@
 //! The encoder's inner loop: table lookups into a 64-bit accumulator, flushed with one unaligned
 //! 8-byte store per group of symbols.
 
-/// The code-table entry of a symbol without a code: no bits, and a flag the loop collects.
-pub(super) const ABSENT: u32 = 1 << 31;
+/// The code-table entry of a symbol without a code: no bits, and a flag the loop collects (in the
+/// length byte, above any length, so that the code bits stay clean).
+pub(super) const ABSENT: u32 = 0x80;
+/// The length bits of an entry.
+const LEN: u32 = 0x7f;
 
 /// The encoder's view of a table.
 #[derive(Clone, Copy)]
@@ -42,10 +45,10 @@ pub(super) fn bitstream(
     out.resize(start + bound, 0);
     let buf = &mut out[start..];
     // Symbols per flush: at most 7 bits are pending after one, so this many codes fit 64.
-    let (taken, bits, flags) = if code.max_len <= 14 {
-        run::<4>(level, symbols, code, target, buf)
-    } else {
-        run::<3>(level, symbols, code, target, buf)
+    let (taken, bits, flags) = match code.max_len {
+        0..=11 => run::<5>(level, symbols, code, target, buf),
+        12..=14 => run::<4>(level, symbols, code, target, buf),
+        _ => run::<3>(level, symbols, code, target, buf),
     };
     out.truncate(start + bits.div_ceil(8) as usize);
     let missing = if flags & ABSENT != 0 {
@@ -94,7 +97,8 @@ fn body_bmi2<const G: usize>(
 }
 
 /// Encodes groups of `G` symbols until the bits reach `target` (then the rest only when less than
-/// a group is left); returns the symbols taken, the bits written and the OR of their entries.
+/// a group is left); returns the symbols taken, the bits written and the OR of their entries. The
+/// target is checked only between runs of groups too short to reach it.
 #[inline(always)]
 fn body<const G: usize>(
     symbols: &[u16],
@@ -103,46 +107,58 @@ fn body<const G: usize>(
     buf: &mut [u8],
 ) -> (usize, u64, u32) {
     let (mask, codes) = (code.mask, code.codes);
-    let entry = |s: u16| codes.get(usize::from(s & mask)).copied().unwrap_or(ABSENT);
+    let group_bits = G as u64 * u64::from(code.max_len.max(1));
     let mut acc = 0u64;
     let mut nb = 0u32;
     let mut pos = 0usize;
     let mut flags = 0u32;
     let mut taken = 0usize;
-    let mut flush = |acc: &mut u64, nb: &mut u32, pos: &mut usize| {
-        let dst = buf.get_mut(*pos..*pos + 8);
+    // Plain locals and index loops: closures over them made the compiler spill the accumulator.
+    loop {
+        // Groups that cannot reach the target, run without checking it.
+        let written = 8 * pos as u64 + u64::from(nb);
+        let left = target.saturating_sub(written);
+        let full = (symbols.len() - taken) / G;
+        let safe = usize::try_from(left.div_ceil(group_bits))
+            .unwrap_or(usize::MAX)
+            .min(full);
+        if safe == 0 {
+            break;
+        }
+        // The run ends at most `safe * group_bits / 8` bytes further, and `buf` was sized for
+        // every code up to the target plus two groups.
+        let run = &symbols[taken..taken + safe * G];
+        for g in run.chunks_exact(G) {
+            for &s in g {
+                let c = codes.get(usize::from(s & mask)).copied().unwrap_or(ABSENT);
+                flags |= c;
+                acc |= u64::from(c >> 8) << nb;
+                nb += c & LEN;
+            }
+            if let Some(dst) = buf.get_mut(pos..pos + 8) {
+                dst.copy_from_slice(&acc.to_le_bytes());
+            }
+            let whole = nb >> 3;
+            pos += whole as usize;
+            // `whole` is at most 7: at most 7 pending bits plus `G` codes of at most 64 - 7 bits.
+            acc >>= 8 * whole;
+            nb &= 7;
+        }
+        taken += safe * G;
+    }
+    if taken + G > symbols.len() {
+        for &s in &symbols[taken..] {
+            let c = codes.get(usize::from(s & mask)).copied().unwrap_or(ABSENT);
+            flags |= c;
+            acc |= u64::from(c >> 8) << nb;
+            nb += c & LEN;
+        }
+        taken = symbols.len();
+        let dst = buf.get_mut(pos..pos + 8);
         debug_assert!(dst.is_some(), "bitstream buffer too small");
         if let Some(dst) = dst {
             dst.copy_from_slice(&acc.to_le_bytes());
         }
-        let whole = *nb >> 3;
-        *pos += whole as usize;
-        // `whole` is at most 7: at most 7 pending bits plus `G` codes of at most 64 - 7 bits.
-        *acc >>= 8 * whole;
-        *nb &= 7;
-    };
-    let mut put = |s: u16, acc: &mut u64, nb: &mut u32| {
-        let c = entry(s);
-        flags |= c;
-        *acc |= u64::from((c & !ABSENT) >> 8) << *nb;
-        *nb += c & 0xff;
-    };
-    for g in symbols.chunks_exact(G) {
-        for &s in g {
-            put(s, &mut acc, &mut nb);
-        }
-        flush(&mut acc, &mut nb, &mut pos);
-        taken += G;
-        if 8 * pos as u64 + u64::from(nb) >= target {
-            break;
-        }
-    }
-    if taken + G > symbols.len() {
-        for &s in &symbols[taken..] {
-            put(s, &mut acc, &mut nb);
-        }
-        taken = symbols.len();
-        flush(&mut acc, &mut nb, &mut pos);
     }
     (taken, 8 * pos as u64 + u64::from(nb), flags)
 }
