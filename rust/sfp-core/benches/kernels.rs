@@ -1,11 +1,14 @@
 //! Kernel throughput at every SIMD level this CPU has: quantize (new buffer and in place), flat
 //! encode and decode, one thread, on 4 Mi float32 values shaped like weights; and the rANS entropy
-//! coder alone on their 8-bit exponent codes (`rans/`: elements per second, so the time per code).
+//! coder alone on their 8-bit exponent codes (`rans/`: elements per second, so the time per code);
+//! and the Huffman coder next to rANS (`huffman/`) on the exponent codes of real weights (MiniLM from
+//! `../shared/corpus/` when present, else the synthetic ones): 8-bit exponents and 9-bit sign +
+//! exponent symbols (bf16-like), at every SIMD level.
 //! `cargo bench -p sfp-core --bench kernels [-- FILTER]`; compare levels within one run (the machine
 //! is shared).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sfp_core::exponent::entropy;
+use sfp_core::exponent::{entropy, huffman};
 use sfp_core::simd::{with_level, Level};
 use sfp_core::{
     decode_into, encode, quantize, quantize_in_place, DType, ExponentCoding, Format, Options,
@@ -115,5 +118,102 @@ fn rans(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, rans);
+/// Little-endian float32 bits of every F32 tensor of a safetensors file (8-byte header length,
+/// JSON header, raw data), at most `limit` values; `None` when the file is absent or unreadable.
+fn safetensors_f32(path: &std::path::Path, limit: usize) -> Option<Vec<u32>> {
+    let bytes = std::fs::read(path).ok()?;
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header = std::str::from_utf8(bytes.get(8..8 + len)?).ok()?;
+    let data = bytes.get(8 + len..)?;
+    let mut out = Vec::new();
+    // Each tensor entry names its dtype before its data offsets.
+    for entry in header.split("\"dtype\":").skip(1) {
+        let f32 = entry.trim_start().starts_with("\"F32\"");
+        let offsets = entry.split("\"data_offsets\":[").nth(1)?;
+        let mut it = offsets.split(']').next()?.split(',');
+        let start: usize = it.next()?.trim().parse().ok()?;
+        let end: usize = it.next()?.trim().parse().ok()?;
+        if f32 {
+            out.extend(
+                data.get(start..end)?
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out.truncate(limit);
+    (!out.is_empty()).then_some(out)
+}
+
+fn huffman(c: &mut Criterion) {
+    let n = 1 << 22;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/minilm_l6_v2.safetensors");
+    let (source, bits) = match safetensors_f32(&path, n) {
+        Some(b) => ("minilm", b),
+        None => (
+            "synthetic",
+            weights(n)
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+    };
+    let alphabets: [(&str, u32, Vec<u16>); 2] = [
+        (
+            "exp8",
+            8,
+            bits.iter().map(|b| ((b >> 23) & 0xff) as u16).collect(),
+        ),
+        (
+            "sign_exp9",
+            9,
+            bits.iter().map(|b| (b >> 23) as u16).collect(),
+        ),
+    ];
+    let mut g = c.benchmark_group("huffman");
+    g.sample_size(10);
+    for (name, width, codes) in &alphabets {
+        g.throughput(Throughput::Elements(codes.len() as u64));
+        let (mut h, mut r) = (Vec::new(), Vec::new());
+        huffman::encode(codes, *width, &mut h);
+        entropy::encode(codes, *width, &mut r);
+        eprintln!(
+            "huffman/{name} ({source}, {} codes): huffman {} bytes, rans {} bytes ({:.4}x)",
+            codes.len(),
+            h.len(),
+            r.len(),
+            h.len() as f64 / r.len() as f64
+        );
+        let mut stream = Vec::new();
+        g.bench_function(format!("{name}/encode/huffman"), |b| {
+            b.iter(|| {
+                stream.clear();
+                huffman::encode(codes, *width, &mut stream);
+            })
+        });
+        g.bench_function(format!("{name}/encode/rans"), |b| {
+            b.iter(|| {
+                stream.clear();
+                entropy::encode(codes, *width, &mut stream);
+            })
+        });
+        let mut back = vec![0u16; codes.len()];
+        for level in Level::available() {
+            g.bench_function(
+                BenchmarkId::new(format!("{name}/decode/huffman"), level),
+                |b| b.iter(|| with_level(level, || huffman::decode(&h, *width, &mut back))),
+            );
+        }
+        g.bench_function(format!("{name}/decode/rans"), |b| {
+            b.iter(|| entropy::decode(&r, *width, &mut back))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernels, rans, huffman);
 criterion_main!(benches);

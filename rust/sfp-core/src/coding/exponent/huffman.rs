@@ -1,7 +1,7 @@
 //! Order-0 entropy coder for exponent codes: length-limited canonical Huffman over interleaved
 //! bitstreams, built to decode faster than the rANS coder ([`super::entropy`]).
 //!
-//! The symbols are split into [`STREAMS`] contiguous parts (one part below [`MIN_SPLIT`] symbols),
+//! The symbols are split into [`STREAMS`] runs (one run below [`MIN_SPLIT`] symbols),
 //! each written as its own LSB-first bitstream, so the decoder runs that many independent
 //! lookup chains at once. Codes are canonical and at most [`LIMIT`] bits long (longer when the
 //! alphabet has more than `2^LIMIT` symbols, up to [`MAX_LEN`]), so the decoder's tables are small
@@ -14,11 +14,14 @@
 //!   covers): every symbol as a `u16`;
 //! - coded: `lo` (varint), `span` (varint), then `ceil(span / 2)` bytes of 4-bit code lengths of the
 //!   symbols `lo..lo + span` (the first in the low nibble; 0: the symbol is absent), which must form
-//!   a complete prefix code of at least two symbols; then the byte length of each bitstream but the
-//!   last (`u32`); then the bitstreams. Bitstream `k` of `N` holds `n / N` symbols (the last one the
-//!   rest), each the bit-reversed canonical code, LSB first, padded with zero bits to a whole byte.
+//!   a complete prefix code of at least two symbols; then, for each bitstream but the last, its
+//!   symbol count and byte length (`u32` each; the last bitstream has the rest); then the
+//!   bitstreams, over consecutive runs of the symbols, each symbol its bit-reversed canonical code,
+//!   LSB first, padded with zero bits to a whole byte. The encoder splits the symbols where the
+//!   bitstreams get equal bit lengths, so that the decoder's chains end together.
 
 mod decode;
+mod encode;
 mod lengths;
 
 use crate::error::{Error, Result};
@@ -66,8 +69,11 @@ struct Coded {
     lo: u16,
     /// Code length per symbol (0: absent).
     lengths: Vec<u8>,
-    /// Bit-reversed canonical code in the low 16 bits, its length above, per symbol.
+    /// Per symbol from 0 (as the histogram): the length in the low byte, the bit-reversed
+    /// canonical code above, or [`encode::ABSENT`].
     codes: Vec<u32>,
+    /// Payload bits of the histogram the code was built from.
+    bits: u64,
 }
 
 impl Table {
@@ -92,15 +98,26 @@ impl Table {
                     .iter()
                     .map(|&h| if h > 0 { short.next().unwrap_or(0) } else { 0 })
                     .collect();
-                let codes = lengths::canonical_codes(&lengths)
-                    .into_iter()
+                let mut codes = vec![encode::ABSENT; hist.len()];
+                for ((slot, c), &l) in codes[lo..]
+                    .iter_mut()
+                    .zip(lengths::canonical_codes(&lengths))
                     .zip(&lengths)
-                    .map(|(c, &l)| u32::from(c) | (u32::from(l) << 16))
-                    .collect();
+                {
+                    if l > 0 {
+                        *slot = u32::from(l) | (u32::from(c) << 8);
+                    }
+                }
+                let bits = used
+                    .iter()
+                    .zip(&lengths)
+                    .map(|(&h, &l)| u64::from(h) * u64::from(l))
+                    .sum();
                 Kind::Coded(Coded {
                     lo: lo as u16,
                     lengths,
                     codes,
+                    bits,
                 })
             }
         };
@@ -155,7 +172,7 @@ impl Table {
         }
         let (bits, streams) = self.payload(hist, n);
         let slack = streams.saturating_sub(1);
-        self.header_len() + 4 * slack + bits.div_ceil(8) as usize + slack
+        self.header_len() + 8 * slack + bits.div_ceil(8) as usize + slack
     }
 
     /// A lower bound on the stream length, at most `STREAMS - 1` bytes below
@@ -165,7 +182,7 @@ impl Table {
             return 0;
         }
         let (bits, streams) = self.payload(hist, n);
-        self.header_len() + 4 * streams.saturating_sub(1) + bits.div_ceil(8) as usize
+        self.header_len() + 8 * streams.saturating_sub(1) + bits.div_ceil(8) as usize
     }
 }
 
@@ -245,6 +262,7 @@ fn encode_verbatim(symbols: &[u16], mask: u16, out: &mut Vec<u8>) {
 }
 
 fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Result<()> {
+    let level = crate::simd::current()?;
     let n = symbols.len();
     let streams = streams_for(n);
     out.push(streams as u8);
@@ -256,90 +274,48 @@ fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Res
             .map(|p| p[0] | (p.get(1).copied().unwrap_or(0) << 4)),
     );
     let sizes_at = out.len();
-    out.resize(sizes_at + 4 * (streams - 1), 0);
-    let part = n / streams;
+    out.resize(sizes_at + 8 * (streams - 1), 0);
     let max_len = c.lengths.iter().copied().max().unwrap_or(0);
+    let mut next = 0usize;
+    let mut written = 0u64;
     for k in 0..streams {
-        let end = if k + 1 == streams { n } else { (k + 1) * part };
+        // Bitstreams of equal bit length (by the table's count) finish decoding together.
+        let target = if k + 1 == streams {
+            u64::MAX
+        } else {
+            (c.bits * (k as u64 + 1) / streams as u64).saturating_sub(written)
+        };
         let start = out.len();
-        let missing =
-            encode::bitstream(&symbols[k * part..end], mask, c.lo, &c.codes, max_len, out);
-        if let Some(s) = missing {
+        let coded = encode::bitstream(
+            level,
+            &symbols[next..],
+            encode::Code {
+                mask,
+                codes: &c.codes,
+                max_len,
+            },
+            target,
+            out,
+        );
+        if let Some(s) = coded.missing {
             return Err(Error::invalid(format!(
                 "huffman: symbol {s} has no code in the table"
             )));
         }
+        next += coded.symbols;
+        written += coded.bits;
         if k + 1 < streams {
-            let len = u32::try_from(out.len() - start)
-                .map_err(|_| Error::invalid("huffman: a bitstream exceeds 4 GiB"))?;
-            let at = sizes_at + 4 * k;
-            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            let count = u32::try_from(coded.symbols);
+            let len = u32::try_from(out.len() - start);
+            let (Ok(count), Ok(len)) = (count, len) else {
+                return Err(Error::invalid("huffman: a bitstream exceeds 4 GiB"));
+            };
+            let at = sizes_at + 8 * k;
+            out[at..at + 4].copy_from_slice(&count.to_le_bytes());
+            out[at + 4..at + 8].copy_from_slice(&len.to_le_bytes());
         }
     }
     Ok(())
-}
-
-mod encode {
-    /// Appends the bitstream of `symbols` (masked) under `codes` (indexed by symbol - `lo`);
-    /// returns a symbol without a code, if any (the stream is then garbage).
-    pub(super) fn bitstream(
-        symbols: &[u16],
-        mask: u16,
-        lo: u16,
-        codes: &[u32],
-        max_len: u8,
-        out: &mut Vec<u8>,
-    ) -> Option<u16> {
-        // Symbols per flush: at most 7 bits are pending after one, so this many codes fit 64.
-        let group = if max_len <= 14 { 4 } else { 3 };
-        let bound = (symbols.len() * usize::from(max_len)).div_ceil(8) + 16;
-        let start = out.len();
-        out.resize(start + bound, 0);
-        let buf = &mut out[start..];
-        let mut acc = 0u64;
-        let mut nb = 0u32;
-        let mut pos = 0usize;
-        let mut missing = 0u32;
-        let code_of = |s: u16| -> u32 {
-            let s = s & mask;
-            codes
-                .get(usize::from(s.wrapping_sub(lo)))
-                .copied()
-                .unwrap_or(0)
-        };
-        let mut flush = |acc: &mut u64, nb: &mut u32, pos: &mut usize| {
-            if let Some(dst) = buf.get_mut(*pos..*pos + 8) {
-                dst.copy_from_slice(&acc.to_le_bytes());
-            }
-            let whole = *nb >> 3;
-            *pos += whole as usize;
-            *acc = if whole == 8 { 0 } else { *acc >> (8 * whole) };
-            *nb &= 7;
-        };
-        let mut groups = symbols.chunks_exact(group);
-        for g in &mut groups {
-            for &s in g {
-                let c = code_of(s);
-                missing |= u32::from(c == 0);
-                acc |= u64::from(c & 0xffff) << nb;
-                nb += c >> 16;
-            }
-            flush(&mut acc, &mut nb, &mut pos);
-        }
-        for &s in groups.remainder() {
-            let c = code_of(s);
-            missing |= u32::from(c == 0);
-            acc |= u64::from(c & 0xffff) << nb;
-            nb += c >> 16;
-        }
-        flush(&mut acc, &mut nb, &mut pos);
-        let total = pos + usize::from(nb > 0);
-        out.truncate(start + total);
-        if missing != 0 {
-            return symbols.iter().map(|&s| s & mask).find(|&s| code_of(s) == 0);
-        }
-        None
-    }
 }
 
 /// Decodes exactly `out.len()` symbols from the whole stream `bytes`.
@@ -454,12 +430,14 @@ fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Res
         )));
     }
     let mut sizes = [0usize; N];
-    for size in sizes.iter_mut().take(N - 1) {
+    let mut counts = [0usize; N];
+    for (size, count) in sizes.iter_mut().zip(counts.iter_mut()).take(N - 1) {
         let b = rest
-            .get(pos..pos + 4)
+            .get(pos..pos + 8)
             .ok_or_else(|| Error::decode("huffman stream: truncated bitstream lengths"))?;
-        pos += 4;
-        *size = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        pos += 8;
+        *count = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        *size = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
     }
     let payload = &rest[pos..];
     let listed: u64 = sizes.iter().map(|&s| s as u64).sum();
@@ -469,18 +447,24 @@ fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Res
             payload.len()
         )));
     }
+    let claimed: u64 = counts.iter().map(|&c| c as u64).sum();
+    if claimed > out.len() as u64 {
+        return Err(Error::decode(format!(
+            "huffman stream: bitstreams claim {claimed} symbols, more than the {} expected",
+            out.len()
+        )));
+    }
     sizes[N - 1] = payload.len() - listed as usize;
+    counts[N - 1] = out.len() - claimed as usize;
     let mut left = payload;
     let streams: [&[u8]; N] = std::array::from_fn(|k| {
         let (a, b) = left.split_at(sizes[k]);
         left = b;
         a
     });
-    let part = out.len() / N;
     let mut remaining: &mut [u16] = out;
     let outs: [&mut [u16]; N] = std::array::from_fn(|k| {
-        let take = if k + 1 == N { remaining.len() } else { part };
-        let (a, b) = std::mem::take(&mut remaining).split_at_mut(take);
+        let (a, b) = std::mem::take(&mut remaining).split_at_mut(counts[k]);
         remaining = b;
         a
     });

@@ -1,12 +1,11 @@
 //! The decoder: lookup tables built from the code lengths, a fast loop over all streams at once
 //! and a careful loop that finishes each stream.
 //!
-//! Streams are read LSB first into a 64-bit buffer with the branch-free refill of Giesen's "reading
-//! bits in far too many ways": an unaligned 8-byte load shifted above the bits still held, and the
-//! byte position advanced by the whole bytes that fit. After a refill the buffer holds at least 56
-//! bits, so `56 / table_bits` lookups need no further check. The fast loop's table maps the next
-//! `table_bits` bits to up to three symbols whose codes fit in them (stored as one 8-byte entry that
-//! is written to the output whole); the careful loop's table maps them to one symbol and its length.
+//! Streams are read LSB first: a refill is an unaligned 8-byte load at the stream's bit position
+//! (byte `pos / 8`), shifted right by `pos % 8`, which leaves at least 56 valid bits, so
+//! `56 / table_bits` lookups follow with no check. The fast loop's table maps the next `table_bits`
+//! bits to up to seven symbols whose codes fit in them, stored to the output as one 16-byte entry;
+//! the careful loop's table maps them to one symbol and its length.
 
 use super::{lengths, MAX_LEN};
 use crate::error::{Error, Result};
@@ -19,17 +18,23 @@ pub(super) const MIN_TABLE_BITS: u32 = 11;
 /// that indexing them with a masked value needs no bounds check; only the first `2^table_bits`
 /// entries are written and read.
 const FULL: usize = 1 << MAX_LEN;
-/// Most symbols one entry of the fast table holds.
-const PER_ENTRY: usize = 3;
+/// Most symbols one entry of the fast table holds (its eighth lane is the entry's header).
+const PER_ENTRY: usize = 7;
+/// Symbols from which the fast table pays for its construction (2^11 entries of up to seven
+/// symbols each); shorter streams are decoded on the careful path alone.
+const FAST_MIN: usize = 4096;
+
+/// One entry of the fast table: up to seven symbols, then a header lane holding the bits they take
+/// (low byte, so that it is a shift count as it stands) and their count (high byte). The entry is
+/// stored to the output whole; the lanes past the count are overwritten by the next entry.
+type Entry = [u16; 8];
 
 /// The decoder's lookup tables, reused from stream to stream.
 #[derive(Default)]
 pub(super) struct Tables {
     /// One symbol per entry: the symbol in the low 16 bits, its code length above.
     single: Vec<u32>,
-    /// Up to three symbols per entry, as native-endian `u16`s in bytes 0..6, then the bits they
-    /// take (byte 6) and their count (byte 7).
-    multi: Vec<u64>,
+    multi: Vec<Entry>,
 }
 
 thread_local! {
@@ -49,33 +54,46 @@ pub(super) struct Code<'a> {
 /// stream ends where its symbols do.
 ///
 /// # Errors
-/// [`Error::Decode`] when a stream runs out of bits, has bytes or bits left over, or the SIMD level
-/// cannot be read.
+/// [`Error::Decode`] when a stream runs out of bits or has bytes or bits left over;
+/// [`Error::InvalidArgument`] when `SFP_SIMD` names an unusable level.
 pub(super) fn decode_streams<const N: usize>(
     code: &Code<'_>,
     streams: [&[u8]; N],
-    outs: [&mut [u16]; N],
+    mut outs: [&mut [u16]; N],
 ) -> Result<()> {
     let level = crate::simd::current()?;
+    let total: usize = outs.iter().map(|o| o.len()).sum();
     crate::runtime::memory::with_reused(&TABLES, |tables| {
         let max_len = code.lengths.iter().copied().max().unwrap_or(0);
         let bits = u32::from(max_len).max(MIN_TABLE_BITS);
-        let (single, multi) = tables.build(code, bits)?;
-        match bits {
-            11 => run::<N, 11>(level, single, multi, streams, outs),
-            12 => run::<N, 12>(level, single, multi, streams, outs),
-            13 => run::<N, 13>(level, single, multi, streams, outs),
-            14 => run::<N, 14>(level, single, multi, streams, outs),
-            _ => run::<N, 15>(level, single, multi, streams, outs),
+        tables.build_single(code, bits);
+        let mut pos = [0usize; N];
+        let mut at = [0usize; N];
+        if total >= FAST_MIN {
+            let multi = tables.build_multi(bits)?;
+            match bits {
+                11 => run::<N, 11>(level, multi, &streams, &mut outs, &mut pos, &mut at),
+                12 => run::<N, 12>(level, multi, &streams, &mut outs, &mut pos, &mut at),
+                13 => run::<N, 13>(level, multi, &streams, &mut outs, &mut pos, &mut at),
+                14 => run::<N, 14>(level, multi, &streams, &mut outs, &mut pos, &mut at),
+                _ => run::<N, 15>(level, multi, &streams, &mut outs, &mut pos, &mut at),
+            }
         }
+        let single = tables.single_table()?;
+        let mask = (1u64 << bits) - 1;
+        for (k, (src, out)) in streams.iter().zip(outs.iter_mut()).enumerate() {
+            careful(single, mask, src, out, pos[k], at[k]).map_err(|what| {
+                Error::decode(format!("huffman stream: stream {k} of {N} {what}"))
+            })?;
+        }
+        Ok(())
     })
 }
 
 impl Tables {
-    /// Fills both tables for `code`, indexed by `bits` stream bits, and returns them.
-    fn build(&mut self, code: &Code<'_>, bits: u32) -> Result<(&[u32; FULL], &[u64; FULL])> {
+    /// Fills the single-symbol table for `code`, indexed by `bits` stream bits.
+    fn build_single(&mut self, code: &Code<'_>, bits: u32) {
         self.single.resize(FULL, 0);
-        self.multi.resize(FULL, 0);
         let size = 1usize << bits;
         let codes = lengths::canonical_codes(code.lengths);
         for (i, (&len, &c)) in code.lengths.iter().zip(&codes).enumerate() {
@@ -91,205 +109,187 @@ impl Tables {
                 *slot = entry;
             }
         }
-        let single = &self.single[..size];
+    }
+
+    fn single_table(&self) -> Result<&[u32; FULL]> {
+        <&[u32; FULL]>::try_from(self.single.get(..FULL).unwrap_or_default())
+            .map_err(|_| Error::decode("huffman stream: decode table of the wrong size"))
+    }
+
+    /// Fills the fast table from the single-symbol one (built for the same `bits`): each entry
+    /// takes symbols while their codes fit in the entry's bits.
+    fn build_multi(&mut self, bits: u32) -> Result<&[Entry; FULL]> {
+        self.multi.resize(FULL, [0; 8]);
+        let size = 1usize << bits;
+        let single = self.single.get(..size).unwrap_or_default();
         for (idx, slot) in self.multi[..size].iter_mut().enumerate() {
-            let mut syms = [0u16; PER_ENTRY];
             let mut used = 0u32;
             let mut count = 0usize;
             while count < PER_ENTRY {
-                let e = single[idx >> used];
+                let Some(&e) = single.get(idx >> used) else {
+                    break;
+                };
                 let len = e >> 16;
                 if used + len > bits {
                     break;
                 }
-                syms[count] = e as u16;
+                slot[count] = e as u16;
                 used += len;
                 count += 1;
             }
-            let mut b = [0u8; 8];
-            for (dst, s) in b.chunks_exact_mut(2).zip(syms) {
-                dst.copy_from_slice(&s.to_ne_bytes());
-            }
-            b[6] = used as u8;
-            b[7] = count as u8;
-            *slot = u64::from_ne_bytes(b);
+            slot[PER_ENTRY] = used as u16 | ((count as u16) << 8);
         }
-        let single = <&[u32; FULL]>::try_from(&self.single[..FULL]);
-        let multi = <&[u64; FULL]>::try_from(&self.multi[..FULL]);
-        match (single, multi) {
-            (Ok(s), Ok(m)) => Ok((s, m)),
-            _ => Err(Error::decode(
-                "huffman stream: decode tables of the wrong size",
-            )),
-        }
+        <&[Entry; FULL]>::try_from(self.multi.get(..FULL).unwrap_or_default())
+            .map_err(|_| Error::decode("huffman stream: decode table of the wrong size"))
     }
 }
 
-/// One stream's reader: `buf` holds `cnt` unread bits (and, above them, the stream's next bits or
-/// zeros); `pos` is the first byte not yet counted in `cnt`.
-#[derive(Clone, Copy, Default)]
-struct Bits {
-    buf: u64,
-    cnt: u32,
-    pos: usize,
-}
-
-impl Bits {
-    /// The branch-free refill; `src` has at least 8 bytes from `pos`.
-    #[inline(always)]
-    fn refill(&mut self, word: u64) {
-        self.buf |= word << self.cnt;
-        self.pos += ((63 - self.cnt) >> 3) as usize;
-        self.cnt |= 56;
-    }
-
-    /// A refill that reads only bytes of `src`, zeros past its end.
-    fn refill_careful(&mut self, src: &[u8]) {
-        let rest = src.get(self.pos..).unwrap_or_default();
-        let mut word = [0u8; 8];
-        let take = rest.len().min(8);
-        word[..take].copy_from_slice(&rest[..take]);
-        let whole = (((63 - self.cnt) >> 3) as usize).min(take);
-        self.buf |= u64::from_le_bytes(word) << self.cnt;
-        self.pos += whole;
-        self.cnt += 8 * whole as u32;
-    }
-}
-
-/// [`decode_all`] compiled for the SIMD level (BMI2's shifts take the count in any register).
+/// [`fast`] compiled for the SIMD level (BMI2's shifts take the count in any register).
 fn run<const N: usize, const TB: u32>(
     level: crate::simd::Level,
-    single: &[u32; FULL],
-    multi: &[u64; FULL],
-    streams: [&[u8]; N],
-    outs: [&mut [u16]; N],
-) -> Result<()> {
+    multi: &[Entry; FULL],
+    streams: &[&[u8]; N],
+    outs: &mut [&mut [u16]; N],
+    pos: &mut [usize; N],
+    at: &mut [usize; N],
+) {
     #[cfg(target_arch = "x86_64")]
     if matches!(level, crate::simd::Level::Avx2 | crate::simd::Level::Avx512) {
         // SAFETY: both levels are only active after `Level::is_available` confirmed BMI2 on this
         // CPU (`simd::current` checks it).
-        return unsafe { decode_bmi2::<N, TB>(single, multi, streams, outs) };
+        return unsafe { fast_bmi2::<N, TB>(multi, streams, outs, pos, at) };
     }
     let _ = level;
-    decode_all::<N, TB>(single, multi, streams, outs)
+    fast::<N, TB>(multi, streams, outs, pos, at)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi1,bmi2")]
-fn decode_bmi2<const N: usize, const TB: u32>(
-    single: &[u32; FULL],
-    multi: &[u64; FULL],
-    streams: [&[u8]; N],
-    outs: [&mut [u16]; N],
-) -> Result<()> {
-    decode_all::<N, TB>(single, multi, streams, outs)
-}
-
-#[inline(always)]
-fn decode_all<const N: usize, const TB: u32>(
-    single: &[u32; FULL],
-    multi: &[u64; FULL],
-    streams: [&[u8]; N],
-    mut outs: [&mut [u16]; N],
-) -> Result<()> {
-    let mut bits = [Bits::default(); N];
-    let mut at = [0usize; N];
-    fast::<N, TB>(multi, &streams, &mut outs, &mut bits, &mut at);
-    for (k, ((src, out), (b, a))) in streams
-        .iter()
-        .zip(outs.iter_mut())
-        .zip(bits.iter_mut().zip(at))
-        .enumerate()
-    {
-        careful::<TB>(single, src, out, b, a)
-            .map_err(|what| Error::decode(format!("huffman stream: stream {k} of {N} {what}")))?;
-    }
-    Ok(())
-}
-
-/// Rounds over all streams while each has 8 bytes to read and room for a round's symbols: one
-/// refill, then `56 / TB` lookups per stream, each writing its entry's symbols whole.
-#[inline(always)]
-fn fast<const N: usize, const TB: u32>(
-    multi: &[u64; FULL],
+fn fast_bmi2<const N: usize, const TB: u32>(
+    multi: &[Entry; FULL],
     streams: &[&[u8]; N],
     outs: &mut [&mut [u16]; N],
-    bits: &mut [Bits; N],
+    pos: &mut [usize; N],
+    at: &mut [usize; N],
+) {
+    fast::<N, TB>(multi, streams, outs, pos, at)
+}
+
+/// Rounds over all streams: per stream one refill (an unaligned 8-byte load at the bit position),
+/// then `56 / TB` lookups, each storing its entry whole. Blocks of rounds are sized so that no
+/// stream can read past its last 8 bytes or write past its part, however short its codes; the
+/// joint loop ends when a stream has less than one round left, the others then go on alone, and
+/// [`careful`] finishes every stream.
+/// `pos[k]` is stream `k`'s bit position, `at[k]` its output position.
+#[inline(always)]
+fn fast<const N: usize, const TB: u32>(
+    multi: &[Entry; FULL],
+    streams: &[&[u8]; N],
+    outs: &mut [&mut [u16]; N],
+    pos: &mut [usize; N],
     at: &mut [usize; N],
 ) {
     let per_refill = (56 / TB) as usize;
-    // Each lookup writes 4 symbols (the entry) and moves at most 3.
-    let room = PER_ENTRY * per_refill + 1;
+    let bits_per_round = per_refill * TB as usize;
+    // A round writes at most this far past its start: each lookup stores 8 lanes and moves 7.
+    let reach = PER_ENTRY * per_refill + 1;
     let mask = (1u64 << TB) - 1;
     loop {
-        let mut words = [0u64; N];
+        let mut rounds = usize::MAX;
         for k in 0..N {
-            let Some(w) = streams[k].get(bits[k].pos..bits[k].pos + 8) else {
-                return;
+            // The last refill may start 8 bytes before the end.
+            let readable = (8 * streams[k].len()).checked_sub(64);
+            let by_input = match readable.and_then(|r| r.checked_sub(pos[k])) {
+                Some(left) => left / bits_per_round + 1,
+                None => 0,
             };
-            if at[k] + room > outs[k].len() {
-                return;
-            }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            words[k] = u64::from_le_bytes(b);
+            let by_output = outs[k].len().saturating_sub(at[k] + 1) / (reach - 1);
+            rounds = rounds.min(by_input).min(by_output);
         }
-        for k in 0..N {
-            bits[k].refill(words[k]);
+        if rounds == 0 {
+            break;
         }
-        for _ in 0..per_refill {
+        let mut p = *pos;
+        let mut dst: [*mut u16; N] = std::array::from_fn(|k| {
+            // SAFETY: `at[k] <= outs[k].len()`: the offset stays inside (or one past) the part.
+            unsafe { outs[k].as_mut_ptr().add(at[k]) }
+        });
+        for _ in 0..rounds {
+            let mut buf = [0u64; N];
             for k in 0..N {
-                let e = multi[(bits[k].buf & mask) as usize];
-                let meta = e.to_ne_bytes();
-                // SAFETY: `at[k] + room <= outs[k].len()` held at the start of the round and each
-                // of the `per_refill` lookups moves `at[k]` by at most `PER_ENTRY`, so the 4
-                // symbols written here end at most at `at[k] + room`, inside `outs[k]`.
-                unsafe {
-                    outs[k]
-                        .as_mut_ptr()
-                        .add(at[k])
-                        .cast::<u64>()
-                        .write_unaligned(e);
-                }
-                at[k] += usize::from(meta[7]);
-                bits[k].buf >>= meta[6];
-                bits[k].cnt -= u32::from(meta[6]);
+                let byte = p[k] >> 3;
+                let w = &streams[k][byte..byte + 8];
+                let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                buf[k] = w >> (p[k] & 7);
             }
+            for _ in 0..per_refill {
+                for k in 0..N {
+                    let e = &multi[(buf[k] & mask) as usize];
+                    let head = e[PER_ENTRY];
+                    // SAFETY: this block runs at most `by_output` rounds for stream `k`, each
+                    // storing at most `reach` lanes past its start and moving at most `reach - 1`,
+                    // so every store ends inside `outs[k]`.
+                    unsafe {
+                        dst[k].cast::<Entry>().write_unaligned(*e);
+                        dst[k] = dst[k].add(usize::from(head >> 8));
+                    }
+                    buf[k] = buf[k].wrapping_shr(u32::from(head));
+                    p[k] += usize::from(head & 0xff);
+                }
+            }
+        }
+        *pos = p;
+        for k in 0..N {
+            // SAFETY: both pointers are into `outs[k]`, `dst[k]` at or after its start.
+            at[k] = unsafe { dst[k].offset_from(outs[k].as_ptr()) } as usize;
+        }
+    }
+    // The streams that did not end the joint rounds go on alone (one chain, but still the fast
+    // table) until they too are within a round of their end.
+    if N > 1 {
+        for k in 0..N {
+            let mut p = [pos[k]];
+            let mut a = [at[k]];
+            fast::<1, TB>(multi, &[streams[k]], &mut [&mut *outs[k]], &mut p, &mut a);
+            pos[k] = p[0];
+            at[k] = a[0];
         }
     }
 }
 
-/// Finishes one stream a symbol at a time, then checks that it ends where its symbols do (whole
-/// bytes consumed, padding bits zero); the error says what is wrong.
-fn careful<const TB: u32>(
+/// Finishes one stream from bit `pos` and output position `at` a symbol at a time, then checks
+/// that it ends where its symbols do (whole bytes consumed, padding bits zero); the error says what
+/// is wrong.
+fn careful(
     single: &[u32; FULL],
+    mask: u64,
     src: &[u8],
     out: &mut [u16],
-    bits: &mut Bits,
+    mut pos: usize,
     at: usize,
 ) -> std::result::Result<(), String> {
-    let mask = (1u64 << TB) - 1;
+    let end = 8 * src.len();
+    let peek = |pos: usize| -> u64 {
+        let rest = src.get(pos >> 3..).unwrap_or_default();
+        let mut w = [0u8; 8];
+        let take = rest.len().min(8);
+        w[..take].copy_from_slice(&rest[..take]);
+        u64::from_le_bytes(w) >> (pos & 7)
+    };
     for o in out.iter_mut().skip(at) {
-        if bits.cnt < TB {
-            bits.refill_careful(src);
-        }
-        let e = single[(bits.buf & mask) as usize];
-        let len = e >> 16;
-        if len > bits.cnt {
+        let e = single[(peek(pos) & mask) as usize];
+        let len = (e >> 16) as usize;
+        if pos + len > end {
             return Err("ends before its symbols".into());
         }
         *o = e as u16;
-        bits.buf >>= len;
-        bits.cnt -= len;
+        pos += len;
     }
-    let unread = src.len().saturating_sub(bits.pos);
-    if unread > 0 || bits.cnt >= 8 {
-        return Err(format!(
-            "has {} bytes left over",
-            unread + bits.cnt as usize / 8
-        ));
+    let used = pos.div_ceil(8);
+    if used < src.len() {
+        return Err(format!("has {} bytes left over", src.len() - used));
     }
-    if bits.buf & ((1u64 << bits.cnt) - 1) != 0 {
+    if pos < end && peek(pos) & ((1u64 << (end - pos)) - 1) != 0 {
         return Err("has padding bits that are not zero".into());
     }
     Ok(())

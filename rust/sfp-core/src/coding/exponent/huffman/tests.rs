@@ -274,7 +274,7 @@ fn each_malformed_stream_names_what_is_wrong() {
         "huffman stream: truncated bitstream lengths"
     );
     let mut long = bytes.clone();
-    long[header..header + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    long[header + 4..header + 8].copy_from_slice(&u32::MAX.to_le_bytes());
     let m = e(&long, n);
     assert!(
         m.starts_with("huffman stream: bitstream lengths sum to 4294967"),
@@ -283,17 +283,22 @@ fn each_malformed_stream_names_what_is_wrong() {
     assert!(
         m.ends_with(&format!(
             "beyond the {} bytes left",
-            bytes.len() - header - 12
+            bytes.len() - header - 24
         )),
         "{m}"
     );
+    let mut many = bytes.clone();
+    many[header..header + 4].copy_from_slice(&300u32.to_le_bytes());
+    let m = e(&many, n);
+    assert!(m.starts_with("huffman stream: bitstreams claim 4"), "{m}");
+    assert!(m.ends_with("symbols, more than the 300 expected"), "{m}");
     assert_eq!(
         e(&bytes[..bytes.len() - 1], n),
         "huffman stream: stream 3 of 4 ends before its symbols"
     );
     let mut shifted = bytes.clone();
-    let first = u32::from_le_bytes(shifted[header..header + 4].try_into().unwrap());
-    shifted[header..header + 4].copy_from_slice(&(first + 1).to_le_bytes());
+    let first = u32::from_le_bytes(shifted[header + 4..header + 8].try_into().unwrap());
+    shifted[header + 4..header + 8].copy_from_slice(&(first + 1).to_le_bytes());
     assert_eq!(
         e(&shifted, n),
         "huffman stream: stream 0 of 4 has 1 bytes left over"
@@ -341,10 +346,9 @@ fn table_bound_holds_for_another_count_and_rejects_foreign_symbols() {
 
 #[test]
 fn a_hostile_split_decodes_every_symbol_on_the_careful_path() {
-    // Four bitstreams where the first three hold no bytes and no symbols would be a valid split
-    // only for n < 4: here three symbols in the last stream.
+    // Four bitstreams where the first three hold no bytes and no symbols: the last has them all.
     let mut bytes = vec![STREAMS as u8, 0, 2, 0x11];
-    bytes.extend_from_slice(&[0; 12]);
+    bytes.extend_from_slice(&[0; 24]);
     bytes.push(0b101);
     let mut out = [9u16; 3];
     decode(&bytes, 1, &mut out).unwrap();

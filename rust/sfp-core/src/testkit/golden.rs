@@ -1,0 +1,238 @@
+//! The golden cases: arrays of every element type, rich in edge values, in the formats whose frames
+//! freeze the format (`tests/golden/`).
+
+use crate::coding::exponent::ExponentCoding;
+use crate::dtype::DType;
+use crate::format::{CodingLevel, Format, Rounding, Underflow};
+
+/// One golden frame to write and check.
+#[derive(Clone, Debug)]
+pub struct GoldenCase {
+    /// File stem, `<dtype>_<case>`.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape of the array.
+    pub shape: Vec<u64>,
+    /// Format it is written in.
+    pub format: Format,
+    /// Values per chunk.
+    pub chunk_size: usize,
+    /// The source array, little-endian elements.
+    pub values: Vec<u8>,
+}
+
+/// Bits of the edge values of `dtype`: zeros, infinities, NaNs with payloads, subnormals, the extremes
+/// of the normal range, one, and values around rounding ties.
+fn specials(dtype: DType) -> Vec<u64> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let sign = 1u64 << (e + m);
+    let inf = ((1u64 << e) - 1) << m;
+    let one = (dtype.bias() as u64) << m;
+    let base = [
+        0,
+        inf,
+        inf | 1,                   // signalling NaN with payload 1
+        inf | (1 << (m - 1)),      // quiet NaN
+        inf | ((1 << m) - 1),      // NaN, all payload bits
+        1,                         // smallest subnormal
+        (1 << m) - 1,              // largest subnormal
+        1 << m,                    // smallest normal
+        inf - 1,                   // largest finite
+        one,                       // 1.0
+        one | 1,                   // just above 1
+        one | (1 << (m - 1)),      // 1.5
+        one | ((1 << m) - 1),      // just below 2
+        one | (0b0110 << (m - 4)), // ties for 2-3 kept mantissa bits
+        one | (0b0101 << (m - 4)),
+    ];
+    base.iter().flat_map(|&b| [b, b | sign]).collect()
+}
+
+/// A deterministic array of `n` values: the edge values, then values of a random walk over the whole
+/// exponent range with a cluster just under a typical activation scale.
+pub fn values(dtype: DType, n: usize) -> Vec<u8> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let mut bits = specials(dtype);
+    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(dtype.id());
+    while bits.len() < n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mant = state & ((1 << m) - 1);
+        let field = if state >> 60 < 12 {
+            // Clustered just under 2^0, as weights are.
+            (dtype.bias() as u64).saturating_sub((state >> 56) & 7)
+        } else {
+            (state >> 40) % ((1 << e) - 1)
+        };
+        let sign = (state >> 63) << (e + m);
+        bits.push(sign | (field << m) | mant);
+    }
+    bits.truncate(n);
+    let size = dtype.size();
+    bits.iter()
+        .flat_map(|b| b.to_le_bytes()[..size].to_vec())
+        .collect()
+}
+
+/// `n` values whose mantissas the mantissa coder codes: a third exact zeros (ReLU), the rest in a
+/// few binades with skewed top mantissa bits and small low bits (values of a coarse grid).
+pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(dtype.id());
+    let size = dtype.size();
+    (0..n)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bits = if state % 3 == 0 {
+                0
+            } else {
+                let field = (dtype.bias() as u64) - 1 - ((state >> 8) & 3);
+                let top = [0u64, 0, 0, 1, 1, 2, 3, 5][((state >> 12) & 7) as usize];
+                let mant = (top << (m - 3)) | ((state >> 20) & 3);
+                let sign = ((state >> 30) & 1) << (e + m);
+                sign | (field << m) | mant
+            };
+            bits.to_le_bytes()[..size].to_vec()
+        })
+        .collect()
+}
+
+/// `auto` at the maximum level: the coding the first golden frames were written with.
+const SMALLEST: Format = Format {
+    level: CodingLevel::Max,
+    ..Format::LOSSLESS
+};
+
+fn format(exp_bits: Option<u32>, man_bits: Option<u32>) -> Format {
+    Format {
+        exp_bits,
+        man_bits,
+        ..SMALLEST
+    }
+}
+
+/// The named formats of the golden set, as (case, format, chunk size).
+fn formats(dtype: DType) -> Vec<(String, Format, usize)> {
+    let src_e = dtype.exp_bits();
+    let mut out = vec![
+        ("lossless".to_string(), SMALLEST, 64),
+        ("e4m2_nearest".into(), format(Some(4), Some(2)), 1 << 20),
+        (
+            "e3m1_stochastic".into(),
+            Format {
+                rounding: Rounding::Stochastic,
+                underflow: Underflow::Stochastic,
+                seed: 1234,
+                ..format(Some(3), Some(1))
+            },
+            50,
+        ),
+        (
+            "e3m4_window".into(),
+            Format {
+                window_top: Some(2),
+                rounding: Rounding::Truncate,
+                ..format(Some(3), Some(4))
+            },
+            1 << 20,
+        ),
+        (
+            "m3_truncate".into(),
+            Format {
+                rounding: Rounding::Truncate,
+                ..format(None, Some(3))
+            },
+            100,
+        ),
+        ("e2m0".into(), format(Some(2), Some(0)), 1 << 20),
+        (
+            format!("e{}m0_full_window", src_e - 1),
+            format(Some(src_e - 1), Some(0)),
+            1 << 20,
+        ),
+    ];
+    for &coding in ExponentCoding::ALL {
+        if coding != ExponentCoding::Auto {
+            out.push((
+                format!("e4m2_{}", coding.name()),
+                Format {
+                    exponent_coding: coding,
+                    ..format(Some(4), Some(2))
+                },
+                128,
+            ));
+        }
+    }
+    out
+}
+
+/// Every golden case: each element type in each format, plus empty and 0-d arrays.
+pub fn cases() -> Vec<GoldenCase> {
+    let mut out = Vec::new();
+    for dtype in DType::ALL {
+        for (case, format, chunk_size) in formats(dtype) {
+            out.push(GoldenCase {
+                name: format!("{}_{case}", dtype.name()),
+                dtype,
+                shape: vec![5, 60],
+                format,
+                chunk_size,
+                values: values(dtype, 300),
+            });
+        }
+    }
+    for dtype in DType::ALL {
+        out.push(GoldenCase {
+            name: format!("{}_lossless_mantissa_coded", dtype.name()),
+            dtype,
+            shape: vec![3000],
+            format: SMALLEST,
+            chunk_size: 1500,
+            values: skewed_values(dtype, 3000),
+        });
+        // The speed-aware levels: joint Huffman symbols, flat or Huffman-coded lanes.
+        for level in [CodingLevel::Fast, CodingLevel::Default] {
+            for (case, format) in [
+                ("lossless", Format::LOSSLESS),
+                ("e4m2", format(Some(4), Some(2))),
+            ] {
+                out.push(GoldenCase {
+                    name: format!("{}_{case}_level{}", dtype.name(), level.number()),
+                    dtype,
+                    shape: vec![3000],
+                    format: Format { level, ..format },
+                    chunk_size: 1500,
+                    values: skewed_values(dtype, 3000),
+                });
+            }
+        }
+    }
+    // Chunks of 1024 codes or more get the wide (8-state) rANS variant.
+    out.push(GoldenCase {
+        name: "float32_e4m2_entropy_wide".into(),
+        dtype: DType::F32,
+        shape: vec![2100],
+        format: Format {
+            exponent_coding: ExponentCoding::Entropy,
+            ..format(Some(4), Some(2))
+        },
+        chunk_size: 1100,
+        values: values(DType::F32, 2100),
+    });
+    for (case, shape) in [("empty", vec![3, 0]), ("scalar", vec![])] {
+        let n = if shape.is_empty() { 1 } else { 0 };
+        out.push(GoldenCase {
+            name: format!("float32_{case}"),
+            dtype: DType::F32,
+            shape,
+            format: format(Some(4), Some(2)),
+            chunk_size: 1 << 20,
+            values: values(DType::F32, n),
+        });
+    }
+    out
+}
