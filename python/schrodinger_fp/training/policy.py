@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .format import Format
+from ..format import Format
 
 __all__ = ["Change", "FormatSource", "Policy", "PolicyLike", "format_lookup"]
 
