@@ -144,7 +144,7 @@ def test_look_ahead_reports_the_first_lower_container_that_changes_a_value() -> 
     d = sensitivity(x, (23, 8), "exp", 1, sfp.Format())
     assert d is not None
     two = sfp.quantize(x, sfp.Format(exp_bits=2))  # 3 binades: the smallest value flushes
-    np.testing.assert_array_equal(d, (x.astype(np.float64) - two) / (8 - 2))
+    np.testing.assert_array_equal(d, (x - two) / np.float32(8 - 2))
     assert sensitivity(x, (23, 1), "exp", 1, sfp.Format()) is None  # already at the bottom
     # a chained quantizer: x already at 2 mantissa bits, 3 give the same values
     y = sfp.quantize(np.linspace(1, 2, 50, dtype=np.float32), sfp.Format(man_bits=2))

@@ -77,6 +77,8 @@ class StashStats:
         The same tensors in FP32 containers.
     held_bytes : int
         What the stash holds: frame bytes plus tensors kept as they are.
+    frame_bytes : int
+        Of ``held_bytes``, the encoded frames of floating-point tensors.
     by_name : dict name -> [fp32 bytes, held bytes]
         The same, per tensor name.
     """
@@ -85,6 +87,7 @@ class StashStats:
     encoded: int = 0
     fp32_bytes: int = 0
     held_bytes: int = 0
+    frame_bytes: int = 0
     by_name: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -316,6 +319,7 @@ class CompressedStash:
             arr, replace(fmt, exponent_coding=self.exponent_coding), threads=self.threads
         )
         self.stats.add(name, fp32, len(frame), True)
+        self.stats.frame_bytes += len(frame)
         if self.capture:
             key = name if name not in self.captured else f"{name}[{len(self.captured)}]"
             self.captured[key] = arr.copy()

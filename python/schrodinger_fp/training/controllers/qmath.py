@@ -78,11 +78,14 @@ class Plan:
     man_lowest, exp_lowest : int or None
         Lowest valid bitlength of a learned field (the look-ahead stops there);
         None for a field that is not learned.
+    offset : int
+        Where the strided sample of a large tensor starts (:func:`bit_gradients`).
     """
 
     corner: Corner
     man_lowest: int | None = None
     exp_lowest: int | None = None
+    offset: int = 0
 
 
 def plan(
@@ -120,12 +123,30 @@ def plan(
         (field(man, man_range, real_man), field(exp, exp_range, real_exp)),
         man_range[0] if real_man else None,
         exp_range[0] if real_exp else None,
+        int(rng.integers(0, 1 << 30)),
     )
 
 
 def corner_format(base: Format, corner: Corner) -> Format:
     """The format of a corner: ``base`` with the corner's mantissa and exponent bits."""
     return replace(base, man_bits=corner[0], exp_bits=corner[1])
+
+
+def _first_damage(y: np.ndarray, k: int) -> int:
+    """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
+
+    A window of ``e`` bits holds ``2**e - 1`` binades, so with ``b`` binades
+    between the smallest and largest magnitude nothing changes above
+    ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
+    starts there instead of walking down one quantization at a time.
+    """
+    mag = np.abs(y[np.isfinite(y) & (y != 0)])
+    if mag.size == 0:
+        return k - 1
+    _, top = np.frexp(mag.max())
+    _, bottom = np.frexp(mag.min())
+    binades = int(top) - int(bottom) + 1
+    return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
 
 
 def sensitivity(
@@ -137,14 +158,22 @@ def sensitivity(
     changes any value (the gradient is then zero).
     """
     k = corner[0] if kind == "man" else corner[1]
-    for j in range(k - 1, lowest - 1, -1):
+    start = k - 1 if kind == "man" else _first_damage(y, k)
+    finite = bool(np.isfinite(y).all())
+    for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
-        q = quantize(y, corner_format(base, lower))
+        fmt = corner_format(base, lower)
+        try:
+            q = quantize(y, fmt)
+        except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
+            q = quantize(y, replace(fmt, window_top=None))
+        # y and a rounding of it differ by an exact float: no wider type needed
         with np.errstate(invalid="ignore", over="ignore"):
-            ok = np.isfinite(y) & np.isfinite(q) & (y != q)
-            if ok.any():
-                d = np.where(ok, y.astype(np.float64) - q.astype(np.float64), 0.0)
-                return d / (k - j)
+            d = y - q
+        if not finite:
+            d[~(np.isfinite(y) & np.isfinite(q))] = 0
+        if d.any():
+            return d / np.asarray(k - j, dtype=d.dtype) if k - j > 1 else d
     return None
 
 
@@ -176,16 +205,45 @@ def quantum_forward(
     return y, QuantumContext(y, p, b)
 
 
-def bit_gradients(g: np.ndarray, ctx: QuantumContext) -> tuple[float | None, float | None]:
-    """``sum(g * dy/dn)`` for each learned field (None for a field not learned)."""
+#: Values of a tensor whose sensitivities are summed (ours): larger tensors are sampled.
+SAMPLE = 1 << 16
+
+
+def bit_gradients(
+    g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE
+) -> tuple[float | None, float | None]:
+    """``sum(g * dy/dn)`` for each learned field (None for a field not learned).
+
+    A tensor of more than ``sample`` values is summed over a strided sample of
+    about ``sample`` values starting at ``ctx.plan.offset`` (a new offset each
+    step), scaled by the stride: an estimate of the full sum at a bounded cost
+    per tensor. The sample's exponent window keeps the whole tensor's top, so
+    it flushes what the whole tensor's would.
+    """
+    y, base = ctx.y.reshape(-1), ctx.base
+    gf = g.reshape(-1)
+    scale = 1.0
+    if sample is not None and y.size > sample:
+        stride = -(-y.size // sample)
+        start = ctx.plan.offset % stride
+        y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
+        scale = ctx.y.size / y.size
+        base = replace(base, window_top=_top_exponent(ctx.y))
     out: list[float | None] = []
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
             out.append(None)
             continue
-        d = sensitivity(ctx.y, ctx.plan.corner, kind, lowest, ctx.base)
-        out.append(0.0 if d is None else float(np.sum(g.astype(np.float64) * d)))
+        d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
+        out.append(0.0 if d is None else scale * float(np.dot(gf, d)))
     return out[0], out[1]
+
+
+def _top_exponent(y: np.ndarray) -> int | None:
+    """Unbiased exponent of the largest finite magnitude (None: no finite nonzero value)."""
+    mag = np.abs(y[np.isfinite(y)])
+    top = float(mag.max()) if mag.size else 0.0
+    return None if top == 0.0 else int(np.frexp(top)[1]) - 1
 
 
 def quantum_backward(
