@@ -25,11 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import schrodinger_fp as sfp  # noqa: E402
-from schrodinger_fp.torch import attach, compressed_stash  # noqa: E402
-from schrodinger_fp.training.footprint import FootprintRecorder  # noqa: E402
-from schrodinger_fp.training.plot import plot_bitlengths  # noqa: E402
-from tasks import TASKS, Task, take  # noqa: E402
+from tasks import TASKS, Task, take
+
+import schrodinger_fp as sfp
+from schrodinger_fp.torch import attach, compressed_stash
+from schrodinger_fp.training.footprint import FootprintRecorder
+from schrodinger_fp.training.plot import plot_bitlengths
 
 #: One setting per method, the same on every task. Both start from bfloat16's e8m7.
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -47,7 +47,7 @@ def _modules(package: str) -> list[object]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 out.append(importlib.import_module(info.name))
-        except Exception:  # noqa: BLE001 - a module that cannot load on this platform is skipped
+        except Exception:
             continue
     return out
 
