@@ -38,7 +38,14 @@ from torch import nn
 from ..codec import quantize as core_quantize
 from ..format import Format
 from ..training.controllers.base import Controller, StepState, TensorSpec, field_range
-from ..training.controllers.qmath import Plan, QuantumContext, bit_gradients, corner_format, plan
+from ..training.controllers.qmath import (
+    Plan,
+    QuantumContext,
+    bit_gradients,
+    corner_format,
+    needs_input,
+    plan,
+)
 from ..training.controllers.quantum import QuantumExponent, QuantumMantissa, _Quantum
 from ..training.policy import Policy
 from .probe import Probe, gradient_evidence
@@ -105,13 +112,17 @@ class QuantumFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.save_for_backward(output)
-        ctx.plan, ctx.base, ctx.sink = inputs[1], inputs[2], inputs[3]
+        x, p = inputs[0], inputs[1]
+        if needs_input(p):
+            ctx.save_for_backward(output, x)
+        else:
+            ctx.save_for_backward(output)
+        ctx.plan, ctx.base, ctx.sink = p, inputs[2], inputs[3]
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        (y,) = ctx.saved_tensors
-        qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base)
+        y, *x = ctx.saved_tensors
+        qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base, _to_numpy(x[0]) if x else None)
         ctx.sink(*bit_gradients(_to_numpy(g), qctx))
         return g, None, None, None
 
@@ -153,7 +164,7 @@ class Adapter:
         self._bit_grads: dict[str, dict[str, float]] = {}
         self._sizes: dict[str, int] = {}
         self._dtypes: dict[str, str] = {}
-        self._pending: tuple[str, Format | None] | None = None
+        self._pending: tuple[str, Format | None, torch.Tensor] | None = None
         self._step = 0
         self._collect = True
         self._warned: set[str] = set()
@@ -168,7 +179,10 @@ class Adapter:
     def saved_format(self, t: torch.Tensor) -> tuple[str, Format | None]:
         """Name and format of a tensor autograd saves (the stash's lookup)."""
         if self._pending is not None:
-            return self._pending
+            name, fmt, source = self._pending
+            if t is source:  # the input, kept at the bottom of a range: held as it is
+                return f"{name}.input", None
+            return name, fmt
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
         entry = self._produced.get(key)
         if entry is not None and entry[0]() is not None:
@@ -213,7 +227,7 @@ class Adapter:
         )
         stored = corner_format(base, p.corner)
         # QuantumFunction saves its output while it runs, before apply() can register it
-        self._pending = (name, stored)
+        self._pending = (name, stored, x)
         try:
             y = QuantumFunction.apply(x, p, base, self._sink(name))
         finally:

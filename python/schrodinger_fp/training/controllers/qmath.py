@@ -37,6 +37,7 @@ __all__ = [
     "Plan",
     "QuantumContext",
     "corner_format",
+    "needs_input",
     "plan",
     "quantum_backward",
     "quantum_forward",
@@ -179,11 +180,24 @@ def sensitivity(
 
 @dataclass
 class QuantumContext:
-    """What :func:`quantum_backward` needs: the stored value and its plan."""
+    """What :func:`quantum_backward` needs: the stored value and its plan.
+
+    ``x``, the input, is kept only while a learned field stores its lowest
+    bitlength (:func:`needs_input`): there is no segment below, and the one
+    above needs the input.
+    """
 
     y: np.ndarray
     plan: Plan
     base: Format
+    x: np.ndarray | None = None
+
+
+def needs_input(p: Plan) -> bool:
+    """Whether a learned field of ``p`` stores its lowest bitlength (see :class:`QuantumContext`)."""
+    return (p.man_lowest is not None and p.corner[0] == p.man_lowest) or (
+        p.exp_lowest is not None and p.corner[1] == p.exp_lowest
+    )
 
 
 def quantum_forward(
@@ -202,7 +216,7 @@ def quantum_forward(
     """
     b = Format() if base is None else base
     y = quantize(x, corner_format(b, p.corner))
-    return y, QuantumContext(y, p, b)
+    return y, QuantumContext(y, p, b, x if needs_input(p) else None)
 
 
 #: Values of a tensor whose sensitivities are summed (ours): larger tensors are sampled.
@@ -221,12 +235,14 @@ def bit_gradients(
     it flushes what the whole tensor's would.
     """
     y, base = ctx.y.reshape(-1), ctx.base
+    x = None if ctx.x is None else ctx.x.reshape(-1)
     gf = g.reshape(-1)
     scale = 1.0
     if sample is not None and y.size > sample:
         stride = -(-y.size // sample)
         start = ctx.plan.offset % stride
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
+        x = None if x is None else np.ascontiguousarray(x[start::stride])
         scale = ctx.y.size / y.size
         base = replace(base, window_top=_top_exponent(ctx.y))
     out: list[float | None] = []
@@ -234,9 +250,29 @@ def bit_gradients(
         if lowest is None:
             out.append(None)
             continue
-        d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
+        k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
+        if k == lowest and x is not None:
+            d = _segment_above(x, y, ctx.plan.corner, kind, base)
+        else:
+            d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
         out.append(0.0 if d is None else scale * float(np.dot(gf, d)))
     return out[0], out[1]
+
+
+def _segment_above(
+    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format
+) -> np.ndarray | None:
+    """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
+    upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
+    fmt = corner_format(base, upper)
+    try:
+        q = quantize(x, fmt)
+    except ValueError:  # the upper corner is the full field: no window
+        q = quantize(x, replace(fmt, window_top=None))
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = q - y
+    d[~(np.isfinite(q) & np.isfinite(y))] = 0
+    return d if d.any() else None
 
 
 def _top_exponent(y: np.ndarray) -> int | None:
