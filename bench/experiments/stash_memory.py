@@ -95,7 +95,7 @@ def measure(variant: str, width: int, batch: int, layers: int) -> dict[str, Any]
         same = all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters(), strict=True))
     return dict(
         variant=variant,
-        rss_growth=grow,
+        rss_growth=max(growth),
         step_seconds=statistics.median(times),
         stash_fp32=held[0] if held else None,
         stash_held=held[1] if held else None,

@@ -194,7 +194,7 @@ class QuantumContext:
 
 
 def needs_input(p: Plan) -> bool:
-    """Whether a learned field of ``p`` stores its lowest bitlength (see :class:`QuantumContext`)."""
+    """Whether a learned field of ``p`` stores its lowest bitlength (:class:`QuantumContext`)."""
     return (p.man_lowest is not None and p.corner[0] == p.man_lowest) or (
         p.exp_lowest is not None and p.corner[1] == p.exp_lowest
     )
