@@ -276,3 +276,17 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
     q_acc, bits = train(True)
     assert bits["man"] < 8 and bits["exp"] < 7, bits
     assert q_acc >= base_acc - 0.03, (q_acc, base_acc)
+
+
+def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() -> None:
+    x, a, b = toy_problem()
+    p = Plan((0, 1), man_lowest=0, exp_lowest=1)
+    y, ctx = quantum_forward(x, p)
+    assert ctx.x is x  # kept only because both fields sit at their lowest bitlength
+    _, g = toy_loss(y, a, b)
+    _, gman, gexp = quantum_backward(g, ctx)
+    up_man = sfp.quantize(x, sfp.Format(man_bits=1, exp_bits=1))
+    up_exp = sfp.quantize(x, sfp.Format(man_bits=0, exp_bits=2))
+    assert gman == pytest.approx(float(g @ (up_man.astype(np.float64) - y)), rel=1e-6)
+    assert gexp == pytest.approx(float(g @ (up_exp.astype(np.float64) - y)), rel=1e-6)
+    assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].x is None

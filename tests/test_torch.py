@@ -234,3 +234,15 @@ def test_adapter_quantize_dispatch_is_bit_identical_to_core(dtype: str) -> None:
         np.testing.assert_array_equal(bits_of(got), sfp.quantize(x, fmt).view(bits_of(got).dtype))
     t = to_torch(x, dtype)
     assert quantize(t, sfp.Format()) is t
+
+
+def test_saved_tensors_follow_the_learned_format_of_their_module_output() -> None:
+    model = small_mlp()
+    qm = sfp.QuantumMantissa(init_bits=5)
+    policy = sfp.Policy()
+    adapter = attach(model, policy, torch.randn(4, 64), controllers=[qm])
+    assert adapter.follows["1.saved"] == "1.act"  # what ReLU saves belongs to its output
+    assert "1.saved" not in qm.bits  # nothing to learn it from: it follows
+    model(torch.randn(8, 64)).sum().backward()
+    adapter.step(0)
+    assert policy.format_for("1.saved") == policy.format_for("1.act")
