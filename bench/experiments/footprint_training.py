@@ -35,7 +35,7 @@ from schrodinger_fp.training.plot import plot_bitlengths
 #: One setting per method, the same on every task. Both start from bfloat16's e8m7.
 SETTINGS: dict[str, dict[str, Any]] = {
     "FP32": {},
-    "BitWave": dict(period=10, k=0.5, init_man_bits=7),
+    "BitWave": dict(period=10, k=0.25, init_man_bits=7),
     "QM+QE": dict(gamma=0.003, lr=0.1, init_man_bits=7),
 }
 PAPER = {"BitWave": (3.19, 4.56), "QM+QE": (4.74, 5.64)}

@@ -21,7 +21,13 @@ class _Quantum:
     Each managed tensor ``T`` has a real bitlength ``n_T`` for this
     controller's field. The footprint penalty added to the loss is
     ``gamma * sum_T w_T * n_T`` with ``w_T = size_T / sum(size)`` (the
-    tensor's share of the footprint), so its gradient is ``gamma * w_T``.
+    tensor's share of the footprint). The paper adds it to the loss, so its
+    gradient is ``gamma * w_T``; here (ours) it multiplies the loss,
+    ``L * (1 + gamma * sum_T w_T n_T)``, so its gradient is ``gamma * w_T * L``
+    when the step's loss is given: ``gamma`` is then the relative loss a bit of
+    the whole footprint may cost, whatever the loss's scale. A model near zero
+    training loss has near-zero bit gradients; an additive penalty would then
+    strip its containers until it breaks.
     """
 
     kind: ClassVar[str] = ""
@@ -106,7 +112,8 @@ class _Quantum:
 
         ``state.sizes`` (the values each tensor held in this step's batch)
         refreshes the footprint shares ``w_T``. For each managed tensor with a
-        gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T``;
+        gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T * loss``
+        (``loss`` 1 when ``state.loss`` is None);
         values are clamped to the tensor's range.
 
         Raises
@@ -126,14 +133,15 @@ class _Quantum:
                 continue
             if not math.isfinite(grad):
                 raise ValueError(f"bit gradient {grad!r} for {name!r} is not finite")
-            g = grad + self.penalty_grad(name)
+            g = grad + self.penalty_grad(name, state.loss)
             self.bits[name] = self._clamp(name, self.bits[name] - self._update(name, g))
         self._write(state.step)
 
     # -- queries ---------------------------------------------------------
-    def penalty_grad(self, name: str) -> float:
-        """Gradient of the footprint penalty for tensor ``name``: ``gamma * w_T``."""
-        return self.gamma * self.weights[name]
+    def penalty_grad(self, name: str, loss: float | None = None) -> float:
+        """Gradient of the footprint penalty of ``name``: ``gamma * w_T`` (times ``loss``)."""
+        scale = 1.0 if loss is None or not math.isfinite(loss) else abs(loss)
+        return self.gamma * self.weights[name] * scale
 
     def penalty(self) -> float:
         """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths."""
@@ -188,7 +196,7 @@ class QuantumMantissa(_Quantum):
     Parameters
     ----------
     gamma : float, default 0.01
-        Weight of the footprint penalty ``gamma * sum_T w_T n_T``.
+        Price of the footprint: the loss is weighed as ``L * (1 + gamma * sum_T w_T n_T)``.
     lr : float, default 0.1
         Step size of the bitlengths' Adam optimizer (bits per step, at most
         about ``lr``). The controller owns it: the bitlengths are not torch
