@@ -290,3 +290,15 @@ def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() 
     assert gman == pytest.approx(float(g @ (up_man.astype(np.float64) - y)), rel=1e-6)
     assert gexp == pytest.approx(float(g @ (up_exp.astype(np.float64) - y)), rel=1e-6)
     assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].x is None
+
+
+def test_the_penalty_is_priced_relative_to_the_loss() -> None:
+    qm = sfp.QuantumMantissa(gamma=0.5)
+    qm.attach(sfp.Policy(), SPECS)
+    assert qm.penalty_grad("b") == pytest.approx(0.5 * 0.75)
+    assert qm.penalty_grad("b", 0.01) == pytest.approx(0.5 * 0.75 * 0.01)
+    # a tiny loss with a task gradient that wants the bits: the penalty no longer outweighs it
+    qm.step(StepState(0, loss=0.01, bit_grads={"b": {"man": -0.01}}))
+    assert qm.bits["b"] == 23.0
+    qm.step(StepState(1, loss=None, bit_grads={"a": {"man": -0.01}}))  # priced absolutely
+    assert qm.bits["a"] < 23.0
