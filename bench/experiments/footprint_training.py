@@ -147,12 +147,14 @@ def table(rows: list[dict[str, Any]], plain: dict[str, float]) -> str:
         scores = [r["score"] for r in rs]
         if base is None:
             delta = "-"
-        else:
-            b = statistics.mean(r["score"] for r in base)
+        else:  # paired by seed: the same initialisation and batches as the FP32 run
+            ref = {r["seed"]: r["score"] for r in base}
             if metric == "accuracy":
-                delta = _mean_sd([100 * (v - b) for v in scores], "+.2f") + " pt"
+                diffs = [100 * (r["score"] - ref[r["seed"]]) for r in rs]
+                delta = _mean_sd(diffs, "+.2f") + " pt"
             else:
-                delta = _mean_sd([100 * (v - b) / b for v in scores], "+.2f") + " %"
+                diffs = [100 * (r["score"] - ref[r["seed"]]) / ref[r["seed"]] for r in rs]
+                delta = _mean_sd(diffs, "+.2f") + " %"
         paper = "{:.2f}x / {:.2f}x".format(*PAPER[method]) if method in PAPER else "-"
         slow = [r["step_seconds"] / plain[task] for r in rs]
         lines.append(
@@ -171,7 +173,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="override every task's step count")
     ap.add_argument("--out", type=Path, default=Path("bench/experiments/results"))
+    ap.add_argument("--table", action="store_true", help="only print the table of --out's results")
     args = ap.parse_args()
+    if args.table:
+        saved = json.loads((args.out / "results.json").read_text())
+        print(table(saved["runs"], saved["plain_step_seconds"]))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     rows: list[dict[str, Any]] = []
