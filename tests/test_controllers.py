@@ -1,4 +1,4 @@
-"""BitWave decisions, Quantum Mantissa/Exponent gradients, and a short numpy training."""
+"""BitWave decisions from gradient evidence, Quantum Mantissa/Exponent gradients, numpy training."""
 
 from __future__ import annotations
 
@@ -8,77 +8,98 @@ import numpy as np
 import pytest
 
 import schrodinger_fp as sfp
-from schrodinger_fp.controllers import (
+from schrodinger_fp.training.controllers import (
     Controller,
+    GradientEvidence,
     StepState,
     TensorSpec,
     plan,
     quantum_backward,
     quantum_forward,
 )
+from schrodinger_fp.training.controllers.qmath import Plan, sensitivity
 
 SPECS = {"a": TensorSpec(100), "b": TensorSpec(300)}
 
 
-def run_bitwave(bw: sfp.BitWave, losses: list[float]) -> sfp.Policy:
+def bitwave(**kw: object) -> tuple[sfp.BitWave, sfp.Policy]:
+    bw = sfp.BitWave(period=1, **kw)  # type: ignore[arg-type]
     p = sfp.Policy()
     bw.attach(p, SPECS)
-    for i, loss in enumerate(losses):
-        bw.step(StepState(step=i, loss=loss))
-    return p
+    return bw, p
 
 
-def per_period(values: list[float], period: int) -> list[float]:
-    return [v for v in values for _ in range(period)]
+def evidence(current: float, man: float | None, exp: float | None) -> GradientEvidence:
+    narrower = {f: v for f, v in (("man", man), ("exp", exp)) if v is not None}
+    return GradientEvidence(noise=1.0, current=current, narrower=narrower)
 
 
-def test_bitwave_removes_mantissa_bits_while_loss_improves_with_cooldown() -> None:
-    bw = sfp.BitWave(period=4, cooldown=1, improve=0.01)
-    p = run_bitwave(bw, per_period([1.0 * 0.9**k for k in range(7)], 4))
-    assert [d.action for d in bw.decisions] == ["remove", "cooldown"] * 3
-    assert (bw.man_bits, bw.exp_bits) == (20, 8)
-    assert p.format_for("a") == sfp.Format(exp_bits=8, man_bits=20)
-    assert p.format_for("b") == sfp.Format(exp_bits=8, man_bits=20)
-    assert [c.step for c in p.history if c.tensor == "a"][1:] == [7, 15, 23]
+def test_bitwave_removes_the_cheaper_field_while_its_error_is_under_k_noise() -> None:
+    bw, p = bitwave(k=0.5, init_man_bits=3, init_exp_bits=5)
+    bw.step(StepState(0, evidence=evidence(0.1, man=0.2, exp=0.4)))
+    bw.step(StepState(1, evidence=evidence(0.1, man=0.6, exp=0.3)))
+    bw.step(StepState(2, evidence=evidence(0.1, man=0.3, exp=0.3)))  # a tie: mantissa first
+    bw.step(StepState(3, evidence=evidence(0.1, man=0.51, exp=0.9)))  # both cost too much
+    assert [(d.action, d.field) for d in bw.decisions] == [
+        ("remove", "man"),
+        ("remove", "exp"),
+        ("remove", "man"),
+        ("hold", None),
+    ]
+    assert (bw.man_bits, bw.exp_bits) == (1, 4)
+    assert p.format_for("a") == sfp.Format(exp_bits=4, man_bits=1)
+    assert [c.step for c in p.history if c.tensor == "b"] == [None, 0, 1, 2]
 
 
-def test_bitwave_goes_to_exponent_after_mantissa_floor_and_restores_lifo() -> None:
-    bw = sfp.BitWave(period=2, cooldown=0, improve=0.0, worsen=0.05, min_man_bits=21, add_bits=2)
-    losses = per_period([10, 9, 8, 7, 6, 5], 2)  # 5 improvements
-    run_bitwave(bw, losses)
-    assert (bw.man_bits, bw.exp_bits) == (21, 5)
-    run_more = [7.0, 7.0]  # mean 7 vs average well below: worse by > 5%
-    for i, loss in enumerate(run_more):
-        bw.step(StepState(step=100 + i, loss=loss))
-    assert bw.decisions[-1].action == "add"
-    assert (bw.man_bits, bw.exp_bits) == (21, 7)  # the last two removed were exponent bits
+def test_bitwave_adds_back_the_last_removed_bit_above_2k_noise() -> None:
+    bw, _ = bitwave(k=0.5, init_man_bits=4, init_exp_bits=6)
+    bw.step(StepState(0, evidence=evidence(0.0, man=0.1, exp=0.2)))  # m3
+    bw.step(StepState(1, evidence=evidence(0.1, man=0.3, exp=0.2)))  # e5
+    bw.step(StepState(2, evidence=evidence(0.99, man=2.0, exp=2.0)))  # under 2k: hold
+    bw.step(StepState(3, evidence=evidence(1.2, man=2.0, exp=2.0)))  # over 2k: e5 -> e6
+    bw.step(StepState(4, evidence=evidence(1.5, man=2.0, exp=2.0)))  # again: m3 -> m4
+    bw.step(StepState(5, evidence=evidence(1.5, man=2.0, exp=2.0)))  # nothing left to restore
+    assert [d.action for d in bw.decisions] == ["remove", "remove", "hold", "add", "add", "hold"]
+    assert [d.field for d in bw.decisions[3:5]] == ["exp", "man"]
+    assert (bw.man_bits, bw.exp_bits) == (4, 6)  # never above the starting bits
 
 
-def test_bitwave_holds_inside_the_thresholds_and_at_the_floor() -> None:
-    bw = sfp.BitWave(period=3, improve=0.05, worsen=0.05)
-    run_bitwave(bw, per_period([1.0, 0.99, 1.01, 1.0, 0.98], 3))
-    assert {d.action for d in bw.decisions} == {"hold"}
-    assert (bw.man_bits, bw.exp_bits) == (23, 8)
-    floor = sfp.BitWave(period=1, cooldown=0, min_man_bits=23, min_exp_bits=8)
-    run_bitwave(floor, [5.0, 4.0, 3.0])
-    assert [d.action for d in floor.decisions] == ["floor", "floor"]
+def test_bitwave_decides_only_every_period_and_needs_evidence_then() -> None:
+    bw = sfp.BitWave(period=5)
+    bw.attach(sfp.Policy(), SPECS)
+    assert [s for s in range(12) if bw.probe_due(s)] == [4, 9]
+    for s in range(4):
+        bw.step(StepState(s))  # not due: no evidence needed
+    with pytest.raises(ValueError, match="gradient evidence at step 4"):
+        bw.step(StepState(4))
+    with pytest.raises(ValueError, match="noise=nan"):
+        bw.step(StepState(4, evidence=GradientEvidence(math.nan, 0.0)))
 
 
-def test_bitwave_rejects_bad_parameters_and_losses() -> None:
+def test_bitwave_candidates_keep_each_tensors_own_settings() -> None:
+    p = sfp.Policy(rules=[("a", sfp.Format(rounding="stochastic", seed=3))])
+    bw = sfp.BitWave(init_man_bits=1, init_exp_bits=2)
+    bw.attach(p, SPECS)
+    assert p.format_for("a") == sfp.Format(exp_bits=2, man_bits=1, rounding="stochastic", seed=3)
+    cand = bw.candidates()
+    assert cand["man"]["a"] == sfp.Format(exp_bits=2, man_bits=0, rounding="stochastic", seed=3)
+    assert cand["exp"]["b"] == sfp.Format(exp_bits=1, man_bits=1)
+    bw.step(StepState(bw.period - 1, evidence=evidence(0.0, man=0.0, exp=0.0)))
+    bw.step(StepState(2 * bw.period - 1, evidence=evidence(0.0, exp=0.0, man=None)))
+    assert (bw.man_bits, bw.exp_bits) == (0, 1) and bw.candidates() == {}
+
+
+def test_bitwave_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="period=0"):
         sfp.BitWave(period=0)
-    with pytest.raises(ValueError, match=r"beta=1\.5"):
-        sfp.BitWave(beta=1.5)
-    with pytest.raises(ValueError, match="improve=-1"):
-        sfp.BitWave(improve=-1)
-    bw = sfp.BitWave()
+    with pytest.raises(ValueError, match="k=-1"):
+        sfp.BitWave(k=-1)
     with pytest.raises(RuntimeError, match="before attach"):
-        bw.step(StepState(0, 1.0))
-    bw.attach(sfp.Policy(), SPECS)
-    with pytest.raises(ValueError, match="nan"):
-        bw.step(StepState(0, math.nan))
+        sfp.BitWave().step(StepState(0, 1.0))
     with pytest.raises(ValueError, match=r"\['zz'\]"):
         sfp.BitWave(include=["zz"]).attach(sfp.Policy(), SPECS)
+    with pytest.raises(ValueError, match="e9m2"):
+        sfp.BitWave(init_man_bits=2, init_exp_bits=9).attach(sfp.Policy(), SPECS)
 
 
 def toy_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,79 +116,80 @@ def toy_loss(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, np.nda
     return 0.5 * float(r @ r), a.T @ r
 
 
-@pytest.mark.parametrize(
-    ("man", "exp", "real_man", "real_exp"),
-    [
-        (3.3, 8, True, False),
-        (23, 4.6, False, True),
-        (2.7, 3.4, True, True),
-        (0.25, 2.5, True, True),
-    ],
-)
-def test_bitlength_gradient_matches_finite_differences(
-    man: float, exp: float, real_man: bool, real_exp: bool
-) -> None:
+def test_bitlength_gradient_is_the_cost_of_the_segment_below_the_stored_corner() -> None:
+    """``g . (y - Q_{k-1}(y))`` equals the loss change of one bit fewer, to first order."""
     x, a, b = toy_problem()
-    kw = dict(man_range=(0, 23), exp_range=(1, 8), real_man=real_man, real_exp=real_exp)
-
-    def loss_at(m: float, e: float) -> float:
-        y, _ = quantum_forward(x, plan(m, e, **kw))
-        return toy_loss(y, a, b)[0]
-
-    y, ctx = quantum_forward(x, plan(man, exp, **kw))
-    _, g = toy_loss(y, a, b)
-    gx, gman, gexp = quantum_backward(g, ctx)
-    assert gx is g
-    h = 0.05  # the loss is quadratic in n inside [floor, ceil]: central differences are exact
-    for real, analytic, fd in (
-        (real_man, gman, lambda: (loss_at(man + h, exp) - loss_at(man - h, exp)) / (2 * h)),
-        (real_exp, gexp, lambda: (loss_at(man, exp + h) - loss_at(man, exp - h)) / (2 * h)),
-    ):
-        if not real:
-            assert analytic is None
-            continue
-        numeric = fd()
-        assert abs(numeric) > 1e-9, "the toy problem must make the bitlength matter"
-        assert analytic == pytest.approx(numeric, rel=2e-3)
+    for corner in ((3, 8), (23, 5), (2, 3)):
+        p = Plan(corner, man_lowest=0, exp_lowest=1)
+        y, ctx = quantum_forward(x, p)
+        loss, g = toy_loss(y, a, b)
+        gx, gman, gexp = quantum_backward(g, ctx)
+        assert gx is g
+        for kind, got in (("man", gman), ("exp", gexp)):
+            lower = (corner[0] - 1, corner[1]) if kind == "man" else (corner[0], corner[1] - 1)
+            yl = sfp.quantize(y, sfp.Format(man_bits=lower[0], exp_bits=lower[1]))
+            if np.array_equal(yl, y):
+                continue  # look-ahead case, tested below
+            want = float(g @ (y.astype(np.float64) - yl))
+            assert got == pytest.approx(want, rel=1e-9)
+            # the quadratic loss changes by exactly the linear term minus 0.5 |A delta|^2
+            delta = y.astype(np.float64) - yl
+            change = loss - toy_loss(yl, a, b)[0]
+            assert change == pytest.approx(want - 0.5 * float(np.sum((a @ delta) ** 2)), rel=1e-6)
 
 
-def test_sample_mode_uses_an_integer_corner_with_expected_fraction() -> None:
+def test_look_ahead_reports_the_first_lower_container_that_changes_a_value() -> None:
+    # 3 binades: an 8-bit exponent down to a 3-bit one (7 binades) changes nothing
+    x = np.array([1.0, 0.5, 0.25, -0.125, 0.0], dtype=np.float32)
+    d = sensitivity(x, (23, 8), "exp", 1, sfp.Format())
+    assert d is not None
+    two = sfp.quantize(x, sfp.Format(exp_bits=2))  # 3 binades: the smallest value flushes
+    np.testing.assert_array_equal(d, (x - two) / np.float32(8 - 2))
+    assert sensitivity(x, (23, 1), "exp", 1, sfp.Format()) is None  # already at the bottom
+    # a chained quantizer: x already at 2 mantissa bits, 3 give the same values
+    y = sfp.quantize(np.linspace(1, 2, 50, dtype=np.float32), sfp.Format(man_bits=2))
+    d = sensitivity(y, (3, 8), "man", 0, sfp.Format())
+    assert d is not None
+    np.testing.assert_array_equal(
+        d, (y.astype(np.float64) - sfp.quantize(y, sfp.Format(man_bits=1))) / 2
+    )
+
+
+def test_plan_samples_the_ceiling_with_the_fraction_as_probability() -> None:
     x, _, _ = toy_problem()
     rng = np.random.default_rng(1)
     uses_ceil = 0
     for _ in range(400):
         p = plan(
-            4.3,
-            8,
-            man_range=(0, 23),
-            exp_range=(1, 8),
-            real_man=True,
-            real_exp=False,
-            mode="sample",
-            rng=rng,
+            4.3, 8, man_range=(0, 23), exp_range=(1, 8), real_man=True, real_exp=False, rng=rng
         )
-        ((w, corner),) = p.value
-        assert w == 1.0 and corner in ((4, 8), (5, 8))
-        uses_ceil += corner == (5, 8)
+        assert p.corner in ((4, 8), (5, 8)) and (p.man_lowest, p.exp_lowest) == (0, None)
+        uses_ceil += p.corner == (5, 8)
         y, _ctx = quantum_forward(x, p)
         np.testing.assert_array_equal(
-            y, sfp.quantize(x, sfp.Format(exp_bits=8, man_bits=corner[0]))
+            y, sfp.quantize(x, sfp.Format(exp_bits=8, man_bits=p.corner[0]))
         )
     assert 0.22 < uses_ceil / 400 < 0.38
 
 
-def test_quantum_controller_descends_gradient_plus_penalty() -> None:
-    qm = sfp.QuantumMantissa(gamma=2.0, lr=0.5, optimizer="sgd", init_bits=10.0)
+def test_quantum_controller_descends_gradient_plus_penalty_with_adam() -> None:
+    qm = sfp.QuantumMantissa(gamma=2.0, lr=0.5, init_bits=10.0)
     p = sfp.Policy()
     qm.attach(p, SPECS)
     assert qm.weights == {"a": 0.25, "b": 0.75}
+    assert qm.ranges["a"] == (0, 10)  # init_bits is also the cap
     qm.step(StepState(1, bit_grads={"a": {"man": -0.2}, "b": {"man": 0.0}}))
-    assert qm.bits["a"] == pytest.approx(10 - 0.5 * (-0.2 + 0.5))
-    assert qm.bits["b"] == pytest.approx(10 - 0.5 * 1.5)
-    assert p.format_for("b") == sfp.Format(man_bits=10)  # ceil(9.25)
-    qm.step(StepState(2, bit_values={"b": {"man": 40.0}}))
-    assert qm.bits["b"] == 23.0
-    assert qm.penalty() == pytest.approx(2.0 * (0.25 * qm.bits["a"] + 0.75 * 23))
+    # Adam's first step moves by lr times the sign of gradient + penalty
+    assert qm.bits["a"] == pytest.approx(10 - 0.5)
+    assert qm.bits["b"] == pytest.approx(10 - 0.5)
+    assert p.format_for("b") == sfp.Format(man_bits=10)  # ceil(9.5)
+    for step in range(2, 12):
+        qm.step(StepState(step, bit_grads={"a": {"man": -50.0}}))
+    assert qm.bits["a"] == 10.0  # clamped at the cap
+    qm.step(StepState(12, sizes={"a": 300, "b": 100}))  # shares from the training batch
+    assert qm.weights == {"a": 0.75, "b": 0.25}
+    assert qm.penalty() == pytest.approx(2.0 * (0.75 * qm.bits["a"] + 0.25 * qm.bits["b"]))
+    assert sfp.QuantumMantissa(init_bits=7, max_bits=12).attach(sfp.Policy(), SPECS) is None
     with pytest.raises(ValueError, match="gamma=-1"):
         sfp.QuantumExponent(gamma=-1)
     with pytest.raises(ValueError, match="no tensor matches"):
@@ -229,6 +251,7 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
                     exp_range=(1, 8),
                     real_man=True,
                     real_exp=True,
+                    rng=rng,
                 )
                 wq, ctx = quantum_forward(w, p)
             else:
@@ -255,55 +278,27 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
     assert q_acc >= base_acc - 0.03, (q_acc, base_acc)
 
 
-def test_bitwave_trial_keeps_removing_while_the_trend_holds() -> None:
-    bw = sfp.BitWave(period=1, cooldown=0, regret=0.01)
-    run_bitwave(bw, [0.9**k for k in range(8)])  # the loss falls 10 % a period throughout
-    assert [d.action for d in bw.decisions] == ["remove"] * 7
-    assert (bw.man_bits, bw.exp_bits) == (16, 8)
+def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() -> None:
+    x, a, b = toy_problem()
+    p = Plan((0, 1), man_lowest=0, exp_lowest=1)
+    y, ctx = quantum_forward(x, p)
+    assert ctx.x is x  # kept only because both fields sit at their lowest bitlength
+    _, g = toy_loss(y, a, b)
+    _, gman, gexp = quantum_backward(g, ctx)
+    up_man = sfp.quantize(x, sfp.Format(man_bits=1, exp_bits=1))
+    up_exp = sfp.quantize(x, sfp.Format(man_bits=0, exp_bits=2))
+    assert gman == pytest.approx(float(g @ (up_man.astype(np.float64) - y)), rel=1e-6)
+    assert gexp == pytest.approx(float(g @ (up_exp.astype(np.float64) - y)), rel=1e-6)
+    assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].x is None
 
 
-def test_bitwave_trial_undoes_a_removal_that_slows_learning_and_backs_off() -> None:
-    bw = sfp.BitWave(period=1, cooldown=0, regret=0.01, backoff=2)
-    # falls 10 % a period, then nearly stalls after the second removal: still "improving"
-    # against the moving average, but 10 % short of the trend -> the removal is undone
-    losses = [1.0, 0.9, 0.81, 0.80, 0.79, 0.78, 0.77, 0.77] + [0.76 - 0.001 * k for k in range(4)]
-    run_bitwave(bw, losses)
-    actions = [d.action for d in bw.decisions]
-    assert actions[:7] == ["remove", "remove", "undo", "backoff", "backoff", "remove", "undo"]
-    assert actions[7:11] == ["backoff"] * 4  # the second consecutive undo doubles the back-off
-    assert all(d.improvement > 0 for d in bw.decisions)  # the old test alone would remove
-    assert bw.decisions[2].man_bits == 22  # the second bit came back
-    assert (bw.man_bits, bw.exp_bits) == (22, 8)
-    assert bw.shortfall() is None
-
-
-def test_bitwave_without_regret_removes_through_the_stall() -> None:
-    bw = sfp.BitWave(period=1, cooldown=0)
-    run_bitwave(bw, [1.0, 0.9, 0.81, 0.80, 0.79, 0.78, 0.77, 0.77])
-    assert [d.action for d in bw.decisions][:6] == ["remove"] * 6
-
-
-def test_bitwave_rejects_bad_trial_parameters() -> None:
-    with pytest.raises(ValueError, match=r"regret=-0\.1"):
-        sfp.BitWave(regret=-0.1)
-    with pytest.raises(ValueError, match="trend_periods=0"):
-        sfp.BitWave(trend_periods=0)
-
-
-def test_bitwave_starts_at_init_bits_and_never_adds_above_them() -> None:
-    bw = sfp.BitWave(period=1, cooldown=0, init_man_bits=7, min_man_bits=3, worsen=0.01)
-    p = run_bitwave(bw, [1.0, 0.9, 0.8, 0.7, 0.6, 0.6])
-    assert p.history[0].new == sfp.Format(exp_bits=8, man_bits=7)
-    assert (bw.man_bits, bw.exp_bits) == (3, 7)  # mantissa down to its floor, then exponent
-    for loss in (0.9, 1.5, 3.0, 6.0):  # worse and worse: everything removed comes back
-        bw.step(StepState(step=10, loss=loss))
-    assert (bw.man_bits, bw.exp_bits) == (7, 8)
-    with pytest.raises(ValueError, match="e8m2"):
-        sfp.BitWave(init_man_bits=2, min_man_bits=3).attach(sfp.Policy(), SPECS)
-
-
-def test_bitwave_backs_off_after_an_add_when_trials_are_on() -> None:
-    bw = sfp.BitWave(period=1, cooldown=0, regret=1.0, worsen=0.05, backoff=2)
-    run_bitwave(bw, [1.0, 0.9, 0.81, 1.2, 0.7, 0.6, 0.5])
-    actions = [d.action for d in bw.decisions]
-    assert actions == ["remove", "remove", "add", "backoff", "backoff", "remove"]
+def test_the_penalty_is_priced_relative_to_the_loss() -> None:
+    qm = sfp.QuantumMantissa(gamma=0.5)
+    qm.attach(sfp.Policy(), SPECS)
+    assert qm.penalty_grad("b") == pytest.approx(0.5 * 0.75)
+    assert qm.penalty_grad("b", 0.01) == pytest.approx(0.5 * 0.75 * 0.01)
+    # a tiny loss with a task gradient that wants the bits: the penalty no longer outweighs it
+    qm.step(StepState(0, loss=0.01, bit_grads={"b": {"man": -0.01}}))
+    assert qm.bits["b"] == 23.0
+    qm.step(StepState(1, loss=None, bit_grads={"a": {"man": -0.01}}))  # priced absolutely
+    assert qm.bits["a"] < 23.0

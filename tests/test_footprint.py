@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import schrodinger_fp as sfp
-from schrodinger_fp.footprint import FootprintRecorder, available_codings
+from schrodinger_fp.training.footprint import FootprintRecorder, available_codings
 
 
 def tensors() -> dict[str, np.ndarray]:

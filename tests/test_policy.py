@@ -7,7 +7,7 @@ import json
 import pytest
 
 import schrodinger_fp as sfp
-from schrodinger_fp.policy import Change
+from schrodinger_fp.training.policy import Change
 
 
 def test_first_matching_rule_wins_then_default() -> None:

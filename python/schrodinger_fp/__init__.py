@@ -9,12 +9,12 @@ True
 
 from ._core import FORMAT_VERSION, MAX_CHUNK
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
-from .controllers import BitWave, QuantumExponent, QuantumMantissa
 from .dtypes import SUPPORTED_DTYPES
 from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
-from .policy import Policy
 from .stats import exponent_entropy, exponent_histogram
 from .storage import Archive, load, open, save
+from .training.controllers import BitWave, QuantumExponent, QuantumMantissa
+from .training.policy import Policy
 
 __all__ = [
     "EXPONENT_CODINGS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from schrodinger_fp.format import Format
-from schrodinger_fp.policy import Policy, PolicyLike
+from schrodinger_fp.training.policy import Policy, PolicyLike
 
 
 class CommandError(Exception):

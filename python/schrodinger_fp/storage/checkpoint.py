@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from schrodinger_fp.policy import PolicyLike, format_lookup
+from schrodinger_fp.training.policy import PolicyLike, format_lookup
 from schrodinger_fp.storage.archive import Archive
 from schrodinger_fp.storage.atomic import atomic_output, current_umask
 from schrodinger_fp.storage.index import Entry, check_relative_path

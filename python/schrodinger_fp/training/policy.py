@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .format import Format
+from ..format import Format
 
 __all__ = ["Change", "FormatSource", "Policy", "PolicyLike", "format_lookup"]
 
@@ -136,6 +136,9 @@ class Policy:
         self._default = _check_format(default, "default")
         self._rules: list[tuple[str, Format]] = []
         self._history: list[Change] = []
+        # name -> format, valid until the rules or the default change (a training step looks up
+        # hundreds of names against hundreds of one-name rules)
+        self._lookups: dict[str, Format | None] = {}
         for pattern, fmt in rules:
             self._rules.append((self._check_pattern(pattern), self._check_rule_format(fmt)))
 
@@ -165,10 +168,15 @@ class Policy:
         """
         if not isinstance(name, str):
             raise TypeError(f"tensor name must be a string, got {name!r}")
+        if name in self._lookups:
+            return self._lookups[name]
+        found = self._default
         for pattern, fmt in self._rules:
             if fnmatch.fnmatchcase(name, pattern):
-                return fmt
-        return self._default
+                found = fmt
+                break
+        self._lookups[name] = found
+        return found
 
     def series(self, name: str) -> list[tuple[int | None, Format | None]]:
         """Return the (step, new format) changes recorded for tensor ``name``.
@@ -191,6 +199,7 @@ class Policy:
             If ``fmt`` is not a Format or None.
         """
         fmt = _check_format(fmt, "default")
+        self._lookups.clear()
         if fmt != self._default:
             self._history.append(Change(step, DEFAULT_NAME, self._default, fmt))
         self._default = fmt
@@ -210,6 +219,7 @@ class Policy:
         """
         pattern = self._check_pattern(pattern)
         fmt = self._check_rule_format(fmt)
+        self._lookups.clear()
         for i, (p, old) in enumerate(self._rules):
             if p == pattern:
                 if old != fmt:
@@ -236,12 +246,15 @@ class Policy:
         fmt = self._check_rule_format(fmt)
         old = self.format_for(name)
         pattern = glob.escape(name)
-        for i, (p, _) in enumerate(self._rules):
+        for i, (p, current) in enumerate(self._rules):
             if p == pattern:
+                if current == fmt:
+                    return  # the same rule again: nothing changes
                 self._rules[i] = (pattern, fmt)
                 break
         else:
             self._rules.insert(0, (pattern, fmt))
+        self._lookups.clear()
         if old != fmt:
             self._history.append(Change(step, name, old, fmt))
 
@@ -256,6 +269,7 @@ class Policy:
         for i, (p, fmt) in enumerate(self._rules):
             if p == pattern:
                 del self._rules[i]
+                self._lookups.clear()
                 self._history.append(Change(None, pattern, fmt, None))
                 return
         raise ValueError(f"no rule with pattern {pattern!r}")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
-from ..format import Format
+from ...format import Format
 from ..policy import Policy
 from .base import StepState, TensorSpec, field_range
 
@@ -21,7 +21,13 @@ class _Quantum:
     Each managed tensor ``T`` has a real bitlength ``n_T`` for this
     controller's field. The footprint penalty added to the loss is
     ``gamma * sum_T w_T * n_T`` with ``w_T = size_T / sum(size)`` (the
-    tensor's share of the footprint), so its gradient is ``gamma * w_T``.
+    tensor's share of the footprint). The paper adds it to the loss, so its
+    gradient is ``gamma * w_T``; here (ours) it multiplies the loss,
+    ``L * (1 + gamma * sum_T w_T n_T)``, so its gradient is ``gamma * w_T * L``
+    when the step's loss is given: ``gamma`` is then the relative loss a bit of
+    the whole footprint may cost, whatever the loss's scale. A model near zero
+    training loss has near-zero bit gradients; an additive penalty would then
+    strip its containers until it breaks.
     """
 
     kind: ClassVar[str] = ""
@@ -29,13 +35,11 @@ class _Quantum:
     def __init__(
         self,
         *,
-        gamma: float = 0.01,
-        lr: float = 0.05,
-        optimizer: str = "adam",
+        gamma: float = 0.003,
+        lr: float = 0.1,
         init_bits: float | None = None,
         min_bits: int | None = None,
         max_bits: int | None = None,
-        mode: str = "interpolate",
         include: Iterable[str] = ("*",),
         exclude: Iterable[str] = (),
     ) -> None:
@@ -43,19 +47,13 @@ class _Quantum:
             raise ValueError(f"gamma={gamma!r} must be a finite number >= 0")
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr={lr!r} must be a finite number > 0")
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer={optimizer!r} must be 'sgd' or 'adam'")
-        if mode not in ("interpolate", "sample"):
-            raise ValueError(f"mode={mode!r} must be 'interpolate' or 'sample'")
         if init_bits is not None and not math.isfinite(init_bits):
             raise ValueError(f"init_bits={init_bits!r} must be finite")
         self.gamma = float(gamma)
         self.lr = float(lr)
-        self.optimizer = optimizer
         self.init_bits = init_bits
         self.min_bits = min_bits
         self.max_bits = max_bits
-        self.mode = mode
         self.include = list(include)
         self.exclude = list(exclude)
         self.bits: dict[str, float] = {}
@@ -69,7 +67,9 @@ class _Quantum:
         """Start a bitlength for each tensor matched by ``include`` and not ``exclude``.
 
         Bitlengths start at ``init_bits`` (default: the source width),
-        clamped to the tensor's range, and are written to the policy.
+        clamped to the tensor's range, and are written to the policy. Unless
+        ``max_bits`` says otherwise, ``init_bits`` is also the highest
+        bitlength (a start from bfloat16's 7 mantissa bits never grows past them).
 
         Raises
         ------
@@ -91,7 +91,10 @@ class _Quantum:
         for n in names:
             lo, hi = field_range(tensors[n].dtype, self.kind)
             lo = lo if self.min_bits is None else max(lo, self.min_bits)
-            hi = hi if self.max_bits is None else min(hi, self.max_bits)
+            if self.max_bits is not None:
+                hi = min(hi, self.max_bits)
+            elif self.init_bits is not None:
+                hi = min(hi, math.ceil(self.init_bits))
             if hi <= lo:
                 raise ValueError(
                     f"{type(self).__name__}: range [{lo}, {hi}] for {n!r} holds fewer than two "
@@ -107,10 +110,11 @@ class _Quantum:
     def step(self, state: StepState) -> None:
         """Update the bitlengths and write the stored containers to the policy.
 
-        For each managed tensor: a value in ``state.bit_values`` is adopted
-        as is (an external optimizer updated it); otherwise a gradient in
-        ``state.bit_grads`` is descended with ``gradient + gamma * w_T``.
-        Values are clamped to the tensor's range.
+        ``state.sizes`` (the values each tensor held in this step's batch)
+        refreshes the footprint shares ``w_T``. For each managed tensor with a
+        gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T * loss``
+        (``loss`` 1 when ``state.loss`` is None);
+        values are clamped to the tensor's range.
 
         Raises
         ------
@@ -121,26 +125,23 @@ class _Quantum:
         """
         if self._policy is None:
             raise RuntimeError(f"{type(self).__name__}.step called before attach")
+        if state.sizes:
+            self._reweigh(state.sizes)
         for name in self.bits:
-            value = state.bit_values.get(name, {}).get(self.kind)
-            if value is not None:
-                if not math.isfinite(value):
-                    raise ValueError(f"bit value {value!r} for {name!r} is not finite")
-                self.bits[name] = self._clamp(name, value)
-                continue
             grad = state.bit_grads.get(name, {}).get(self.kind)
             if grad is None:
                 continue
             if not math.isfinite(grad):
                 raise ValueError(f"bit gradient {grad!r} for {name!r} is not finite")
-            g = grad + self.penalty_grad(name)
+            g = grad + self.penalty_grad(name, state.loss)
             self.bits[name] = self._clamp(name, self.bits[name] - self._update(name, g))
         self._write(state.step)
 
     # -- queries ---------------------------------------------------------
-    def penalty_grad(self, name: str) -> float:
-        """Gradient of the footprint penalty for tensor ``name``: ``gamma * w_T``."""
-        return self.gamma * self.weights[name]
+    def penalty_grad(self, name: str, loss: float | None = None) -> float:
+        """Gradient of the footprint penalty of ``name``: ``gamma * w_T`` (times ``loss``)."""
+        scale = 1.0 if loss is None or not math.isfinite(loss) else abs(loss)
+        return self.gamma * self.weights[name] * scale
 
     def penalty(self) -> float:
         """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths."""
@@ -159,9 +160,17 @@ class _Quantum:
         lo, hi = self.ranges[name]
         return min(max(float(value), lo), hi)
 
+    def _reweigh(self, sizes: Mapping[str, int]) -> None:
+        """Footprint shares from the sizes seen in training (the example batch may be smaller)."""
+        seen = {n: sizes.get(n) for n in self.bits}
+        if any(s is None for s in seen.values()):
+            return  # a partial step (e.g. no activation seen): keep the previous shares
+        total = sum(s for s in seen.values() if s is not None) or 1
+        self.weights = {n: (s or 0) / total for n, s in seen.items()}
+
     def _update(self, name: str, g: float) -> float:
-        if self.optimizer == "sgd":
-            return self.lr * g
+        # Adam: a bit gradient is a sum over a whole tensor and its scale varies by orders of
+        # magnitude between tensors and tasks; a plain SGD step on it barely moves the bits
         m, v, t = self._adam.get(name, (0.0, 0.0, 0))
         t += 1
         m = 0.9 * m + 0.1 * g
@@ -186,20 +195,19 @@ class QuantumMantissa(_Quantum):
 
     Parameters
     ----------
-    gamma : float, default 0.01
-        Weight of the footprint penalty ``gamma * sum_T w_T n_T``.
-    lr : float, default 0.05
-        Step size of the bitlengths' own optimizer (used when the bitlengths
-        are updated from ``StepState.bit_grads``; the PyTorch adapter uses its
-        own parameter group instead).
-    optimizer : {"adam", "sgd"}, default "adam"
-        The bitlengths' own optimizer.
+    gamma : float, default 0.003
+        Price of the footprint: the loss is weighed as ``L * (1 + gamma * sum_T w_T n_T)``.
+    lr : float, default 0.1
+        Step size of the bitlengths' Adam optimizer (bits per step, at most
+        about ``lr``). The controller owns it: the bitlengths are not torch
+        parameters, so no user optimizer can miss them.
     init_bits : float, optional
-        Starting bitlength (default: the source's full width).
+        Starting bitlength (default: the source's full width), also the
+        highest unless ``max_bits`` is given.
     min_bits, max_bits : int, optional
-        Narrow the valid range (default: 0 .. the source width).
-    mode : {"interpolate", "sample"}, default "interpolate"
-        Forward of a real bitlength (see :mod:`schrodinger_fp.controllers.qmath`).
+        Narrow the valid range (default: 0 .. the source width). There is no
+        floor by default: the gradient itself says where a tensor's values
+        start to suffer (see :mod:`schrodinger_fp.training.controllers.qmath`).
     include, exclude : iterable of str
         Globs choosing which tensors get a learned bitlength.
     """

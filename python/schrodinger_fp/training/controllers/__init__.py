@@ -1,11 +1,11 @@
 """Controllers that choose each tensor's container during training.
 
-See :mod:`schrodinger_fp.controllers.base` for the protocol every controller
-follows, :class:`BitWave` (loss-driven, network-wide) and
-:class:`QuantumMantissa` / :class:`QuantumExponent` (learned per tensor).
+See :mod:`.base` for the protocol every controller follows, :class:`BitWave`
+(network-wide, decided from gradient evidence) and :class:`QuantumMantissa` /
+:class:`QuantumExponent` (learned per tensor).
 """
 
-from .base import FIELD_WIDTHS, Controller, StepState, TensorSpec, field_range
+from .base import FIELD_WIDTHS, Controller, GradientEvidence, StepState, TensorSpec, field_range
 from .bitwave import BitWave, Decision
 from .qmath import Plan, QuantumContext, plan, quantum_backward, quantum_forward
 from .quantum import QuantumExponent, QuantumMantissa
@@ -15,6 +15,7 @@ __all__ = [
     "BitWave",
     "Controller",
     "Decision",
+    "GradientEvidence",
     "Plan",
     "QuantumContext",
     "QuantumExponent",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .format import Format
+from ..format import Format
 
 __all__ = ["quantize_tensor"]
 

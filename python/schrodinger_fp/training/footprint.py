@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .codec import encode, inspect
-from .format import Format
+from ..codec import encode, inspect
+from ..format import Format
 from .policy import Policy
 
 __all__ = ["FootprintRecorder", "Sample", "available_codings"]
@@ -102,8 +102,23 @@ class FootprintRecorder:
         """Whether :meth:`record` would record ``step``."""
         return step % self.every == 0
 
-    def record(self, step: int, tensors: Mapping[str, np.ndarray]) -> Sample | None:
-        """Encode ``tensors`` at the policy's formats (if ``step`` is due).
+    def record(
+        self,
+        step: int,
+        tensors: Mapping[str, np.ndarray],
+        formats: Mapping[str, Format | None] | None = None,
+    ) -> Sample | None:
+        """Encode ``tensors`` at their formats (if ``step`` is due).
+
+        Parameters
+        ----------
+        step : int
+            Training step.
+        tensors : mapping name -> numpy.ndarray
+            Float arrays, e.g. ``stash.captured`` of a
+            :class:`~schrodinger_fp.torch.CompressedStash` (what autograd saved).
+        formats : mapping name -> Format, optional
+            The format of each tensor (``stash.formats``); default: the policy's.
 
         Raises
         ------
@@ -121,7 +136,9 @@ class FootprintRecorder:
             x = np.ascontiguousarray(x)
             if x.dtype.kind != "f" and x.dtype.name != "bfloat16":
                 raise TypeError(f"tensor {name!r} has dtype {x.dtype}, not a float dtype")
-            fmt = self.policy.format_for(name) or Format()
+            fmt = (
+                formats[name] if formats is not None else self.policy.format_for(name)
+            ) or Format()
             values += x.size
             bits += x.size * fmt.bits_per_value(x.dtype.name)
             per_tensor[name] = {}

@@ -23,7 +23,14 @@ from typing import Protocol, runtime_checkable
 
 from ..policy import Policy
 
-__all__ = ["FIELD_WIDTHS", "Controller", "StepState", "TensorSpec", "field_range"]
+__all__ = [
+    "FIELD_WIDTHS",
+    "Controller",
+    "GradientEvidence",
+    "StepState",
+    "TensorSpec",
+    "field_range",
+]
 
 #: (exponent bits, mantissa bits) of each supported source dtype.
 FIELD_WIDTHS: dict[str, tuple[int, int]] = {
@@ -84,6 +91,30 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class GradientEvidence:
+    """What a bit costs, measured on one batch (BitWave decides from it).
+
+    Norms are over the concatenated gradient of every trained parameter;
+    ``g_full`` is the gradient at full precision (lossless formats).
+
+    Attributes
+    ----------
+    noise : float
+        ``|g_a - g_b| / 2`` for the two halves ``a``, ``b`` of the batch at
+        full precision: the batch gradient's own sampling noise.
+    current : float
+        ``|g(current formats) - g_full|``.
+    narrower : mapping {"man" | "exp": float}
+        ``|g(one bit fewer in that field) - g_full|`` for each field that can
+        still lose a bit.
+    """
+
+    noise: float
+    current: float
+    narrower: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StepState:
     """What every controller is given at each step.
 
@@ -92,20 +123,24 @@ class StepState:
     step : int
         The step number (monotonic).
     loss : float or None
-        The training loss of this step (BitWave reads it).
+        The training loss of this step.
     bit_grads : mapping name -> {"man" | "exp": float}
         Gradient of the loss (penalty excluded) with respect to each real
-        bitlength, from :func:`schrodinger_fp.controllers.quantum_forward`; a
-        quantum controller with its own optimizer descends along it.
-    bit_values : mapping name -> {"man" | "exp": float}
-        Real bitlengths already updated by an external optimizer (the PyTorch
-        adapter's parameter group); a quantum controller adopts them as they are.
+        bitlength (:func:`schrodinger_fp.training.controllers.quantum_backward`,
+        or the PyTorch adapter); a quantum controller descends along it.
+    sizes : mapping name -> int
+        Values each tensor held in this step (footprint shares come from the
+        training batch, not from an example batch).
+    evidence : GradientEvidence or None
+        The gradient cost of the current and narrower formats, on steps where
+        a controller asked for it (:meth:`BitWave.probe_due`).
     """
 
     step: int
     loss: float | None = None
     bit_grads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    bit_values: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    evidence: GradientEvidence | None = None
 
 
 @runtime_checkable

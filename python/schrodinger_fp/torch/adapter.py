@@ -1,0 +1,335 @@
+"""PyTorch adapter: applies a :class:`~schrodinger_fp.Policy` to a model's weights and activations.
+
+* Weights: each forward pass of the attached model reads every weight
+  quantized to its policy format; the parameter itself (its name, its
+  ``state_dict`` key, what the optimizer updates) stays the full-precision
+  master copy (straight-through gradient).
+* Activations: the outputs of the chosen modules are quantized in the forward
+  pass, so the next layers read and stash them in the policy's container.
+* Every other tensor autograd saves is named ``"<module>.saved"``; the
+  :func:`~schrodinger_fp.torch.compressed_stash` holds it at that name's format.
+* Tensors learned by :class:`~schrodinger_fp.QuantumMantissa` /
+  :class:`~schrodinger_fp.QuantumExponent` go through :class:`QuantumFunction`;
+  the bitlength gradients reach the controllers in :meth:`Adapter.step`, which
+  own their optimizer and the footprint penalty (nothing to add to the loss,
+  nothing to give an optimizer).
+* :class:`~schrodinger_fp.BitWave` gets its gradient evidence from
+  :meth:`Adapter.step`'s ``probe``.
+
+Quantization runs where the tensor lives: on the CPU with the Rust core's
+:func:`schrodinger_fp.quantize`; elsewhere with
+:func:`~schrodinger_fp.torch.quantize_tensor` (bit-identical).
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..codec import quantize as core_quantize
+from ..format import Format
+from ..training.controllers.base import Controller, StepState, TensorSpec, field_range
+from ..training.controllers.qmath import (
+    Plan,
+    QuantumContext,
+    bit_gradients,
+    corner_format,
+    needs_input,
+    plan,
+)
+from ..training.controllers.quantum import _Quantum
+from ..training.policy import Policy
+from .probe import Probe, gradient_evidence
+from .stash import _DTYPE_NAMES, _to_numpy
+from .tensor_port import quantize_tensor
+
+__all__ = ["Adapter", "QuantizeSTE", "QuantumFunction", "quantize"]
+
+_CORE_DTYPES = (torch.float32, torch.float64, torch.float16)
+
+
+def quantize(x: torch.Tensor, fmt: Format) -> torch.Tensor:
+    """Reduce ``x`` to ``fmt`` on its own device, bit-identical to :func:`schrodinger_fp.quantize`.
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not supported or ``fmt`` is not a Format.
+    ValueError
+        If the format's bitlengths exceed the dtype's fields.
+    """
+    if x.device.type != "cpu" or x.dtype not in _CORE_DTYPES or not isinstance(fmt, Format):
+        return quantize_tensor(x, fmt)
+    if fmt.window_top is None and fmt.is_lossless_for(_DTYPE_NAMES[x.dtype]):
+        return x
+    arr = x.detach().contiguous().numpy()
+    return torch.from_numpy(core_quantize(arr, fmt, threads=1))
+
+
+class QuantizeSTE(torch.autograd.Function):
+    """``quantize(x, fmt)`` forward, identity (straight-through) backward."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
+        y = quantize(x, fmt)
+        return y.clone() if y is x else y
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return g, None
+
+
+class QuantumFunction(torch.autograd.Function):
+    """Quantum Mantissa/Exponent: store one corner, return bitlength gradients to a sink.
+
+    ``apply(x, plan, base, sink)``: the forward value is ``x`` at the plan's
+    corner; backward returns ``g`` for ``x`` (straight-through) and calls
+    ``sink(gman, gexp)`` with ``sum(g * dy/dn)`` per learned field, computed
+    from the stored value alone (:mod:`schrodinger_fp.training.controllers.qmath`),
+    so nothing but that value is kept for backward.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        x: torch.Tensor, p: Plan, base: Format, sink: Callable[[float | None, float | None], None]
+    ) -> torch.Tensor:
+        y = quantize(x, corner_format(base, p.corner))
+        return y.clone() if y is x else y
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        x, p = inputs[0], inputs[1]
+        if needs_input(p):
+            ctx.save_for_backward(output, x)
+        else:
+            ctx.save_for_backward(output)
+        ctx.plan, ctx.base, ctx.sink = p, inputs[2], inputs[3]
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        y, *x = ctx.saved_tensors
+        qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base, _to_numpy(x[0]) if x else None)
+        ctx.sink(*bit_gradients(_to_numpy(g), qctx))
+        return g, None, None, None
+
+
+def _fresh_seed(fmt: Format, step: int, name: str) -> Format:
+    """A stochastic format's seed for this step and tensor (the same seed every step is a bias)."""
+    if fmt.rounding != "stochastic" and fmt.underflow != "stochastic":
+        return fmt
+    mixed = zlib.crc32(f"{fmt.seed}:{step}:{name}".encode()) & 0x7FFFFFFF
+    return replace(fmt, seed=mixed)
+
+
+class Adapter:
+    """Applies a policy (and drives controllers) on one model; built by :func:`attach`.
+
+    Attributes
+    ----------
+    specs : dict name -> TensorSpec
+        Every tensor the adapter knows: weights (``named_parameters()`` names),
+        module outputs (``"<module>.act"``) and other saved tensors (``"<module>.saved"``).
+    """
+
+    def __init__(
+        self, model: nn.Module, policy: Policy, controllers: Sequence[Controller], seed: int
+    ) -> None:
+        self.model = model
+        self.policy = policy
+        self.controllers = list(controllers)
+        self.enabled = True
+        self.specs: dict[str, TensorSpec] = {}
+        self.weights: dict[str, tuple[nn.Module, str]] = {}
+        self.follows: dict[str, str] = {}  # "<module>.saved" -> the ".act" whose format it takes
+        self._hooks: list[Any] = []
+        self._rng = np.random.default_rng(seed)
+        self._quantum: dict[str, _Quantum] = {}
+        self._stack: list[str] = []
+        self._produced: dict[tuple[Any, ...], tuple[Any, str, Format | None]] = {}
+        self._override: dict[str, Format | None] | None = None
+        self._bit_grads: dict[str, dict[str, float]] = {}
+        self._sizes: dict[str, int] = {}
+        self._dtypes: dict[str, str] = {}
+        self._pending: tuple[str, Format | None, torch.Tensor] | None = None
+        self._step = 0
+        self._collect = True
+        self._warned: set[str] = set()
+
+    # -- formats ---------------------------------------------------------
+    def format_for(self, name: str) -> Format | None:
+        """The format tensor ``name`` is stored in now."""
+        if self._override is not None and name in self._override:
+            return self._override[name]
+        return self.policy.format_for(name)
+
+    def saved_format(self, t: torch.Tensor) -> tuple[str, Format | None]:
+        """Name and format of a tensor autograd saves (the stash's lookup)."""
+        if self._pending is not None:
+            name, fmt, source = self._pending
+            if t is source:  # the input, kept at the bottom of a range: held as it is
+                return f"{name}.input", None
+            return name, fmt
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
+        entry = self._produced.get(key)
+        if entry is not None and entry[0]() is not None:
+            return entry[1], entry[2]
+        name = f"{self._stack[-1] if self._stack else '<outside>'}.saved"
+        return name, self.format_for(name) if self.enabled else None
+
+    # -- the forward path --------------------------------------------------
+    def apply(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` as stored under tensor ``name``'s current format."""
+        if self._collect and torch.is_grad_enabled():
+            self._sizes[name] = x.numel()
+            self._dtypes[name] = _DTYPE_NAMES[x.dtype]
+        y, fmt = self._quantized(name, x) if self.enabled else (x, None)
+        key = (y.untyped_storage().data_ptr(), y.storage_offset(), y.numel(), y.dtype)
+        self._produced[key] = (weakref.ref(y), name, fmt)
+        return y
+
+    def _quantized(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, Format | None]:
+        qm, qe = self._quantum.get("man"), self._quantum.get("exp")
+        real_man = qm is not None and name in qm.bits
+        real_exp = qe is not None and name in qe.bits
+        fmt = self.format_for(name)
+        learning = (real_man or real_exp) and self.model.training and torch.is_grad_enabled()
+        if not learning:
+            if fmt is None:
+                return x, None
+            fmt = _fresh_seed(fmt, self._step, name)
+            return QuantizeSTE.apply(x, fmt), fmt
+        base = _fresh_seed(fmt or Format(), self._step, name)
+        dtype = self.specs[name].dtype
+        man_range = qm.ranges[name] if qm is not None and real_man else field_range(dtype, "man")
+        exp_range = qe.ranges[name] if qe is not None and real_exp else field_range(dtype, "exp")
+        p = plan(
+            qm.bits[name] if qm is not None and real_man else _bits(base.man_bits, man_range),
+            qe.bits[name] if qe is not None and real_exp else _bits(base.exp_bits, exp_range),
+            man_range=man_range,
+            exp_range=exp_range,
+            real_man=real_man,
+            real_exp=real_exp,
+            rng=self._rng,
+        )
+        stored = corner_format(base, p.corner)
+        # QuantumFunction saves its output while it runs, before apply() can register it
+        self._pending = (name, stored, x)
+        try:
+            y = QuantumFunction.apply(x, p, base, self._sink(name))
+        finally:
+            self._pending = None
+        return y, stored
+
+    def _sink(self, name: str) -> Callable[[float | None, float | None], None]:
+        def sink(gman: float | None, gexp: float | None) -> None:
+            if not self._collect:
+                return
+            grads = self._bit_grads.setdefault(name, {})
+            for kind, g in (("man", gman), ("exp", gexp)):
+                if g is not None:
+                    grads[kind] = grads.get(kind, 0.0) + g
+
+        return sink
+
+    # -- training-loop API -------------------------------------------------
+    def step(
+        self, step: int, loss: float | torch.Tensor | None = None, *, probe: Probe | None = None
+    ) -> None:
+        """After the optimizer step: let every controller update the policy.
+
+        Parameters
+        ----------
+        step : int
+            The step number.
+        loss : float or tensor, optional
+            This step's loss (for controllers that read it).
+        probe : callable, optional
+            ``probe(part) -> loss`` of the part ``part`` (a slice) of this
+            step's batch, e.g. ``lambda part: loss_fn(model(x[part]), y[part])``.
+            :class:`~schrodinger_fp.BitWave` needs it every ``period`` steps.
+
+        Raises
+        ------
+        ValueError
+            If a controller needs gradient evidence and ``probe`` is missing.
+        """
+        if isinstance(loss, torch.Tensor):
+            loss = float(loss.detach())
+        if self._quantum and not self._bit_grads and "grads" not in self._warned:
+            self._warned.add("grads")
+            warnings.warn(
+                "no bitlength gradient reached the adapter since the last step, so Quantum "
+                "Mantissa/Exponent learn nothing: call loss.backward() on a loss computed by "
+                "the attached model in train mode before adapter.step()",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        evidence = None
+        for c in self.controllers:
+            due = getattr(c, "probe_due", None)
+            if due is not None and due(step) and probe is not None:
+                evidence = gradient_evidence(self, c.candidates(), probe)  # type: ignore[attr-defined]
+        state = StepState(
+            step=step,
+            loss=loss,
+            bit_grads=self._bit_grads,
+            sizes=dict(self._sizes),
+            evidence=evidence,
+        )
+        for controller in self.controllers:
+            controller.step(state)
+        self._follow(step)
+        self._bit_grads = {}
+        self._sizes.clear()
+        self._step = step + 1
+
+    def freeze(self) -> None:
+        """Stop learning bitlengths: every tensor now uses its policy's integer container."""
+        self._quantum.clear()
+
+    def detach(self) -> None:
+        """Remove every hook; the model is left as it was before :func:`attach`."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        self._produced.clear()
+
+    # -- internals -------------------------------------------------------
+    def _follow(self, step: int | None) -> None:
+        """Saved tensors take the learned format of the module output they belong to."""
+        if not self._quantum:
+            return
+        for saved, act in self.follows.items():
+            fmt = self.policy.format_for(act)
+            if fmt is not None:
+                self.policy.set(saved, fmt, step=step)
+
+    def _swap_weights(self, module: nn.Module, inputs: Any) -> None:
+        # new forward: tensors produced before belong to an earlier graph
+        self._produced.clear()
+        for name, (mod, attr) in self.weights.items():
+            # an instance attribute shadows the parameter for this forward pass only, so the
+            # parameter keeps its name, state_dict key and optimizer slot
+            param = mod._parameters[attr]
+            if param is not None:
+                mod.__dict__[attr] = self.apply(name, param)
+
+    def _restore_weights(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        for mod, attr in self.weights.values():
+            mod.__dict__.pop(attr, None)
+
+
+def _bits(bits: int | None, rng: tuple[int, int]) -> int:
+    return rng[1] if bits is None else bits

@@ -1,0 +1,299 @@
+"""Framework-free math of Quantum Mantissa / Quantum Exponent.
+
+A tensor ``x`` has real bitlengths ``n_man`` and/or ``n_exp``. With
+``f = floor(n)``, ``c = f + 1`` and ``t = n - f``, the forward pass stores
+``Q_c(x)`` with probability ``t``, else ``Q_f(x)`` (the paper's method: the
+value is always one real container, so a compressed stash holds exactly what
+the forward pass used). The tensor itself gets a straight-through gradient.
+
+The loss gradient for ``n`` is estimated from the stored value ``y = Q_k(x)``
+alone (ours; the paper uses ``Q_c(x) - Q_f(x)``, which needs both corners of
+the full-size input kept for backward)::
+
+    dL/dn ~ sum_i g_i (y_i - Q_j(y_i)) / (k - j)
+
+with ``j = k - 1``, or lower while ``Q_j(y) == y`` everywhere (the look-ahead):
+above the damage region one bit fewer changes nothing, and the plain estimator
+is exactly zero, so the footprint penalty alone would walk every tensor down
+in lockstep until it hits damage. The look-ahead reports the cost per bit of
+the first lower container that changes a value, so a tensor stops where its
+own values start to suffer. A chained quantizer (an elementwise op after a
+quantized producer) gets a gradient the same way. ``g`` is the gradient
+arriving at the quantized tensor; the footprint penalty ``gamma * w_T`` is
+added by the controller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...codec import quantize
+from ...format import Format
+
+__all__ = [
+    "Plan",
+    "QuantumContext",
+    "corner_format",
+    "needs_input",
+    "plan",
+    "quantum_backward",
+    "quantum_forward",
+    "sensitivity",
+    "split",
+]
+
+Corner = tuple[int, int]  # (man_bits, exp_bits)
+
+
+def split(n: float, lo: int, hi: int) -> tuple[int, int, float]:
+    """Split a real bitlength into (floor, ceil, fraction), clamped to [lo, hi].
+
+    ``ceil`` is always ``floor + 1``; at the top of the range ``(hi - 1, hi, 1.0)``
+    is returned.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not finite or the range is empty.
+    """
+    if not math.isfinite(n):
+        raise ValueError(f"bitlength n={n!r} must be finite")
+    if hi <= lo:
+        raise ValueError(f"bitlength range [{lo}, {hi}] must hold at least two values")
+    n = min(max(float(n), lo), hi)
+    f = min(math.floor(n), hi - 1)
+    return f, f + 1, n - f
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The corner one forward pass stores, and which fields get a gradient.
+
+    Attributes
+    ----------
+    corner : (int, int)
+        (man_bits, exp_bits) of the stored value.
+    man_lowest, exp_lowest : int or None
+        Lowest valid bitlength of a learned field (the look-ahead stops there);
+        None for a field that is not learned.
+    offset : int
+        Where the strided sample of a large tensor starts (:func:`bit_gradients`).
+    """
+
+    corner: Corner
+    man_lowest: int | None = None
+    exp_lowest: int | None = None
+    offset: int = 0
+
+
+def plan(
+    man: float | int,
+    exp: float | int,
+    *,
+    man_range: tuple[int, int],
+    exp_range: tuple[int, int],
+    real_man: bool,
+    real_exp: bool,
+    rng: np.random.Generator,
+) -> Plan:
+    """Sample the stored corner of one tensor.
+
+    Parameters
+    ----------
+    man, exp : float or int
+        Bitlengths; a field whose ``real_*`` flag is False is used as the
+        integer it is (clamped) and gets no gradient.
+    man_range, exp_range : (int, int)
+        Valid (lowest, highest) bitlengths.
+    real_man, real_exp : bool
+        Which fields are real-valued (learned).
+    rng : numpy.random.Generator
+        Source of the samples.
+    """
+
+    def field(n: float, rng_: tuple[int, int], real: bool) -> int:
+        if not real:
+            return min(max(round(n), rng_[0]), rng_[1])
+        f, c, t = split(n, *rng_)
+        return c if rng.random() < t else f
+
+    return Plan(
+        (field(man, man_range, real_man), field(exp, exp_range, real_exp)),
+        man_range[0] if real_man else None,
+        exp_range[0] if real_exp else None,
+        int(rng.integers(0, 1 << 30)),
+    )
+
+
+def corner_format(base: Format, corner: Corner) -> Format:
+    """The format of a corner: ``base`` with the corner's mantissa and exponent bits."""
+    return replace(base, man_bits=corner[0], exp_bits=corner[1])
+
+
+def _first_damage(y: np.ndarray, k: int) -> int:
+    """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
+
+    A window of ``e`` bits holds ``2**e - 1`` binades, so with ``b`` binades
+    between the smallest and largest magnitude nothing changes above
+    ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
+    starts there instead of walking down one quantization at a time.
+    """
+    mag = np.abs(y[np.isfinite(y) & (y != 0)])
+    if mag.size == 0:
+        return k - 1
+    _, top = np.frexp(mag.max())
+    _, bottom = np.frexp(mag.min())
+    binades = int(top) - int(bottom) + 1
+    return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
+
+
+def sensitivity(
+    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format
+) -> np.ndarray | None:
+    """``dy/dn`` of field ``kind`` at the stored value ``y`` (module docstring), or None.
+
+    None when the field is already at ``lowest`` or no lower container
+    changes any value (the gradient is then zero).
+    """
+    k = corner[0] if kind == "man" else corner[1]
+    start = k - 1 if kind == "man" else _first_damage(y, k)
+    finite = bool(np.isfinite(y).all())
+    for j in range(min(start, k - 1), lowest - 1, -1):
+        lower = (j, corner[1]) if kind == "man" else (corner[0], j)
+        fmt = corner_format(base, lower)
+        try:
+            q = quantize(y, fmt)
+        except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
+            q = quantize(y, replace(fmt, window_top=None))
+        # y and a rounding of it differ by an exact float: no wider type needed
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = y - q
+        if not finite:
+            d[~(np.isfinite(y) & np.isfinite(q))] = 0
+        if d.any():
+            return d / np.asarray(k - j, dtype=d.dtype) if k - j > 1 else d
+    return None
+
+
+@dataclass
+class QuantumContext:
+    """What :func:`quantum_backward` needs: the stored value and its plan.
+
+    ``x``, the input, is kept only while a learned field stores its lowest
+    bitlength (:func:`needs_input`): there is no segment below, and the one
+    above needs the input.
+    """
+
+    y: np.ndarray
+    plan: Plan
+    base: Format
+    x: np.ndarray | None = None
+
+
+def needs_input(p: Plan) -> bool:
+    """Whether a learned field of ``p`` stores its lowest bitlength (:class:`QuantumContext`)."""
+    return (p.man_lowest is not None and p.corner[0] == p.man_lowest) or (
+        p.exp_lowest is not None and p.corner[1] == p.exp_lowest
+    )
+
+
+def quantum_forward(
+    x: np.ndarray, p: Plan, base: Format | None = None
+) -> tuple[np.ndarray, QuantumContext]:
+    """The stored value of ``x`` under plan ``p``, with :func:`schrodinger_fp.quantize`.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        A floating-point array of a supported dtype.
+    p : Plan
+        From :func:`plan`.
+    base : Format, optional
+        Rounding and other settings of every corner format (default: ``Format()``).
+    """
+    b = Format() if base is None else base
+    y = quantize(x, corner_format(b, p.corner))
+    return y, QuantumContext(y, p, b, x if needs_input(p) else None)
+
+
+#: Values of a tensor whose sensitivities are summed (ours): larger tensors are sampled.
+SAMPLE = 1 << 16
+
+
+def bit_gradients(
+    g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE
+) -> tuple[float | None, float | None]:
+    """``sum(g * dy/dn)`` for each learned field (None for a field not learned).
+
+    A tensor of more than ``sample`` values is summed over a strided sample of
+    about ``sample`` values starting at ``ctx.plan.offset`` (a new offset each
+    step), scaled by the stride: an estimate of the full sum at a bounded cost
+    per tensor. The sample's exponent window keeps the whole tensor's top, so
+    it flushes what the whole tensor's would.
+    """
+    y, base = ctx.y.reshape(-1), ctx.base
+    x = None if ctx.x is None else ctx.x.reshape(-1)
+    gf = g.reshape(-1)
+    scale = 1.0
+    if sample is not None and y.size > sample:
+        stride = -(-y.size // sample)
+        start = ctx.plan.offset % stride
+        y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
+        x = None if x is None else np.ascontiguousarray(x[start::stride])
+        scale = ctx.y.size / y.size
+        base = replace(base, window_top=_top_exponent(ctx.y))
+    out: list[float | None] = []
+    for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
+        if lowest is None:
+            out.append(None)
+            continue
+        k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
+        if k == lowest and x is not None:
+            d = _segment_above(x, y, ctx.plan.corner, kind, base)
+        else:
+            d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
+        out.append(0.0 if d is None else scale * float(np.dot(gf, d)))
+    return out[0], out[1]
+
+
+def _segment_above(
+    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format
+) -> np.ndarray | None:
+    """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
+    upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
+    fmt = corner_format(base, upper)
+    try:
+        q = quantize(x, fmt)
+    except ValueError:  # the upper corner is the full field: no window
+        q = quantize(x, replace(fmt, window_top=None))
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = q - y
+    d[~(np.isfinite(q) & np.isfinite(y))] = 0
+    return d if d.any() else None
+
+
+def _top_exponent(y: np.ndarray) -> int | None:
+    """Unbiased exponent of the largest finite magnitude (None: no finite nonzero value)."""
+    mag = np.abs(y[np.isfinite(y)])
+    top = float(mag.max()) if mag.size else 0.0
+    return None if top == 0.0 else int(np.frexp(top)[1]) - 1
+
+
+def quantum_backward(
+    g: np.ndarray, ctx: QuantumContext
+) -> tuple[np.ndarray, float | None, float | None]:
+    """Gradients of the loss for ``x`` (straight-through) and for each learned bitlength.
+
+    Returns
+    -------
+    gx : numpy.ndarray
+        ``g`` itself (straight-through estimator).
+    gman, gexp : float or None
+        ``sum(g * dy/dn)`` for each learned field (None for a fixed one); the
+        footprint penalty is not included.
+    """
+    gman, gexp = bit_gradients(g, ctx)
+    return g, gman, gexp
