@@ -26,6 +26,7 @@ fn check_for(target: &str) -> Option<Check> {
         "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
         "exponent_huffman" => |d| testkit::check_coder(Coder::Huffman, d),
         "mantissa" => testkit::mantissa::check_mantissa,
+        "simd_parity" => testkit::simd::check_simd_parity,
         _ => return None,
     })
 }

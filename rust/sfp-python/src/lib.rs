@@ -306,7 +306,10 @@ fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, 
         let cd = PyDict::new(py);
         cd.set_item("values", c.values)?;
         cd.set_item("coder", c.coder.name())?;
-        cd.set_item("mantissa_coder", c.mantissa.map_or("flat", |p| p.name()))?;
+        cd.set_item(
+            "mantissa_coder",
+            c.mantissa.map_or_else(|| "flat".to_string(), |p| p.name()),
+        )?;
         cd.set_item("header", c.header_bytes)?;
         cd.set_item("signs", c.sign_bytes)?;
         cd.set_item("exponents", c.exponent_bytes)?;

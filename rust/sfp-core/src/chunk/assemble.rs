@@ -59,59 +59,46 @@ pub(crate) fn assemble<W: Word>(
     width: u32,
     layout: Layout,
     low: Low<'_>,
+    signs: Option<&[u8]>,
     tables: &mut Tables,
     out: &mut [u8],
 ) -> Result<()> {
-    let low_bits = man_bits - layout.top;
-    build(r, width, low_bits, layout, tables);
-    let (prefix, flags) = (&tables.prefix[..], &tables.flags[..]);
-    let drop = r.drop;
-    let mut state = State {
-        stray: 0,
+    build(r, width, man_bits - layout.top, layout, tables);
+    let t = Table {
+        prefix: &tables.prefix,
+        flags: &tables.flags,
+        mask: (1usize << width) - 1,
+        drop: r.drop,
         magnitude: r.mag_mask,
+        sign_shift: r.sign_shift,
+        signs,
     };
-    let outs = out.chunks_exact_mut(W::SIZE);
-    match low {
+    let check = r.zero_code_is_zero();
+    let stray = match low {
         Low::Values(values) => {
-            let skip_mask = if layout.zero_skip { CODE_ZERO } else { 0 };
-            let mut k = 0usize;
-            for (&s, o) in syms.iter().zip(outs) {
-                let s = usize::from(s);
-                let f = flags.get(s).copied().unwrap_or(0);
-                let skipped = f & skip_mask != 0;
-                let v = if skipped {
-                    0
-                } else {
-                    values.get(k).copied().unwrap_or(0)
-                };
-                k += usize::from(!skipped);
-                state.put::<W>(prefix, s, f, v, drop, o);
-            }
+            let (k, stray) = match (layout.zero_skip, check) {
+                (true, true) => t.values::<W, true, true>(syms, values, out),
+                (true, false) => t.values::<W, true, false>(syms, values, out),
+                (false, true) => t.values::<W, false, true>(syms, values, out),
+                (false, false) => t.values::<W, false, false>(syms, values, out),
+            };
             if k != values.len() {
                 return Err(Error::decode(format!(
                     "{} stored mantissas for {k} values that need one",
                     values.len()
                 )));
             }
+            stray
         }
         Low::Packed { bytes, bits } => {
-            let unpack = bitpack::unpacker(bits);
-            let mut vals = [0u64; 64];
-            for (b, (group, outs)) in syms
-                .chunks(64)
-                .zip(out.chunks_mut(64 * W::SIZE))
-                .enumerate()
-            {
-                bitpack::unpack_group(unpack, bits, bytes, b, &mut vals);
-                for ((&s, o), &v) in group.iter().zip(outs.chunks_exact_mut(W::SIZE)).zip(&vals) {
-                    let s = usize::from(s);
-                    let f = flags.get(s).copied().unwrap_or(0);
-                    state.put::<W>(prefix, s, f, v, drop, o);
-                }
+            if check {
+                t.packed::<W, true>(syms, bytes, bits, out)
+            } else {
+                t.packed::<W, false>(syms, bytes, bits, out)
             }
         }
-    }
-    if state.stray != 0 {
+    };
+    if stray != 0 {
         return Err(Error::decode(
             "a value with the zero exponent code has a nonzero mantissa",
         ));
@@ -119,23 +106,140 @@ pub(crate) fn assemble<W: Word>(
     Ok(())
 }
 
-/// What the element loop accumulates: the OR of the magnitude bits of values that must be signed
-/// zeros.
-struct State {
-    stray: u64,
+/// The tables of one chunk, borrowed for its element loops.
+struct Table<'a> {
+    prefix: &'a [u64],
+    flags: &'a [u8],
+    /// `2^width - 1`: a masked symbol indexes both tables (each `2^width` long).
+    mask: usize,
+    drop: u32,
     magnitude: u64,
+    sign_shift: u32,
+    /// A sign stream beside the symbols (one bit per element), when the sign is not in them.
+    signs: Option<&'a [u8]>,
 }
 
-impl State {
+impl Table<'_> {
+    /// The sign bits of group `g` (64 elements) from the sign stream, 0 without one.
     #[inline(always)]
-    fn put<W: Word>(&mut self, prefix: &[u64], s: usize, f: u8, v: u64, drop: u32, o: &mut [u8]) {
-        let p = prefix.get(s).copied().unwrap_or(0);
-        self.stray |= if f & MUST_BE_ZERO != 0 {
+    fn sign_word(&self, g: usize) -> u64 {
+        let Some(signs) = self.signs else { return 0 };
+        let mut w = [0u8; 8];
+        let part = signs.get(g * 8..).unwrap_or_default();
+        let len = part.len().min(8);
+        w[..len].copy_from_slice(&part[..len]);
+        u64::from_le_bytes(w)
+    }
+
+    /// The prefix and flags of symbol `s`.
+    #[inline(always)]
+    fn entry(&self, s: u16) -> (u64, u8) {
+        let i = usize::from(s) & self.mask;
+        (
+            self.prefix.get(i).copied().unwrap_or(0),
+            self.flags.get(i).copied().unwrap_or(0),
+        )
+    }
+
+    /// One element's bits, and the magnitude bits it has but must not (a signed zero's).
+    #[inline(always)]
+    fn element<const CHECK: bool>(&self, p: u64, f: u8, v: u64) -> (u64, u64) {
+        let stray = if CHECK && f & MUST_BE_ZERO != 0 {
             v | (p & self.magnitude)
         } else {
             0
         };
-        W::from_u64(p | (v << drop)).store(o);
+        (p | (v << self.drop), stray)
+    }
+
+    /// Elements from stored low values (one per element, or per nonzero-code element with `SKIP`);
+    /// returns how many values were used and the stray bits.
+    fn values<W: Word, const SKIP: bool, const CHECK: bool>(
+        &self,
+        syms: &[u16],
+        values: &[u64],
+        out: &mut [u8],
+    ) -> (usize, u64) {
+        let (mut k, mut stray) = (0usize, 0u64);
+        for (g, (group, outs)) in syms
+            .chunks(64)
+            .zip(out.chunks_mut(64 * W::SIZE))
+            .enumerate()
+        {
+            let signs = self.sign_word(g);
+            for (j, (&s, o)) in group.iter().zip(outs.chunks_exact_mut(W::SIZE)).enumerate() {
+                let (p, f) = self.entry(s);
+                let skipped = SKIP && f & CODE_ZERO != 0;
+                let v = if skipped {
+                    0
+                } else {
+                    values.get(k).copied().unwrap_or(0)
+                };
+                k += usize::from(!skipped);
+                let (bits, bad) = self.element::<CHECK>(p, f, v);
+                stray |= bad;
+                let sign = ((signs >> j) & 1) << self.sign_shift;
+                W::from_u64(bits | sign).store(o);
+            }
+        }
+        (k, stray)
+    }
+
+    /// Elements from low values packed flat at `bits`, one per element; returns the stray bits.
+    fn packed<W: Word, const CHECK: bool>(
+        &self,
+        syms: &[u16],
+        bytes: &[u8],
+        bits: u32,
+        out: &mut [u8],
+    ) -> u64 {
+        if !CHECK {
+            if let Some(words) = crate::kernel::words_mut::<W>(out) {
+                self.packed_words(syms, bytes, bits, words);
+                return 0;
+            }
+        }
+        let unpack = bitpack::unpacker(bits);
+        let mut vals = [0u64; 64];
+        let mut stray = 0u64;
+        for (b, (group, outs)) in syms
+            .chunks(64)
+            .zip(out.chunks_mut(64 * W::SIZE))
+            .enumerate()
+        {
+            bitpack::unpack_group(unpack, bits, bytes, b, &mut vals);
+            let signs = self.sign_word(b);
+            for (j, ((&s, o), &v)) in group
+                .iter()
+                .zip(outs.chunks_exact_mut(W::SIZE))
+                .zip(&vals)
+                .enumerate()
+            {
+                let (p, f) = self.entry(s);
+                let (e, bad) = self.element::<CHECK>(p, f, v);
+                stray |= bad;
+                let sign = ((signs >> j) & 1) << self.sign_shift;
+                W::from_u64(e | sign).store(o);
+            }
+        }
+        stray
+    }
+
+    /// [`Table::packed`] into aligned words, with no zero to check: the common case (lossless and
+    /// most windows), kept to a load, a shift and two ORs per element.
+    fn packed_words<W: Word>(&self, syms: &[u16], bytes: &[u8], bits: u32, out: &mut [W]) {
+        let unpack = bitpack::unpacker(bits);
+        let mut vals = [0u64; 64];
+        let (prefix, mask, drop, shift) = (self.prefix, self.mask, self.drop, self.sign_shift);
+        for (b, (group, outs)) in syms.chunks(64).zip(out.chunks_mut(64)).enumerate() {
+            bitpack::unpack_group(unpack, bits, bytes, b, &mut vals);
+            let signs = self.sign_word(b);
+            for (j, ((&s, o), &v)) in group.iter().zip(outs.iter_mut()).zip(&vals).enumerate() {
+                let p = prefix.get(usize::from(s) & mask).copied().unwrap_or(0);
+                let sign = ((signs >> j) & 1) << shift;
+                *o = W::from_u64(p | (v << drop) | sign).to_le();
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! symbol's prefix and its low mantissa bits ([`super::assemble`]).
 
 use super::choice::{Chosen, Work, HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
+use crate::coding::bitpack;
 use crate::coding::exponent::{huffman, raw, Coder};
 use crate::coding::mantissa::{self, LaneCoder, Plan, MAX_TOP};
 use crate::format::CodingLevel;
@@ -63,6 +64,7 @@ pub(crate) fn code(
     let mut plan = (a.top > 0 || a.zero_skip).then_some(Plan {
         top: a.top,
         zero_skip: a.zero_skip,
+        low_flat: false,
     });
     // The symbols: the codes themselves, or joint codes in `work.joint`; the low mantissa values of
     // a coded plan in `work.low`.
@@ -88,6 +90,7 @@ pub(crate) fn code(
                 plan = (a.top > 0).then_some(Plan {
                     top: a.top,
                     zero_skip: false,
+                    low_flat: false,
                 });
                 if let Some(p) = plan {
                     match split(p, work) {
@@ -135,22 +138,26 @@ pub(crate) fn code(
     if coded_len >= flat_len || huffman::encode_with_table(symbols, width, &table, exps).is_err() {
         return flat(exps);
     }
-    if plan.is_some() {
-        let lanes = match level {
-            CodingLevel::Fast => LaneCoder::Flat,
-            _ => LaneCoder::Huffman {
-                saving_divisor: LANE_SAVING_DIVISOR,
-            },
-        };
+    if let Some(p) = plan.as_mut() {
+        let low = work.low.get(..stored).unwrap_or_default();
         work.stream.clear();
-        mantissa::encode(
-            work.low.get(..stored).unwrap_or_default(),
-            low_bits,
-            lanes,
-            &mut work.stream,
-        );
+        let coded = level != CodingLevel::Fast
+            && mantissa::encode(
+                low,
+                low_bits,
+                LaneCoder::Huffman {
+                    saving_divisor: LANE_SAVING_DIVISOR,
+                },
+                &mut work.stream,
+            );
         mants.clear();
-        mants.extend_from_slice(&work.stream);
+        if coded {
+            mants.extend_from_slice(&work.stream);
+        } else {
+            // No lane pays: flat low values decode in the assembling pass itself.
+            p.low_flat = true;
+            bitpack::pack(low.iter().copied(), low_bits, mants);
+        }
     }
     let sign = if a.joint_sign { JOINT_SIGN } else { sign_flag };
     Chosen {
@@ -161,7 +168,8 @@ pub(crate) fn code(
 }
 
 /// Chooses the alphabet from a sample of the chunk: the top-bit count and sign placement of the
-/// smallest estimated chunk (order-0 entropy of the symbols plus the bits stored beside them).
+/// smallest estimated chunk (the sample's Huffman code lengths, which the length limit makes worth
+/// more than the entropy on wide alphabets, plus the bits stored beside the symbols).
 fn choose(
     (codes, signs, any_negative): (&[u16], &[u8], bool),
     mants: &[u8],
@@ -212,12 +220,12 @@ fn choose(
             } else {
                 sampled as f64
             };
-        let apart = entropy_bits(&without) + low + f64::from(sign_bit) * sampled as f64;
+        let apart = code_bits(&without) + low + f64::from(sign_bit) * sampled as f64;
         if apart < best.0 {
             best = (apart, top, false);
         }
-        if any_negative && exp_bits + top + 1 <= MAX_SYMBOL_BITS {
-            let joint = entropy_bits(&with_sign) + low;
+        if any_negative && exp_bits + top < MAX_SYMBOL_BITS {
+            let joint = code_bits(&with_sign) + low;
             if joint < best.0 {
                 best = (joint, top, true);
             }
@@ -230,14 +238,7 @@ fn choose(
     }
 }
 
-/// Total order-0 entropy of a histogram, in bits.
-fn entropy_bits(hist: &[u32]) -> f64 {
-    let total: f64 = hist.iter().map(|&h| f64::from(h)).sum();
-    hist.iter()
-        .filter(|&&h| h > 0)
-        .map(|&h| {
-            let h = f64::from(h);
-            -h * (h / total).log2()
-        })
-        .sum()
+/// Bits of the Huffman code of a histogram's counts (its table's header left out).
+fn code_bits(hist: &[u32]) -> f64 {
+    huffman::Table::from_histogram(hist).map_or(0.0, |t| t.coded_bits(hist) as f64)
 }

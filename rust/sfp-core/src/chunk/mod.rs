@@ -13,7 +13,7 @@
 //! mode naming `k` top bits the exponent stream is entropy-coded at `exp_bits + k` (+1 with
 //! `JOINT_SIGN`) bits and holds `(code << k) | top bits`.
 
-use crate::coding::bitpack::{packed_len, packer, unpacker};
+use crate::coding::bitpack::{self, packed_len, packer, unpacker};
 use crate::coding::exponent::{Coder, ExponentCoding};
 use crate::dtype::load;
 use crate::error::{Error, Result};
@@ -437,13 +437,33 @@ fn decode_joint<W: Word>(
             .coder
             .decode(parsed.exponents, width, &mut s.codes)?;
         let low_bits = man_bits - layout.top;
+        let stored = if layout.zero_skip {
+            n - assemble::zero_codes(&s.codes, layout)
+        } else {
+            n
+        };
         let low = match plan {
-            Some(_) => {
-                let stored = if layout.zero_skip {
-                    n - assemble::zero_codes(&s.codes, layout)
+            Some(p) if p.low_flat => {
+                let expected =
+                    packed_len(stored, low_bits).map_err(|e| Error::decode(e.to_string()))?;
+                if parsed.mantissas.len() != expected {
+                    return Err(Error::decode(format!(
+                        "flat low mantissas: {} bytes for {stored} values of {low_bits} bits",
+                        parsed.mantissas.len()
+                    )));
+                }
+                if layout.zero_skip {
+                    s.low.resize(stored, 0);
+                    bitpack::unpack(parsed.mantissas, stored, low_bits, |i, v| s.low[i] = v)?;
+                    assemble::Low::Values(&s.low)
                 } else {
-                    n
-                };
+                    assemble::Low::Packed {
+                        bytes: parsed.mantissas,
+                        bits: low_bits,
+                    }
+                }
+            }
+            Some(_) => {
                 s.low.resize(stored, 0);
                 mantissa::decode(parsed.mantissas, low_bits, &mut s.low)?;
                 assemble::Low::Values(&s.low)
@@ -465,25 +485,9 @@ fn decode_joint<W: Word>(
             width,
             layout,
             low,
+            signs,
             &mut s.tables,
             out,
-        )?;
-        if let Some(signs) = signs {
-            apply_signs::<W>(r, signs, out);
-        }
-        Ok(())
+        )
     })
-}
-
-/// Sets the sign bit of every element whose bit is set in `signs` (a sign stream beside the
-/// symbols).
-fn apply_signs<W: Word>(r: &Reducer, signs: &[u8], out: &mut [u8]) {
-    let sign = W::ONE << r.sign_shift;
-    for (group, &byte) in out.chunks_mut(8 * W::SIZE).zip(signs) {
-        for (j, o) in group.chunks_exact_mut(W::SIZE).enumerate() {
-            if (byte >> j) & 1 == 1 {
-                (W::load(o) | sign).store(o);
-            }
-        }
-    }
 }

@@ -135,7 +135,7 @@ macro_rules! by_word {
 /// `bytes` as a slice of elements when it is aligned for them and holds whole elements. Loops over
 /// such a slice vectorise where ones over `chunks_exact_mut(W::SIZE)` of the bytes do not always.
 #[inline(always)]
-fn words_mut<W: Word>(bytes: &mut [u8]) -> Option<&mut [W]> {
+pub(crate) fn words_mut<W: Word>(bytes: &mut [u8]) -> Option<&mut [W]> {
     // SAFETY: `Word` is crate-private and implemented only for u16, u32 and u64: plain integers
     // without padding for which every bit pattern is valid; `align_to_mut` hands out only the
     // aligned middle of `bytes`, in bounds.

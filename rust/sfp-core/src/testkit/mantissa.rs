@@ -85,7 +85,11 @@ fn check_plans(vals: &[u64], man_bits: u32) -> Result<(), Failure> {
     bitpack::pack(mants.iter().copied(), man_bits, &mut packed);
     for top in 0..=MAX_TOP.min(man_bits) {
         for zero_skip in [false, true] {
-            let plan = Plan { top, zero_skip };
+            let plan = Plan {
+                top,
+                zero_skip,
+                low_flat: false,
+            };
             let Some((joint, low)) = mantissa::split(plan, &codes, &packed, man_bits) else {
                 return Err(format!("{plan:?}: split refused zero mantissas"));
             };

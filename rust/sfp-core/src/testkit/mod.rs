@@ -10,6 +10,7 @@ pub mod golden;
 pub mod input;
 pub mod mantissa;
 pub mod raw;
+pub mod simd;
 
 use crate::coding::exponent::Coder;
 use crate::dtype::DType;

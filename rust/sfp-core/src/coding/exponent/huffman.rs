@@ -163,6 +163,13 @@ impl Table {
         }
     }
 
+    /// Bits the codes of the symbols counted in `hist` take (no header): what a sample's table
+    /// predicts for a whole chunk, scaled.
+    pub fn coded_bits(&self, hist: &[u32]) -> u64 {
+        let n = hist.iter().map(|&h| h as usize).sum();
+        self.payload(hist, n).0
+    }
+
     /// The stream length for `n` symbols with histogram `hist` (the one the table was built
     /// from), without encoding: an upper bound, at most `STREAMS - 1` bytes (the padding of all
     /// bitstreams but one) above the real length.

@@ -29,6 +29,7 @@ const RAW: u8 = 0;
 const ENTROPY: u8 = 2;
 const HUFFMAN: u8 = 3;
 const ZERO_SKIP: u8 = 4;
+const LOW_FLAT: u8 = 8;
 /// Values sampled per chunk to choose the plan.
 const SAMPLES: usize = 1 << 14;
 
@@ -39,12 +40,16 @@ pub struct Plan {
     pub top: u32,
     /// Mantissas of zero-code values omitted (all zero).
     pub zero_skip: bool,
+    /// The low values are packed flat instead of in lane blocks.
+    pub low_flat: bool,
 }
 
 impl Plan {
     /// The mode byte stored in the chunk header.
     pub fn mode(self) -> u8 {
-        self.top as u8 | if self.zero_skip { ZERO_SKIP } else { 0 }
+        self.top as u8
+            | if self.zero_skip { ZERO_SKIP } else { 0 }
+            | if self.low_flat { LOW_FLAT } else { 0 }
     }
 
     /// The plan of a mode byte, for mantissas of `man_bits` bits.
@@ -53,7 +58,7 @@ impl Plan {
     /// [`Error::Decode`] for unknown bits or more top bits than the mantissa has.
     pub fn from_mode(mode: u8, man_bits: u32) -> Result<Self> {
         let top = u32::from(mode & 3);
-        if mode & !(3 | ZERO_SKIP) != 0 || top > man_bits || man_bits == 0 {
+        if mode & !(3 | ZERO_SKIP | LOW_FLAT) != 0 || top > man_bits || man_bits == 0 {
             return Err(Error::decode(format!(
                 "mantissa mode {mode:#04x} is invalid for {man_bits} mantissa bits"
             )));
@@ -61,21 +66,22 @@ impl Plan {
         Ok(Self {
             top,
             zero_skip: mode & ZERO_SKIP != 0,
+            low_flat: mode & LOW_FLAT != 0,
         })
     }
 
-    /// The name `inspect` reports: `lanes`, with `+top<k>` and `+zeros` when used.
-    pub fn name(self) -> &'static str {
-        match (self.top, self.zero_skip) {
-            (0, false) => "lanes",
-            (1, false) => "top1+lanes",
-            (2, false) => "top2+lanes",
-            (3, false) => "top3+lanes",
-            (0, true) => "zeros+lanes",
-            (1, true) => "zeros+top1+lanes",
-            (2, true) => "zeros+top2+lanes",
-            _ => "zeros+top3+lanes",
+    /// The name `inspect` reports: `lanes` (or `flat` for flat low values), with `+top<k>` and
+    /// `+zeros` when used.
+    pub fn name(self) -> String {
+        let mut name = String::new();
+        if self.zero_skip {
+            name.push_str("zeros+");
         }
+        if self.top > 0 {
+            name.push_str(&format!("top{}+", self.top));
+        }
+        name.push_str(if self.low_flat { "flat" } else { "lanes" });
+        name
     }
 }
 
@@ -186,7 +192,14 @@ pub(crate) fn choose(
             .sum();
         let cost = exp_cost + lanes_cost;
         if best.is_none_or(|(b, _)| cost < b) {
-            best = Some((cost, Plan { top: k, zero_skip }));
+            best = Some((
+                cost,
+                Plan {
+                    top: k,
+                    zero_skip,
+                    low_flat: false,
+                },
+            ));
         }
     }
     let (cost, plan) = best?;
@@ -209,9 +222,10 @@ pub enum LaneCoder {
 }
 
 /// Codes `values` (each below `2^width`) in lane blocks, appending to `out`; each lane of each
-/// block is coded as `coder` allows, and kept coded only when that is smaller than flat.
-pub fn encode(values: &[u64], width: u32, coder: LaneCoder, out: &mut Vec<u8>) {
-    crate::runtime::memory::with_reused(&SYMS, |syms| encode_with(values, width, coder, syms, out));
+/// block is coded as `coder` allows, and kept coded only when that is smaller than flat. Returns
+/// whether any lane was coded.
+pub fn encode(values: &[u64], width: u32, coder: LaneCoder, out: &mut Vec<u8>) -> bool {
+    crate::runtime::memory::with_reused(&SYMS, |syms| encode_with(values, width, coder, syms, out))
 }
 
 /// A lane's symbols coded as `coder` allows, into `coded` (left empty when it stays flat); returns
@@ -261,7 +275,8 @@ fn encode_with(
     coder: LaneCoder,
     syms: &mut Vec<u16>,
     out: &mut Vec<u8>,
-) {
+) -> bool {
+    let mut any_coded = false;
     if syms.len() < BLOCK.min(values.len()) {
         syms.resize(BLOCK.min(values.len()), 0);
     }
@@ -275,6 +290,7 @@ fn encode_with(
             }
             let raw_len = (block.len() * w as usize).div_ceil(8);
             let id = code_lane(syms, w, raw_len, coder, &mut coded);
+            any_coded |= id != RAW;
             if id != RAW {
                 out.push(id);
                 out.extend_from_slice(&(coded.len() as u32).to_le_bytes());
@@ -286,6 +302,7 @@ fn encode_with(
             }
         }
     }
+    any_coded
 }
 
 /// Decodes exactly `out.len()` values of `width` bits from the whole stream `bytes`.

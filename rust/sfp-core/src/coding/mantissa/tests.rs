@@ -93,12 +93,23 @@ fn low_entropy_lanes_are_coded_and_uniform_ones_stay_near_flat() {
 fn plans_round_trip_their_mode_and_reject_bad_modes() {
     for top in 0..=MAX_TOP {
         for zero_skip in [false, true] {
-            let p = Plan { top, zero_skip };
-            assert_eq!(Plan::from_mode(p.mode(), 23).unwrap(), p);
-            assert!(!p.name().is_empty());
+            for low_flat in [false, true] {
+                let p = Plan {
+                    top,
+                    zero_skip,
+                    low_flat,
+                };
+                assert_eq!(Plan::from_mode(p.mode(), 23).unwrap(), p);
+            }
         }
     }
-    assert!(Plan::from_mode(8, 23).is_err());
+    let p = Plan {
+        top: 2,
+        zero_skip: true,
+        low_flat: true,
+    };
+    assert_eq!(p.name(), "zeros+top2+flat");
+    assert!(Plan::from_mode(16, 23).is_err());
     assert!(Plan::from_mode(3, 2).is_err());
     assert!(Plan::from_mode(0, 0).is_err());
 }
@@ -109,7 +120,11 @@ fn split_and_rebuild_invert_each_other() {
     for man_bits in [1u32, 2, 3, 7, 10, 23, 52] {
         for top in 0..=MAX_TOP.min(man_bits) {
             for zero_skip in [false, true] {
-                let plan = Plan { top, zero_skip };
+                let plan = Plan {
+                    top,
+                    zero_skip,
+                    low_flat: false,
+                };
                 let n = 1000;
                 let codes: Vec<u16> = (0..n).map(|_| (r() % 4) as u16).collect();
                 let mants: Vec<u64> = codes
@@ -142,6 +157,7 @@ fn zero_skip_is_refused_when_a_zero_code_has_a_mantissa() {
     let plan = Plan {
         top: 0,
         zero_skip: true,
+        low_flat: false,
     };
     assert!(split(plan, &codes, &packed, 7).is_none());
 }
