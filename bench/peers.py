@@ -67,6 +67,11 @@ def weights(tensors: dict[str, np.ndarray] | None = None) -> np.ndarray:
     return np.concatenate([t.reshape(-1) for t in tensors.values()])
 
 
+def dtype_name(a: np.ndarray) -> str:
+    """The codec's name for the dtype of ``a`` (``bfloat16`` for ml_dtypes' bfloat16)."""
+    return "bfloat16" if a.dtype == ml_dtypes.bfloat16 else str(a.dtype)
+
+
 def cast(x32: np.ndarray, dtype: str) -> np.ndarray:
     """Round-to-nearest cast of float32 data to ``dtype``."""
     return x32.astype(_NP[dtype])

@@ -168,6 +168,7 @@ def run_codec(
     return {
         "codec": codec.name,
         "dtype": str(a.dtype),
+        "nbytes": a.nbytes,
         "ratio": a.nbytes / len(blob),
         "enc_s": enc_s,
         "dec_s": dec_s,
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dtypes", default=",".join(peers.DTYPES))
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--no-activations", action="store_true", help="skip the GELU/ReLU activation cases"
+    )
     args = ap.parse_args(argv)
     rep = args.repeats
     x32 = peers.weights()
@@ -224,20 +228,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     lossless: list[peers.Codec] = [
         ours(sfp.Format(exponent_coding="raw"), name="sfp lossless raw"),
-        ours(sfp.Format(exponent_coding="auto"), name="sfp lossless auto"),
+        *(ours(sfp.Format(level=lv), name=f"sfp lossless level {lv}") for lv in (1, 2, 3)),
         peers.zstd(3),
         blosc2_codec("shuffle", "zstd"),
         blosc2_codec("bitshuffle", "lz4"),
         peers.pcodec(),
     ]
-    for dtype in args.dtypes.split(","):
-        a = peers.cast(x32, dtype)
+    cases = [(dtype, peers.cast(x32, dtype)) for dtype in args.dtypes.split(",")]
+    if not args.no_activations:
+        act = peers.activations()
+        cases += [
+            (f"{kind} activations bfloat16", peers.cast(act[kind], "bfloat16"))
+            for kind in ("gelu", "relu")
+        ]
+    summary: list[dict[str, Any]] = []
+    for label, a in cases:
+        dtype = peers.dtype_name(a)
         pre = np.empty_like(a)
         copy_pre = best(lambda a=a, pre=pre: np.copyto(pre, a), rep)[0]
         copy_new = best(lambda a=a: a.copy(), rep)[0]
-        report[f"memcpy_{dtype}"] = {"new_s": copy_new, "pre_s": copy_pre}
+        report[f"memcpy_{label}"] = {"new_s": copy_new, "pre_s": copy_pre}
         print(
-            f"## {dtype}: {a.nbytes / 1e6:.1f} MB; memcpy {a.nbytes / copy_pre / 1e9:.2f} GB/s "
+            f"## {label}: {a.nbytes / 1e6:.1f} MB; memcpy {a.nbytes / copy_pre / 1e9:.2f} GB/s "
             f"(preallocated), {a.nbytes / copy_new / 1e9:.2f} GB/s (new array)\n"
         )
         print("### lossless\n\n" + HEAD)
@@ -249,16 +261,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = []
         for c in codecs:
             r = run_codec(c, a, rep)
+            r["case"] = label
             rows.append(r)
             print(fmt_row(r, a.nbytes, copy_new, copy_pre))
-        _vs_peers(rows, "sfp lossless auto")
+        _vs_peers(rows, "sfp lossless level 2")
+        summary += rows
         report["rows"] += rows
-        if dtype == "float32":
+        if label == "float32":
             report["rows"] += lossy(a, rep, copy_new, copy_pre)
-        report["rows"] += threads(a, rep, dtype)
+        if label in peers.DTYPES:
+            report["rows"] += threads(a, rep, dtype)
+    print(against_peers(summary))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return report
+
+
+def against_peers(rows: list[dict[str, Any]]) -> str:
+    """Each case: our levels against ZipNN and pcodec from the same run (MB/s of raw data)."""
+    out = [
+        "## Levels against the peers (single thread; ratio, encode / decode MB/s; "
+        "x = speed over ZipNN's)\n",
+        "| case | level 1 | level 2 (default) | level 3 | ZipNN | pcodec |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        by = {r["codec"]: r for r in rows if r["case"] == case}
+        z = by.get("zipnn")
+
+        def cell(name: str, by: dict[str, Any] = by, z: Any = z) -> str:
+            r = by.get(name)
+            if r is None:
+                return "-"
+            mb = {k: r["nbytes"] / r[f"{k}_s"] / 1e6 for k in ("enc", "dec")}
+            text = f"{r['ratio']:.4f}, {mb['enc']:.0f} / {mb['dec']:.0f}"
+            if z is not None and name.startswith("sfp"):
+                text += f" (x{z['enc_s'] / r['enc_s']:.2f} / x{z['dec_s'] / r['dec_s']:.2f})"
+            return text
+
+        levels = [cell(f"sfp lossless level {lv}") for lv in (1, 2, 3)]
+        out.append(f"| {case} | " + " | ".join([*levels, cell("zipnn"), cell("pcodec")]) + " |")
+    return "\n".join(out) + "\n"
 
 
 def _vs_peers(rows: list[dict[str, Any]], ours_name: str) -> None:

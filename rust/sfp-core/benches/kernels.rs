@@ -3,7 +3,9 @@
 //! coder alone on their 8-bit exponent codes (`rans/`: elements per second, so the time per code);
 //! and the Huffman coder next to rANS (`huffman/`) on the exponent codes of real weights (MiniLM from
 //! `../shared/corpus/` when present, else the synthetic ones): 8-bit exponents and 9-bit sign +
-//! exponent symbols (bf16-like), at every SIMD level.
+//! exponent symbols (bf16-like), at every SIMD level; it also prints each coder's least thread CPU
+//! time of 30 runs (ns per code), which other jobs on a shared machine inflate much less than wall
+//! time.
 //! `cargo bench -p sfp-core --bench kernels [-- FILTER]`; compare levels within one run (the machine
 //! is shared).
 
@@ -148,6 +150,39 @@ fn safetensors_f32(path: &std::path::Path, limit: usize) -> Option<Vec<u32>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Seconds of CPU time this thread has used (wall time off Linux): a shared machine's other jobs
+/// stretch wall time but not it.
+fn thread_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `clock_gettime` writes one `timespec` through the valid pointer it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        }
+    }
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
+/// The least thread CPU time of `runs` runs of `f`, in nanoseconds per code.
+fn best_ns(runs: usize, codes: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..runs {
+        let t = thread_seconds();
+        f();
+        best = best.min(thread_seconds() - t);
+    }
+    best * 1e9 / codes as f64
+}
+
 fn huffman(c: &mut Criterion) {
     let n = 1 << 22;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -189,6 +224,39 @@ fn huffman(c: &mut Criterion) {
             h.len() as f64 / r.len() as f64
         );
         let mut stream = Vec::new();
+        let mut back = vec![0u16; codes.len()];
+        let runs = 30;
+        let n = codes.len();
+        let ns = [
+            best_ns(runs, n, || {
+                stream.clear();
+                huffman::encode(codes, *width, &mut stream);
+            }),
+            best_ns(runs, n, || {
+                stream.clear();
+                entropy::encode(codes, *width, &mut stream);
+            }),
+            best_ns(runs, n, || {
+                let _ = huffman::decode(&h, *width, &mut back);
+            }),
+            best_ns(runs, n, || {
+                let _ = with_level(Level::Scalar, || huffman::decode(&h, *width, &mut back));
+            }),
+            best_ns(runs, n, || {
+                let _ = entropy::decode(&r, *width, &mut back);
+            }),
+        ];
+        eprintln!(
+            "huffman/{name} thread CPU time, best of {runs}, ns per code: encode huffman {:.3} \
+             rans {:.3} ({:.2}x); decode huffman {:.3} (scalar {:.3}) rans {:.3} ({:.2}x)",
+            ns[0],
+            ns[1],
+            ns[1] / ns[0],
+            ns[2],
+            ns[3],
+            ns[4],
+            ns[4] / ns[2]
+        );
         g.bench_function(format!("{name}/encode/huffman"), |b| {
             b.iter(|| {
                 stream.clear();
@@ -201,7 +269,6 @@ fn huffman(c: &mut Criterion) {
                 entropy::encode(codes, *width, &mut stream);
             })
         });
-        let mut back = vec![0u16; codes.len()];
         for level in Level::available() {
             g.bench_function(
                 BenchmarkId::new(format!("{name}/decode/huffman"), level),

@@ -8,9 +8,9 @@
 //! (a few thousand entries) whatever the width; see `decode.rs` for the loops.
 //!
 //! Stream layout (all little-endian; empty when there are no symbols):
-//! - a kind byte: [`SINGLE`], [`VERBATIM`], or the number of bitstreams (1 or [`STREAMS`]);
-//! - [`SINGLE`] (one distinct symbol, no bits): the symbol (varint);
-//! - [`VERBATIM`] (more than `2^MAX_LEN` distinct symbols, which no code of [`MAX_LEN`] bits
+//! - a kind byte: 0 (single), 0xff (verbatim), or the number of bitstreams (1 or [`STREAMS`]);
+//! - single (one distinct symbol, no bits): the symbol (varint);
+//! - verbatim (more than `2^MAX_LEN` distinct symbols, which no code of [`MAX_LEN`] bits
 //!   covers): every symbol as a `u16`;
 //! - coded: `lo` (varint), `span` (varint), then `ceil(span / 2)` bytes of 4-bit code lengths of the
 //!   symbols `lo..lo + span` (the first in the low nibble; 0: the symbol is absent), which must form
@@ -23,8 +23,10 @@
 mod decode;
 mod encode;
 mod lengths;
+mod read;
 
 use crate::error::{Error, Result};
+use read::{decode_coded, decode_verbatim, get_varint};
 
 /// Widest symbol the coder takes.
 pub const MAX_WIDTH: u32 = 16;
@@ -269,7 +271,9 @@ fn encode_verbatim(symbols: &[u16], mask: u16, out: &mut Vec<u8>) {
 }
 
 fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Result<()> {
-    let level = crate::simd::current()?;
+    // The bytes do not depend on the level, and `encode` has no error path for an unusable
+    // `SFP_SIMD`: the portable loop then writes the same stream.
+    let level = crate::simd::current().unwrap_or(crate::simd::Level::Scalar);
     let n = symbols.len();
     let streams = streams_for(n);
     out.push(streams as u8);
@@ -330,7 +334,8 @@ fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Res
 /// # Errors
 /// [`Error::Decode`] when the stream is malformed (unknown kind, a code-length table that is not a
 /// complete prefix code or names symbols beyond `width` bits, bitstream lengths beyond the
-/// stream), truncated, ends before or after its symbols, or `width` exceeds [`MAX_WIDTH`].
+/// stream), truncated, ends before or after its symbols, or `width` exceeds [`MAX_WIDTH`];
+/// [`Error::InvalidArgument`] when `SFP_SIMD` names a level this CPU cannot run.
 pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     if width > MAX_WIDTH {
         return Err(Error::decode(format!(
@@ -379,109 +384,6 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     }
 }
 
-fn decode_verbatim(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
-    if rest.len() as u64 != 2 * out.len() as u64 {
-        return Err(Error::decode(format!(
-            "huffman stream: {} verbatim bytes for {} symbols",
-            rest.len(),
-            out.len()
-        )));
-    }
-    for (o, b) in out.iter_mut().zip(rest.chunks_exact(2)) {
-        *o = u16::from_le_bytes([b[0], b[1]]);
-        if u32::from(*o) >> width != 0 {
-            return Err(Error::decode(format!(
-                "huffman stream: symbol {} does not fit {width} bits",
-                *o
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Parses the code and the bitstream lengths of a coded stream (everything checked against
-/// `rest` before anything is allocated), then decodes.
-fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
-    let mut pos = 0;
-    let lo = get_varint(rest, &mut pos)?;
-    let span = get_varint(rest, &mut pos)?;
-    let alphabet = 1u64 << width;
-    if span < 2 || lo >= alphabet || span > alphabet - lo {
-        return Err(Error::decode(format!(
-            "huffman stream: symbols {lo}..{lo}+{span} do not fit {width} bits"
-        )));
-    }
-    let nibbles = rest
-        .get(pos..pos + span.div_ceil(2) as usize)
-        .ok_or_else(|| Error::decode("huffman stream: truncated code lengths"))?;
-    pos += nibbles.len();
-    let lengths: Vec<u8> = nibbles
-        .iter()
-        .flat_map(|&b| [b & 15, b >> 4])
-        .take(span as usize)
-        .collect();
-    if span % 2 == 1 && nibbles.last().is_some_and(|&b| b >> 4 != 0) {
-        return Err(Error::decode(
-            "huffman stream: code length past the last symbol",
-        ));
-    }
-    let kraft: u64 = lengths
-        .iter()
-        .filter(|&&l| l > 0)
-        .map(|&l| 1u64 << (MAX_LEN - u32::from(l)))
-        .sum();
-    if kraft != 1 << MAX_LEN {
-        return Err(Error::decode(format!(
-            "huffman stream: code lengths have Kraft sum {kraft}/{}, not a complete code",
-            1u64 << MAX_LEN
-        )));
-    }
-    let mut sizes = [0usize; N];
-    let mut counts = [0usize; N];
-    for (size, count) in sizes.iter_mut().zip(counts.iter_mut()).take(N - 1) {
-        let b = rest
-            .get(pos..pos + 8)
-            .ok_or_else(|| Error::decode("huffman stream: truncated bitstream lengths"))?;
-        pos += 8;
-        *count = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        *size = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-    }
-    let payload = &rest[pos..];
-    let listed: u64 = sizes.iter().map(|&s| s as u64).sum();
-    if listed > payload.len() as u64 {
-        return Err(Error::decode(format!(
-            "huffman stream: bitstream lengths sum to {listed}, beyond the {} bytes left",
-            payload.len()
-        )));
-    }
-    let claimed: u64 = counts.iter().map(|&c| c as u64).sum();
-    if claimed > out.len() as u64 {
-        return Err(Error::decode(format!(
-            "huffman stream: bitstreams claim {claimed} symbols, more than the {} expected",
-            out.len()
-        )));
-    }
-    sizes[N - 1] = payload.len() - listed as usize;
-    counts[N - 1] = out.len() - claimed as usize;
-    let mut left = payload;
-    let streams: [&[u8]; N] = std::array::from_fn(|k| {
-        let (a, b) = left.split_at(sizes[k]);
-        left = b;
-        a
-    });
-    let mut remaining: &mut [u16] = out;
-    let outs: [&mut [u16]; N] = std::array::from_fn(|k| {
-        let (a, b) = std::mem::take(&mut remaining).split_at_mut(counts[k]);
-        remaining = b;
-        a
-    });
-    let code = decode::Code {
-        lo: lo as u16,
-        lengths: &lengths,
-    };
-    decode::decode_streams(&code, streams, outs)
-}
-
 fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
@@ -497,21 +399,6 @@ fn put_varint(mut v: u64, out: &mut Vec<u8>) {
         v >>= 7;
     }
     out.push(v as u8);
-}
-
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes
-            .get(*pos)
-            .ok_or_else(|| Error::decode("huffman stream: truncated header"))?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(Error::decode("huffman stream: varint too long"))
 }
 
 #[cfg(test)]

@@ -269,21 +269,38 @@ fn careful(
     at: usize,
 ) -> std::result::Result<(), String> {
     let end = 8 * src.len();
+    // The next bits at `pos`, zeros past the end.
     let peek = |pos: usize| -> u64 {
-        let rest = src.get(pos >> 3..).unwrap_or_default();
-        let mut w = [0u8; 8];
-        let take = rest.len().min(8);
-        w[..take].copy_from_slice(&rest[..take]);
+        let at = pos >> 3;
+        let w = match src.get(at..at + 8) {
+            Some(w) => [w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]],
+            None => {
+                let rest = src.get(at..).unwrap_or_default();
+                let mut w = [0u8; 8];
+                w[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
+                w
+            }
+        };
         u64::from_le_bytes(w) >> (pos & 7)
     };
+    // A peek holds at least 57 bits: refill when fewer than a longest code are left.
+    let longest = mask.count_ones();
+    let mut buf = peek(pos);
+    let mut held = 57u32;
     for o in out.iter_mut().skip(at) {
-        let e = single[(peek(pos) & mask) as usize];
-        let len = (e >> 16) as usize;
-        if pos + len > end {
+        if held < longest {
+            buf = peek(pos);
+            held = 57;
+        }
+        let e = single[(buf & mask) as usize];
+        let len = e >> 16;
+        if pos + len as usize > end {
             return Err("ends before its symbols".into());
         }
         *o = e as u16;
-        pos += len;
+        buf >>= len;
+        held -= len;
+        pos += len as usize;
     }
     let used = pos.div_ceil(8);
     if used < src.len() {
