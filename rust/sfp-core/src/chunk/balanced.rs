@@ -20,6 +20,13 @@ use crate::format::CodingLevel;
 
 /// Widest symbol these levels code: `2^12` prefixes of 8 bytes fill 32 KiB.
 pub(crate) const MAX_SYMBOL_BITS: u32 = 12;
+/// Bits per value a wider alphabet (one more top bit, or the sign) must save to be chosen: each
+/// makes the codes longer, so fewer of them decode per table lookup, and takes the chunk off the
+/// flat path's SIMD expansion; on uniform bits it saves nothing.
+const WIDER_ALPHABET_COST: f64 = 0.01;
+/// Samples per distinct symbol below which a sample's code says too little about the chunk's (it
+/// fits the sample): such an alphabet is not chosen.
+const MIN_SAMPLES_PER_SYMBOL: usize = 32;
 /// Values sampled to choose the alphabet.
 const SAMPLES: usize = 1 << 14;
 /// At the default level a mantissa lane is Huffman-coded when it saves at least 1/64 of its bytes:
@@ -221,12 +228,15 @@ fn choose(
                 sampled as f64
             };
         let apart = code_bits(&without) + low + f64::from(sign_bit) * sampled as f64;
-        if apart < best.0 {
+        let trusted = |h: &[u32]| {
+            top == 0 || h.iter().filter(|&&c| c > 0).count() * MIN_SAMPLES_PER_SYMBOL <= sampled
+        };
+        if apart < best.0 && trusted(&without) {
             best = (apart, top, false);
         }
         if any_negative && exp_bits + top < MAX_SYMBOL_BITS {
-            let joint = code_bits(&with_sign) + low;
-            if joint < best.0 {
+            let joint = code_bits(&with_sign) + low + WIDER_ALPHABET_COST * sampled as f64;
+            if joint < best.0 && trusted(&with_sign) {
                 best = (joint, top, true);
             }
         }
@@ -238,7 +248,11 @@ fn choose(
     }
 }
 
-/// Bits of the Huffman code of a histogram's counts (its table's header left out).
+/// Bits of the Huffman code of a sample's counts (its table's header left out), with the
+/// Miller-Madow correction: a sample's code fits the sample, by about `(symbols - 1) / (2 ln 2)`
+/// bits in all, which would favour wide alphabets on uniform bits.
 fn code_bits(hist: &[u32]) -> f64 {
-    huffman::Table::from_histogram(hist).map_or(0.0, |t| t.coded_bits(hist) as f64)
+    let present = hist.iter().filter(|&&h| h > 0).count();
+    let bias = present.saturating_sub(1) as f64 / (2.0 * std::f64::consts::LN_2);
+    huffman::Table::from_histogram(hist).map_or(0.0, |t| t.coded_bits(hist) as f64) + bias
 }
