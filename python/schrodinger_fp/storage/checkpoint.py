@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from schrodinger_fp.training.policy import PolicyLike, format_lookup
 from schrodinger_fp.storage.archive import Archive
 from schrodinger_fp.storage.atomic import atomic_output, current_umask
 from schrodinger_fp.storage.index import Entry, check_relative_path
 from schrodinger_fp.storage.tensorfiles import TensorFileError, open_tensors
 from schrodinger_fp.storage.writer import ArchiveWriter
+from schrodinger_fp.training.policy import PolicyLike, format_lookup
 
 __all__ = ["CHECKPOINT_KEY", "INDEX_SUFFIX", "Checkpoint", "files_of", "restore", "save_checkpoint"]
 

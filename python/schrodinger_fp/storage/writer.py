@@ -19,7 +19,6 @@ import numpy as np
 from schrodinger_fp.codec import encode
 from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
 from schrodinger_fp.format import FIELD_WIDTHS, Format
-from schrodinger_fp.training.policy import PolicyLike, format_lookup
 from schrodinger_fp.seeds import with_derived_seed
 from schrodinger_fp.storage.atomic import atomic_output
 from schrodinger_fp.storage.index import (
@@ -34,6 +33,7 @@ from schrodinger_fp.storage.index import (
     encode_index,
     padding,
 )
+from schrodinger_fp.training.policy import PolicyLike, format_lookup
 
 __all__ = ["ArchiveWriter", "fit_format", "save"]
 
