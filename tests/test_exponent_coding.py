@@ -144,3 +144,20 @@ def test_uniform_mantissas_stay_flat(dt: np.dtype) -> None:
     x = bits.view(dt)
     assert sfp.inspect(sfp.encode(x)).mantissa_coders == {"flat": 1}
     assert same_bits(sfp.decode(sfp.encode(x)), x)
+
+
+def test_levels_choose_their_coders_and_inspect_shows_them() -> None:
+    x = (np.random.default_rng(4).standard_normal(50_000) * 0.05).astype(ml_dtypes.bfloat16)
+    chunks = {lv: sfp.inspect(sfp.encode(x, sfp.Format(level=lv))).chunks for lv in (1, 2, 3)}
+    assert {c["coder"] for c in chunks[1]} == {"huffman"}
+    # Level 1 never codes mantissa lanes; its low mantissa bits are packed flat.
+    assert all(not c["mantissa_coder"].endswith("lanes") for c in chunks[1])
+    assert {c["coder"] for c in chunks[3]} <= {"raw", "gecko", "entropy"}
+    sizes = {lv: len(sfp.encode(x, sfp.Format(level=lv))) for lv in (1, 2, 3)}
+    assert sizes[3] <= sizes[2] <= sizes[1] < x.nbytes
+
+
+def test_a_level_outside_the_range_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="level=4 is outside 1..3"):
+        sfp.Format(level=4)
+    assert sfp.Format().level == 2
