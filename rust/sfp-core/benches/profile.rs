@@ -1,5 +1,5 @@
 //! Whole-codec throughput on a raw little-endian float file (the MiniLM weights concatenated,
-//! say), one thread, best of N; what the speed work of issue 4 was profiled with (`perf record` on
+//! say), one thread, best of N; profile it with `perf record` on
 //! this binary): `cargo bench -p sfp-core --bench profile -- FILE [REPEATS] [FILTER]`.
 //! `SFP_PROF_DTYPE=f32|bf16|f16|f64` names the element type (default f32).
 //! `SFP_PROF_CPU=1` times process CPU seconds instead of wall time (less disturbed on a shared

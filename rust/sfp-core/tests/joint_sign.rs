@@ -1,4 +1,4 @@
-//! Issue 3: chunks whose signs follow from their exponents (GELU activations) code sign and exponent
+//! Chunks whose signs follow from their exponents (GELU activations) code sign and exponent
 //! jointly; the result is still the identity, and the sign stream disappears.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

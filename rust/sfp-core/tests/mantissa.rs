@@ -1,4 +1,4 @@
-//! Mantissa coding (issue 3 follow-up): chunks whose mantissas are not uniform code them, the frame
+//! Mantissa coding: chunks whose mantissas are not uniform code them, the frame
 //! still decodes to the identity, and `inspect` names each chunk's mantissa coding.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

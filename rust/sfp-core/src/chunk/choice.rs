@@ -1,4 +1,4 @@
-//! How a chunk's sign, exponent and mantissa streams are coded (issue 3), chosen from histograms and
+//! How a chunk's sign, exponent and mantissa streams are coded at the maximum level and for the forced coders, chosen from histograms and
 //! written once.
 //!
 //! The candidates: the exponent codes alone (raw, Gecko or entropy-coded, the sign stream apart) or
@@ -15,9 +15,9 @@ use crate::coding::mantissa::{self, Plan};
 
 /// Chunk flag: a sign stream is present.
 pub(crate) const HAS_SIGNS: u8 = 1;
-/// Chunk flag (issue 3): signs are coded jointly with the exponents.
+/// Chunk flag: signs are coded jointly with the exponents.
 pub(crate) const JOINT_SIGN: u8 = 2;
-/// Chunk flag (mantissa follow-up of issue 3): the mantissa stream is coded (see [`crate::coding::mantissa`]).
+/// Chunk flag: the mantissa stream is coded (see [`crate::coding::mantissa`]).
 pub(crate) const MANTISSA_CODED: u8 = 4;
 
 /// What [`code`] chose: the chunk flags, the exponent coder and the mantissa plan (`None`: flat).

@@ -4,7 +4,7 @@
 //! u32 exception count | signs (1 bit per value) | exponent stream | mantissas (man_bits per value)
 //! | exceptions (u32 index, raw element bytes)`.
 //!
-//! With flag bit 1 (`JOINT_SIGN`, issue 3) there is no sign stream: the exponent stream codes
+//! With flag bit 1 (`JOINT_SIGN`) there is no sign stream: the exponent stream codes
 //! `(code << 1) | sign` at `exp_bits + 1` bits, which the encoder picks per chunk when it is smaller
 //! (activations after GELU, whose sign follows from the exponent for most values).
 //!
@@ -67,7 +67,6 @@ pub(crate) struct Scratch {
     mants: Vec<u8>,
     exceptions: Vec<u8>,
     work: choice::Work,
-    tops: Vec<u16>,
     low: Vec<u64>,
     tables: assemble::Tables,
 }
@@ -304,8 +303,8 @@ pub(crate) fn decode<W: Word, const M: u8>(
     Ok(())
 }
 
-/// The general decoder of [`decode`]: exponent codes into the scratch array, mantissas rebuilt when
-/// coded, then expanded into `out`.
+/// The decoder of [`decode`] for plain chunks (codes alone in the exponent stream, flat mantissas):
+/// the codes into the scratch array, then the expand kernel; others go to [`decode_joint`].
 fn decode_fields<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
@@ -317,78 +316,18 @@ fn decode_fields<W: Word, const M: u8>(
     let (exp_bits, man_bits) = bits;
     let size = r.size();
     let n = parsed.layout.values;
-    let plan = parsed.layout.mantissa;
-    if plan.is_some() || parsed.joint_sign {
+    if parsed.layout.mantissa.is_some() || parsed.joint_sign {
         return decode_joint::<W>(r, bits, parsed, out);
     }
     with_scratch(|s| {
         // Every code is written by the decoder: no need to clear (chunks mostly share one size).
         s.codes.resize(n, 0);
-        let plan = parsed.layout.mantissa;
-        let top = plan.map_or(0, |p| p.top);
-        let exp_bits = exp_bits + top;
-        let mut signs = parsed.signs;
-        let js = u32::from(parsed.joint_sign);
         parsed
             .layout
             .coder
-            .decode(parsed.exponents, exp_bits + js, &mut s.codes)?;
-        // The sign bits come off the joint codes, then one pass splits off the top bits.
-        if js == 1 {
-            s.signs.resize(n.div_ceil(8), 0);
-            for (b, group) in s.signs.iter_mut().zip(s.codes.chunks(8)) {
-                *b = group
-                    .iter()
-                    .enumerate()
-                    .fold(0u8, |acc, (j, &c)| acc | (((c & 1) as u8) << j));
-            }
-        }
-        let mut largest = 0u16;
-        if top > 0 {
-            s.tops.resize(n, 0);
-            let top_mask = (1u16 << top) - 1;
-            for (c, t) in s.codes.iter_mut().zip(s.tops.iter_mut()) {
-                let v = *c >> js;
-                *t = v & top_mask;
-                *c = v >> top;
-                largest = largest.max(*c);
-            }
-        } else if js == 1 {
-            for c in &mut s.codes {
-                *c >>= 1;
-                largest = largest.max(*c);
-            }
-        } else {
-            largest = s.codes.iter().copied().max().unwrap_or(0);
-        }
-        if js == 1 {
-            signs = Some(&s.signs);
-        }
-        let exp_bits = exp_bits - top;
-        let max_code = if exp_bits >= 16 {
-            u16::MAX
-        } else {
-            ((1u32 << exp_bits) - 1) as u16
-        };
-        if largest > max_code {
-            return Err(Error::decode(format!(
-                "exponent code {largest} exceeds {exp_bits} bits"
-            )));
-        }
-        let mants = match plan {
-            Some(plan) => {
-                mantissa::rebuild_into(
-                    plan,
-                    parsed.mantissas,
-                    (&s.codes, &s.tops),
-                    man_bits,
-                    &mut s.low,
-                    &mut s.mants,
-                )?;
-                &s.mants[..]
-            }
-            None => parsed.mantissas,
-        };
+            .decode(parsed.exponents, exp_bits, &mut s.codes)?;
+        let signs = parsed.signs;
+        let mants = parsed.mantissas;
         let stray = kernel::expand::run::<W, M>(
             level,
             p,

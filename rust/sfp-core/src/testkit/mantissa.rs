@@ -6,8 +6,7 @@ use crate::coding::bitpack::{self, low_mask};
 use crate::coding::mantissa::{self, LaneCoder, Plan, MAX_TOP};
 
 /// Every lane coder, the Huffman one with and without a saving threshold.
-const LANE_CODERS: [LaneCoder; 4] = [
-    LaneCoder::Flat,
+const LANE_CODERS: [LaneCoder; 3] = [
     LaneCoder::Rans,
     LaneCoder::Huffman { saving_divisor: 0 },
     LaneCoder::Huffman { saving_divisor: 64 },
@@ -39,7 +38,7 @@ pub fn check_mantissa(data: &[u8]) -> Result<(), Failure> {
     let knob = data.get(1).copied().unwrap_or(0);
     let body = data.get(2..).unwrap_or(&[]);
     let vals = values(body, width, u32::from(knob) % 64);
-    let coder = LANE_CODERS[usize::from(data.first().copied().unwrap_or(0) >> 6) % 4];
+    let coder = LANE_CODERS[usize::from(data.first().copied().unwrap_or(0) >> 6) % 3];
     let mut stream = Vec::new();
     mantissa::encode(&vals, width, coder, &mut stream);
     let mut back = vec![0u64; vals.len()];

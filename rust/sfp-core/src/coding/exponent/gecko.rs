@@ -49,7 +49,7 @@ pub struct Params {
 }
 
 impl Params {
-    /// The defaults, chosen from the measurements in the README (issue 3 section): groups of 32, a
+    /// The defaults, chosen from measurements on the MiniLM weights (`bench/gecko_params.py`): groups of 32, a
     /// per-group base, the zero code.
     pub const DEFAULT: Self = Self {
         group_log2: 5,

@@ -127,6 +127,7 @@ impl Table {
     }
 
     /// The longest code (0 for a single symbol, 16 for the verbatim form).
+    #[cfg(test)]
     pub fn max_code_len(&self) -> u32 {
         match &self.kind {
             Kind::Single(_) => 0,
@@ -186,6 +187,7 @@ impl Table {
 
     /// A lower bound on the stream length, at most `STREAMS - 1` bytes below
     /// [`Table::estimated_len`].
+    #[cfg(test)]
     pub fn min_len(&self, hist: &[u32], n: usize) -> usize {
         if n == 0 {
             return 0;

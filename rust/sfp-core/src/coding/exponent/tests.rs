@@ -358,8 +358,8 @@ proptest! {
         }
     }
 }
-
-/// A sequence (found by issue 4's round-trip proptest) whose rANS states passed 2^31, where the
+/// A sequence (found by the round-trip proptest) whose rANS states passed 2^31, where a 32-bit
+/// reciprocal division was inexact.
 /// old 32-bit reciprocal division was inexact.
 #[test]
 fn entropy_round_trips_a_state_above_2_pow_31() {

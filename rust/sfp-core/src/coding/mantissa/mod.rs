@@ -1,4 +1,4 @@
-//! Coding of a chunk's mantissa stream (issue 3, mantissa follow-up).
+//! Coding of a chunk's mantissa stream.
 //!
 //! Mantissas are packed flat by default: for most weights they are close to uniform noise. Three
 //! things are not, and a chunk may use any of them (a [`Plan`], chosen per chunk from a sampled
@@ -212,8 +212,6 @@ pub(crate) const EXTRA_HEADER: usize = 5;
 /// How [`encode`] may code a lane of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaneCoder {
-    /// Always packed flat.
-    Flat,
     /// rANS-coded where its stream is smaller than the flat one.
     Rans,
     /// Huffman-coded where that saves at least `1 / saving_divisor` of the flat lane's bytes (a
@@ -239,7 +237,6 @@ fn code_lane(
 ) -> u8 {
     coded.clear();
     match coder {
-        LaneCoder::Flat => {}
         LaneCoder::Rans => {
             let hist = entropy::histogram(syms, width);
             if let Some(table) = entropy::Table::from_histogram(&hist) {
@@ -523,7 +520,8 @@ pub(crate) fn rebuild(
 }
 
 /// [`rebuild`] with a reused buffer `low` for the stored low values.
-pub(crate) fn rebuild_into(
+#[cfg(any(test, feature = "testkit"))]
+fn rebuild_into(
     plan: Plan,
     stream: &[u8],
     (codes, tops): (&[u16], &[u16]),

@@ -19,7 +19,6 @@ fn round_trip(values: &[u64], width: u32) -> Vec<u8> {
     let mut rans = Vec::new();
     for coder in [
         LaneCoder::Rans,
-        LaneCoder::Flat,
         LaneCoder::Huffman { saving_divisor: 0 },
         LaneCoder::Huffman { saving_divisor: 32 },
     ] {
