@@ -3,3 +3,4 @@
 pub mod bitpack;
 pub mod exponent;
 pub mod mantissa;
+pub(crate) mod varint;

@@ -184,12 +184,12 @@ impl Table {
     }
 
     fn header_len(&self) -> usize {
-        1 + varint_len(self.lo as u64)
-            + varint_len(self.freqs.len() as u64)
+        1 + crate::coding::varint::len(self.lo as u64)
+            + crate::coding::varint::len(self.freqs.len() as u64)
             + self
                 .freqs
                 .iter()
-                .map(|&f| varint_len(u64::from(f)))
+                .map(|&f| crate::coding::varint::len(u64::from(f)))
                 .sum::<usize>()
     }
 
@@ -231,38 +231,6 @@ impl Table {
     }
 }
 
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn put_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes
-            .get(*pos)
-            .ok_or_else(|| Error::decode("entropy stream: truncated table"))?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(Error::decode("entropy stream: varint too long"))
-}
-
 /// Entropy-codes `codes` (each masked to `width` bits, `width` at most [`MAX_WIDTH`]), appending to `out`.
 pub fn encode(codes: &[u16], width: u32, out: &mut Vec<u8>) {
     let hist = histogram(codes, width);
@@ -290,10 +258,10 @@ pub(crate) fn encode_shifted(
     let scale = table.scale;
     let wide = lanes_for(codes.len() as u64) == WIDE_LANES;
     out.push(scale as u8 | if wide { WIDE } else { 0 });
-    put_varint(table.lo as u64, out);
-    put_varint(table.freqs.len() as u64, out);
+    crate::coding::varint::put(table.lo as u64, out);
+    crate::coding::varint::put(table.freqs.len() as u64, out);
     for &f in &table.freqs {
-        put_varint(u64::from(f), out);
+        crate::coding::varint::put(u64::from(f), out);
     }
     crate::runtime::memory::with_reused(&WORDS, |(words, syms)| {
         encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
@@ -687,8 +655,8 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
         )));
     }
     let mut pos = 1;
-    let lo = get_varint(bytes, &mut pos)?;
-    let span = get_varint(bytes, &mut pos)?;
+    let lo = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
+    let span = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
     let alphabet = 1u64 << width;
     if span == 0 || lo >= alphabet || span > alphabet - lo {
         return Err(Error::decode(format!(
@@ -703,7 +671,7 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
     }
     let mut cum = 0usize;
     for i in 0..span {
-        let f = get_varint(bytes, &mut pos)?;
+        let f = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
         if f > (m - cum) as u64 {
             return Err(Error::decode(
                 "entropy stream: frequencies exceed the table",

@@ -26,7 +26,7 @@ mod lengths;
 mod read;
 
 use crate::error::{Error, Result};
-use read::{decode_coded, decode_verbatim, get_varint};
+use read::{decode_coded, decode_verbatim};
 
 /// Widest symbol the coder takes.
 pub const MAX_WIDTH: u32 = 16;
@@ -139,11 +139,11 @@ impl Table {
     /// Bytes of the kind byte and the code description.
     fn header_len(&self) -> usize {
         match &self.kind {
-            Kind::Single(s) => 1 + varint_len(u64::from(*s)),
+            Kind::Single(s) => 1 + crate::coding::varint::len(u64::from(*s)),
             Kind::Verbatim => 1,
             Kind::Coded(c) => {
-                1 + varint_len(u64::from(c.lo))
-                    + varint_len(c.lengths.len() as u64)
+                1 + crate::coding::varint::len(u64::from(c.lo))
+                    + crate::coding::varint::len(c.lengths.len() as u64)
                     + c.lengths.len().div_ceil(2)
             }
         }
@@ -251,7 +251,7 @@ pub fn encode_with_table(
                 )));
             }
             out.push(SINGLE);
-            put_varint(u64::from(*s), out);
+            crate::coding::varint::put(u64::from(*s), out);
         }
         Kind::Verbatim => encode_verbatim(symbols, mask, out),
         Kind::Coded(c) => {
@@ -279,8 +279,8 @@ fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Res
     let n = symbols.len();
     let streams = streams_for(n);
     out.push(streams as u8);
-    put_varint(u64::from(c.lo), out);
-    put_varint(c.lengths.len() as u64, out);
+    crate::coding::varint::put(u64::from(c.lo), out);
+    crate::coding::varint::put(c.lengths.len() as u64, out);
     out.extend(
         c.lengths
             .chunks(2)
@@ -363,7 +363,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     match kind {
         SINGLE => {
             let mut pos = 0;
-            let s = get_varint(rest, &mut pos)?;
+            let s = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
             if s >= alphabet {
                 return Err(Error::decode(format!(
                     "huffman stream: symbol {s} does not fit {width} bits"
@@ -384,23 +384,6 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             "huffman stream: unknown kind {other}"
         ))),
     }
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn put_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ pub(super) fn decode_verbatim(rest: &[u8], width: u32, out: &mut [u16]) -> Resul
 /// `rest` before anything is allocated), then decodes.
 pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
     let mut pos = 0;
-    let lo = get_varint(rest, &mut pos)?;
-    let span = get_varint(rest, &mut pos)?;
+    let lo = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
+    let span = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
     let alphabet = 1u64 << width;
     if span < 2 || lo >= alphabet || span > alphabet - lo {
         return Err(Error::decode(format!(
@@ -105,19 +105,4 @@ pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u
         lengths: &lengths,
     };
     decode::decode_streams(&code, streams, outs)
-}
-
-pub(super) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes
-            .get(*pos)
-            .ok_or_else(|| Error::decode("huffman stream: truncated header"))?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(Error::decode("huffman stream: varint too long"))
 }

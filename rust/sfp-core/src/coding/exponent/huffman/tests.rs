@@ -266,8 +266,8 @@ fn each_malformed_stream_names_what_is_wrong() {
     assert_eq!(usize::from(bytes[0]), STREAMS);
     // Kind, lo, span, the lengths: where the bitstream lengths start.
     let mut pos = 1;
-    get_varint(&bytes, &mut pos).unwrap();
-    let span = get_varint(&bytes, &mut pos).unwrap();
+    crate::coding::varint::get(&bytes, &mut pos, "huffman", "header").unwrap();
+    let span = crate::coding::varint::get(&bytes, &mut pos, "huffman", "header").unwrap();
     let header = pos + span.div_ceil(2) as usize;
     assert_eq!(
         e(&bytes[..header + 5], n),
