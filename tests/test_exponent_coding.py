@@ -158,6 +158,6 @@ def test_levels_choose_their_coders_and_inspect_shows_them() -> None:
 
 
 def test_a_level_outside_the_range_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="level=4 is outside 1..3"):
+    with pytest.raises(ValueError, match=r"level=4 is outside 1\.\.3"):
         sfp.Format(level=4)
     assert sfp.Format().level == 2
