@@ -10,7 +10,8 @@
 use std::time::Instant;
 
 use sfp_core::{
-    decode_into, encode, quantize, quantize_in_place, DType, ExponentCoding, Format, Options,
+    decode_into, encode, quantize, quantize_in_place, CodingLevel, DType, ExponentCoding, Format,
+    Options,
 };
 
 /// CPU seconds used by the whole process so far (less disturbed by other jobs than wall time).
@@ -94,7 +95,21 @@ fn main() -> sfp_core::Result<()> {
                 ..Format::LOSSLESS
             },
         ),
-        ("lossless auto", Format::LOSSLESS),
+        (
+            "lossless l1",
+            Format {
+                level: CodingLevel::Fast,
+                ..Format::LOSSLESS
+            },
+        ),
+        ("lossless l2", Format::LOSSLESS),
+        (
+            "lossless l3",
+            Format {
+                level: CodingLevel::Max,
+                ..Format::LOSSLESS
+            },
+        ),
         (
             "m7 raw",
             Format {

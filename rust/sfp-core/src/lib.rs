@@ -26,6 +26,7 @@ pub mod simd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use chunk::planes::{Planes, PlanesBytes};
 pub use chunk::ChunkLayout;
 pub use codec::{
     decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place, FrameInfo,

@@ -251,7 +251,7 @@ fn choose(
 /// Bits of the Huffman code of a sample's counts (its table's header left out), with the
 /// Miller-Madow correction: a sample's code fits the sample, by about `(symbols - 1) / (2 ln 2)`
 /// bits in all, which would favour wide alphabets on uniform bits.
-fn code_bits(hist: &[u32]) -> f64 {
+pub(crate) fn code_bits(hist: &[u32]) -> f64 {
     let present = hist.iter().filter(|&&h| h > 0).count();
     let bias = present.saturating_sub(1) as f64 / (2.0 * std::f64::consts::LN_2);
     huffman::Table::from_histogram(hist).map_or(0.0, |t| t.coded_bits(hist) as f64) + bias

@@ -23,6 +23,7 @@ mod assemble;
 mod balanced;
 pub(crate) mod choice;
 mod flat;
+pub(crate) mod planes;
 use crate::coding::mantissa::{self, Plan};
 use crate::frame::Reader;
 use crate::kernel::{self, Codes, Params, Split, Word};
@@ -53,6 +54,9 @@ pub struct ChunkLayout {
     pub exceptions: usize,
     /// Bytes of the exception stream.
     pub exception_bytes: usize,
+    /// How a lossless chunk's words were cut into planes, and each plane's bytes (`None`: the
+    /// words were split into sign, exponent and mantissa streams).
+    pub planes: Option<(planes::Planes, planes::PlanesBytes)>,
 }
 
 const CHUNK_HEADER: usize = 10;
@@ -69,6 +73,7 @@ pub(crate) struct Scratch {
     work: choice::Work,
     low: Vec<u64>,
     tables: assemble::Tables,
+    planes: planes::Scratch,
 }
 
 thread_local! {
@@ -96,6 +101,11 @@ pub(crate) fn encode<W: Word, const M: u8>(
 ) -> Vec<u8> {
     let size = r.size();
     let n = src.len() / size;
+    if uses_planes(r, coding, coding_level) {
+        let mut out = Vec::new();
+        with_scratch(|s| planes::encode(src, size, coding_level, &mut s.planes, &mut out));
+        return out;
+    }
     with_scratch(|s| {
         // The split kernel writes every code, sign byte and mantissa byte: the buffers are only
         // sized (zeroed where they grow), not cleared.
@@ -140,6 +150,23 @@ pub(crate) fn encode<W: Word, const M: u8>(
         put_mantissa_header(plan, s.mants.len(), &mut header);
         [&header[..], sign_bytes, &s.exps, &s.mants, &s.exceptions].concat()
     })
+}
+
+/// Whether a chunk is cut into planes: lossless 16- and 32-bit words at the speed-aware levels.
+fn uses_planes(r: &Reducer, coding: ExponentCoding, level: CodingLevel) -> bool {
+    r.lossless && coding == ExponentCoding::Auto && level != CodingLevel::Max && r.size() != 8
+}
+
+/// A planes chunk's word size, checked against the frame: only lossless 16- and 32-bit frames
+/// hold planes chunks.
+fn planes_word(r: &Reducer) -> Result<usize> {
+    if r.lossless && r.size() != 8 {
+        Ok(r.size())
+    } else {
+        Err(Error::decode(
+            "a planes chunk in a frame that is not lossless 16- or 32-bit",
+        ))
+    }
 }
 
 /// Codes a chunk's split streams as `coding` and the level ask: the speed-aware levels of `auto`
@@ -244,6 +271,7 @@ fn parse<'a>(
         mantissa_bytes,
         exceptions,
         exception_bytes,
+        planes: None,
     };
     Ok(Parsed {
         layout,
@@ -260,6 +288,21 @@ fn parse<'a>(
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
 pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Result<ChunkLayout> {
+    if planes::is_planes(bytes) {
+        let (cut, sizes) = planes::layout(bytes, planes_word(r)?, n)?;
+        return Ok(ChunkLayout {
+            values: n,
+            coder: Coder::Huffman,
+            mantissa: None,
+            header_bytes: sizes.header,
+            sign_bytes: 0,
+            exponent_bytes: sizes.mask + sizes.symbols,
+            mantissa_bytes: sizes.lanes + sizes.flat,
+            exceptions: 0,
+            exception_bytes: 0,
+            planes: Some((cut, sizes)),
+        });
+    }
     Ok(parse(bytes, n, man_bits, r.size(), r.has_exceptions())?.layout)
 }
 
@@ -277,6 +320,10 @@ pub(crate) fn decode<W: Word, const M: u8>(
     bytes: &[u8],
     out: &mut [u8],
 ) -> Result<()> {
+    if planes::is_planes(bytes) {
+        let word = planes_word(r)?;
+        return with_scratch(|s| planes::decode(level, bytes, word, &mut s.planes, out));
+    }
     let size = r.size();
     let n = out.len() / size;
     let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;

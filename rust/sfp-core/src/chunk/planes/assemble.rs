@@ -1,0 +1,319 @@
+//! The decoder's side of the planes: stored words rebuilt from their decoded symbols, lanes and flat
+//! bits in one pass (eight words per step with AVX2), and zero-masked blocks expanded.
+
+use super::{low_mask, Planes};
+use crate::error::{Error, Result};
+use crate::simd::Level;
+
+/// The decoded planes of a block's stored words.
+pub(super) struct Fields<'a> {
+    pub planes: Planes,
+    /// One symbol per stored word (empty when the planes have no symbol).
+    pub symbols: &'a [u16],
+    /// The coded lanes, top first, one value per stored word.
+    pub lanes: &'a [&'a [u16]],
+    /// The flat bits, packed LSB first.
+    pub flat: &'a [u8],
+}
+
+/// Writes the stored words of `f` into `out` (little-endian words of `word_bytes`).
+pub(super) fn assemble(level: Level, f: &Fields<'_>, word_bytes: usize, out: &mut [u8]) {
+    let n = out.len() / word_bytes;
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, Level::Avx2 | Level::Avx512) && avx2::fits(f.planes) {
+        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
+        done = unsafe { avx2::assemble(f, word_bytes, out) };
+    }
+    let _ = level;
+    scalar(f, word_bytes, done..n, out);
+}
+
+/// The flat field of word `i`.
+#[inline(always)]
+fn flat_field(flat: &[u8], i: usize, bits: u32) -> u32 {
+    if bits == 0 {
+        return 0;
+    }
+    let bit = i * bits as usize;
+    let at = bit / 8;
+    let word = match flat.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
+        None => {
+            let mut w = [0u8; 8];
+            let rest = flat.get(at..).unwrap_or_default();
+            w[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
+            u64::from_le_bytes(w)
+        }
+    };
+    (word >> (bit % 8)) as u32 & low_mask(bits)
+}
+
+/// Undoes [`Planes::to_stored`].
+#[inline(always)]
+fn from_stored(p: Planes, r: u32) -> u32 {
+    if p.rotated {
+        (r >> 1) | ((r & 1) << (p.word_bits - 1))
+    } else {
+        r
+    }
+}
+
+fn scalar(f: &Fields<'_>, word_bytes: usize, range: std::ops::Range<usize>, out: &mut [u8]) {
+    let p = f.planes;
+    let low = p.low_bits();
+    let flat_bits = p.flat_bits();
+    let flat_shift = p.flat_shift();
+    for i in range {
+        let mut r = flat_field(f.flat, i, flat_bits) << flat_shift;
+        if p.symbol_bits > 0 {
+            r |= u32::from(f.symbols[i]) << low;
+        }
+        for (j, lane) in f.lanes.iter().enumerate() {
+            r |= u32::from(lane[i]) << p.lane_shift(j as u32);
+        }
+        let w = from_stored(p, r).to_le_bytes();
+        out[i * word_bytes..(i + 1) * word_bytes].copy_from_slice(&w[..word_bytes]);
+    }
+}
+
+/// Checks a zero mask of `n` words (one byte per decoded symbol) and counts its set bits.
+///
+/// # Errors
+/// [`Error::Decode`] when bits past the block are set.
+pub(super) fn check_mask(mask: &[u16], n: usize) -> Result<usize> {
+    if n % 8 != 0 {
+        if let Some(&last) = mask.last() {
+            if last >> (n % 8) != 0 {
+                return Err(Error::decode("zero mask has bits set past its block"));
+            }
+        }
+    }
+    Ok(mask.iter().map(|&b| b.count_ones() as usize).sum())
+}
+
+/// Bytes [`expand`] may read past the dense words (it loads whole steps).
+pub(super) const DENSE_SLACK: usize = 32;
+
+/// Spreads the dense nonzero words over `out` where the mask has set bits, zeros elsewhere;
+/// `dense` holds the words and [`DENSE_SLACK`] bytes more.
+pub(super) fn expand(level: Level, mask: &[u16], dense: &[u8], word_bytes: usize, out: &mut [u8]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, Level::Avx2 | Level::Avx512) {
+        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
+        done = unsafe { avx2::expand(mask, dense, word_bytes, out) };
+    }
+    let _ = level;
+    let next: usize = mask[..done]
+        .iter()
+        .map(|b| b.count_ones() as usize * word_bytes)
+        .sum();
+    let (mask, out) = (&mask[done..], &mut out[8 * word_bytes * done..]);
+    if word_bytes == 2 {
+        expand_words::<2>(mask, &dense[next..], out);
+    } else {
+        expand_words::<4>(mask, &dense[next..], out);
+    }
+}
+
+/// Branch-free: each word takes the next dense word, or zero, and the position moves by its bit.
+fn expand_words<const WB: usize>(mask: &[u16], dense: &[u8], out: &mut [u8]) {
+    let mut next = 0;
+    for (&byte, words) in mask.iter().zip(out.chunks_mut(8 * WB)) {
+        for (k, w) in words.chunks_exact_mut(WB).enumerate() {
+            let set = usize::from((byte >> k) & 1);
+            let mut word = [0u8; WB];
+            if let Some(d) = dense.get(next..next + WB) {
+                word.copy_from_slice(d);
+            }
+            let keep = 0u8.wrapping_sub(set as u8);
+            for (o, v) in w.iter_mut().zip(word) {
+                *o = v & keep;
+            }
+            next += set * WB;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{low_mask, Fields, Planes};
+
+    /// Whether the eight flat fields of a step each fit a 32-bit lane after their byte offset.
+    pub(super) fn fits(p: Planes) -> bool {
+        let f = p.flat_bits();
+        f <= 25 || f == 32
+    }
+
+    /// The per-lane byte shuffle and bit shift that move flat field `k` of an 8-field group
+    /// (whose `bits * 8` bits start at a byte) to lane `k`: lanes 0-3 read the group's first 16
+    /// bytes, lanes 4-7 the 16 from byte `(4 * bits) / 8`.
+    struct FlatGroup {
+        shuffle: __m256i,
+        shift: __m256i,
+        mask: __m256i,
+        upper: usize,
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn flat_group(bits: u32) -> FlatGroup {
+        let bits = bits as usize;
+        let upper = (4 * bits) / 8;
+        let mut bytes = [0i8; 32];
+        let mut shifts = [0i32; 8];
+        for k in 0..8 {
+            let bit = k * bits;
+            let base = if k < 4 { 0 } else { 8 * upper };
+            let rel = bit - base;
+            for b in 0..4 {
+                // Within the lane's own 128-bit half; past 15 reads as zero, which only happens
+                // for bytes a field does not reach.
+                let src = rel / 8 + b;
+                bytes[4 * k + b] = if src < 16 { src as i8 } else { -128 };
+            }
+            shifts[k] = (rel % 8) as i32;
+        }
+        FlatGroup {
+            shuffle: _mm256_loadu_si256(bytes.as_ptr().cast()),
+            shift: _mm256_loadu_si256(shifts.as_ptr().cast()),
+            mask: _mm256_set1_epi32(low_mask(bits as u32) as i32),
+            upper,
+        }
+    }
+
+    /// Eight stored words from position `i` (the caller checks every read is in bounds).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn eight(f: &Fields<'_>, g: &FlatGroup, i: usize) -> __m256i {
+        let p = f.planes;
+        let flat_bits = p.flat_bits() as usize;
+        let mut r = if flat_bits > 0 {
+            let at = f.flat.as_ptr().add(i / 8 * flat_bits);
+            let lo = _mm_loadu_si128(at.cast());
+            let hi = _mm_loadu_si128(at.add(g.upper).cast());
+            let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+            let v = _mm256_shuffle_epi8(v, g.shuffle);
+            let v = _mm256_and_si256(_mm256_srlv_epi32(v, g.shift), g.mask);
+            _mm256_sll_epi32(v, _mm_cvtsi32_si128(p.flat_shift() as i32))
+        } else {
+            _mm256_setzero_si256()
+        };
+        if p.symbol_bits > 0 {
+            let s = _mm_loadu_si128(f.symbols.as_ptr().add(i).cast());
+            let s = _mm256_cvtepu16_epi32(s);
+            let count = _mm_cvtsi32_si128(p.low_bits() as i32);
+            r = _mm256_or_si256(r, _mm256_sll_epi32(s, count));
+        }
+        for (j, lane) in f.lanes.iter().enumerate() {
+            let l = _mm256_cvtepu16_epi32(_mm_loadu_si128(lane.as_ptr().add(i).cast()));
+            let count = _mm_cvtsi32_si128(p.lane_shift(j as u32) as i32);
+            r = _mm256_or_si256(r, _mm256_sll_epi32(l, count));
+        }
+        if p.rotated {
+            let top = _mm_cvtsi32_si128(p.word_bits as i32 - 1);
+            let one = _mm256_set1_epi32(1);
+            r = _mm256_or_si256(
+                _mm256_srli_epi32::<1>(r),
+                _mm256_sll_epi32(_mm256_and_si256(r, one), top),
+            );
+        }
+        r
+    }
+
+    /// Per mask byte: the byte shuffle that spreads 8 dense 16-bit words to the set positions
+    /// (zeros elsewhere), and for 32-bit words the lane permutation.
+    struct Spread {
+        bytes: [[u8; 16]; 256],
+        lanes: [[u32; 8]; 256],
+    }
+
+    const fn spread() -> Spread {
+        let mut t = Spread {
+            bytes: [[0x80; 16]; 256],
+            lanes: [[0; 8]; 256],
+        };
+        let mut m = 0;
+        while m < 256 {
+            let mut rank = 0;
+            let mut k = 0;
+            while k < 8 {
+                if m >> k & 1 != 0 {
+                    t.bytes[m][2 * k] = 2 * rank;
+                    t.bytes[m][2 * k + 1] = 2 * rank + 1;
+                    t.lanes[m][k] = rank as u32;
+                    rank += 1;
+                }
+                k += 1;
+            }
+            m += 1;
+        }
+        t
+    }
+
+    static SPREAD: Spread = spread();
+
+    /// [`super::expand`] for whole mask bytes while 32 bytes can be read at the dense position;
+    /// returns how many mask bytes it did.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn expand(mask: &[u16], dense: &[u8], word_bytes: usize, out: &mut [u8]) -> usize {
+        let whole = (out.len() / (8 * word_bytes)).min(mask.len());
+        let mut next = 0;
+        let dst = out.as_mut_ptr();
+        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        for (g, &byte) in mask[..whole].iter().enumerate() {
+            if next + 32 > dense.len() {
+                return g;
+            }
+            let m = usize::from(byte as u8);
+            let src = dense.as_ptr().add(next);
+            if word_bytes == 2 {
+                let v = _mm_loadu_si128(src.cast());
+                let shuffle = _mm_loadu_si128(SPREAD.bytes[m].as_ptr().cast());
+                _mm_storeu_si128(dst.add(16 * g).cast(), _mm_shuffle_epi8(v, shuffle));
+            } else {
+                let v = _mm256_loadu_si256(src.cast());
+                let idx = _mm256_loadu_si256(SPREAD.lanes[m].as_ptr().cast());
+                let set = _mm256_cmpeq_epi32(
+                    _mm256_and_si256(_mm256_set1_epi32(m as i32), bits),
+                    bits,
+                );
+                let spread = _mm256_and_si256(_mm256_permutevar8x32_epi32(v, idx), set);
+                _mm256_storeu_si256(dst.add(32 * g).cast(), spread);
+            }
+            next += byte.count_ones() as usize * word_bytes;
+        }
+        whole
+    }
+
+    /// Assembles whole steps of 8 (32-bit words) or 16 (16-bit words) while every load stays
+    /// inside its stream; returns how many words it wrote.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn assemble(f: &Fields<'_>, word_bytes: usize, out: &mut [u8]) -> usize {
+        let n = out.len() / word_bytes;
+        let p = f.planes;
+        let g = flat_group(p.flat_bits());
+        let flat_bits = p.flat_bits() as usize;
+        let step = if word_bytes == 2 { 16 } else { 8 };
+        // The last step's flat reads end at `(i / 8) * bits + upper + 16` for its last group.
+        let flat_ok = |i: usize| {
+            flat_bits == 0 || (i + step - 8) / 8 * flat_bits + g.upper + 16 <= f.flat.len()
+        };
+        let mut i = 0;
+        let dst = out.as_mut_ptr();
+        while i + step <= n && flat_ok(i) {
+            if word_bytes == 2 {
+                let a = eight(f, &g, i);
+                let b = eight(f, &g, i + 8);
+                let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(a, b));
+                _mm256_storeu_si256(dst.add(2 * i).cast(), packed);
+            } else {
+                _mm256_storeu_si256(dst.add(4 * i).cast(), eight(f, &g, i));
+            }
+            i += step;
+        }
+        i
+    }
+}

@@ -1,0 +1,387 @@
+//! The chunk coding of lossless frames at the speed-aware levels: each element word cut into
+//! planes, the top bits Huffman-coded, the bits below stored in byte lanes (Huffman-coded where
+//! that pays) and a flat remainder.
+//!
+//! A word of `B` bits (16 or 32), optionally rotated left by one so the sign moves to bit 0, is
+//! `symbol (T bits) | flat (F bits) | lane c-1 (8 bits) | ... | lane 0 (8 bits)`, from the top, with
+//! `F = B - T - 8c`: the byte lanes are the lowest bytes, which carry structure when the values
+//! came from a narrower type or a quantizer (trailing zeros), and each block chooses how many of
+//! them it codes. With the sign on top the symbol is the sign, the exponent and the top mantissa
+//! bits; rotated, it is the exponent and the top mantissa bits, and the sign is the flat part's
+//! lowest bit. Decoding is then a Huffman pass per coded plane and one pass of shifts and ORs over
+//! fixed-width fields, which vectorises ([`assemble`]). With the zero mask, a bitmap of the nonzero
+//! words (its bytes Huffman-coded) comes first and only the nonzero words are stored, so the zeros
+//! after a ReLU cost about a bit each.
+//!
+//! Layout: `u8 flags (PLANES) | u8 symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero
+//! mask)`, then per block of [`BLOCK`] values (the last one shorter): `[u32 stored words] | u8 coded lanes
+//! c (0..=3) | [u32 mask stream bytes] | [u32 symbol stream bytes] | c x u32 lane stream bytes
+//! | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream codes `ceil(n / 8)` bytes (bit
+//! `i % 8` of byte `i / 8` set when word `i` is nonzero, bits past the block zero); the symbol
+//! stream (absent when `T` is 0) and the lane streams code one symbol per stored word
+//! ([`huffman`] streams of widths `T` and 8); the flat stream packs the stored words' low `F` bits
+//! (LSB first). Per-block tables follow the statistics within a tensor.
+
+mod assemble;
+mod choose;
+mod split;
+
+use crate::coding::bitpack::packed_len;
+use crate::coding::exponent::huffman;
+use crate::error::{Error, Result};
+use crate::format::CodingLevel;
+use crate::frame::Reader;
+use crate::simd::Level;
+
+pub(crate) use choose::choose;
+
+/// The chunk flag byte of a planes chunk (the other chunk kinds use bits 0-2).
+pub(crate) const PLANES: u8 = 8;
+/// Values per block: each block has its own Huffman tables. 64 Ki values follow the changes
+/// within a tensor at a table cost of about 0.1% of the stream.
+pub(crate) const BLOCK: usize = 1 << 16;
+/// The widest symbol (decode tables of `2^12` entries stay in the first-level cache).
+pub(crate) const MAX_SYMBOL_BITS: u32 = 12;
+/// The most coded lanes below the symbol.
+pub(crate) const MAX_LANES: u32 = 3;
+
+const ROTATED: u8 = 1;
+const ZERO_MASK: u8 = 2;
+const HEADER: usize = 3;
+
+/// How a chunk's words are cut into planes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planes {
+    /// Bits of the element word (16 or 32).
+    pub word_bits: u32,
+    /// Bits of the Huffman-coded symbol at the top of the (rotated) word; 0: none.
+    pub symbol_bits: u32,
+    /// The lowest byte lanes that are Huffman-coded (chosen per block; 0 in a chunk's header).
+    pub coded_lanes: u32,
+    /// Whether the word is rotated left by one (the sign below the flat bits).
+    pub rotated: bool,
+    /// Whether only nonzero words are stored, after a bitmap of them.
+    pub zero_mask: bool,
+}
+
+impl Planes {
+    /// Bits below the symbol.
+    pub(crate) fn low_bits(self) -> u32 {
+        self.word_bits - self.symbol_bits
+    }
+
+    /// Bits of the flat remainder.
+    pub(crate) fn flat_bits(self) -> u32 {
+        self.low_bits() - 8 * self.coded_lanes
+    }
+
+    /// The shift of lane `j` (0: the lowest byte).
+    pub(crate) fn lane_shift(self, j: u32) -> u32 {
+        8 * j
+    }
+
+    /// The shift of the flat bits.
+    pub(crate) fn flat_shift(self) -> u32 {
+        8 * self.coded_lanes
+    }
+
+    /// The same cut with `coded_lanes` lanes, checked to fit.
+    pub(crate) fn with_lanes(self, coded_lanes: u32) -> Result<Self> {
+        if coded_lanes > MAX_LANES || 8 * coded_lanes > self.low_bits() {
+            return Err(Error::decode(format!(
+                "{coded_lanes} coded lanes do not fit below a {}-bit symbol of a {}-bit word",
+                self.symbol_bits, self.word_bits
+            )));
+        }
+        Ok(Self {
+            coded_lanes,
+            ..self
+        })
+    }
+
+    /// The stored form of a word: rotated or not.
+    #[inline(always)]
+    pub(crate) fn to_stored(self, w: u32) -> u32 {
+        if self.rotated {
+            let top = w >> (self.word_bits - 1);
+            ((w << 1) | top) & low_mask(self.word_bits)
+        } else {
+            w
+        }
+    }
+
+    fn options(self) -> u8 {
+        u8::from(self.rotated) * ROTATED | u8::from(self.zero_mask) * ZERO_MASK
+    }
+
+    fn parse(word_bits: u32, symbol_bits: u8, options: u8) -> Result<Self> {
+        let known = ROTATED | ZERO_MASK;
+        if options & !known != 0 {
+            return Err(Error::decode(format!("unknown planes options {options:#04x}")));
+        }
+        let p = Planes {
+            word_bits,
+            symbol_bits: u32::from(symbol_bits),
+            coded_lanes: 0,
+            rotated: options & ROTATED != 0,
+            zero_mask: options & ZERO_MASK != 0,
+        };
+        if p.symbol_bits > MAX_SYMBOL_BITS.min(word_bits) {
+            return Err(Error::decode(format!(
+                "a symbol of {} bits does not fit a {word_bits}-bit word",
+                p.symbol_bits
+            )));
+        }
+        Ok(p)
+    }
+}
+
+/// The low `bits` bits set (`bits` in 0..=32).
+#[inline(always)]
+pub(crate) fn low_mask(bits: u32) -> u32 {
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
+}
+
+/// Reused buffers of the planes coder.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    words: Vec<u32>,
+    stored: Vec<u32>,
+    symbols: Vec<u16>,
+    lanes: [Vec<u16>; MAX_LANES as usize],
+    mask: Vec<u16>,
+    dense: Vec<u8>,
+    stream: Vec<u8>,
+}
+
+/// Encodes the little-endian words of `src` (`word_bytes` each, 2 or 4) as a planes chunk cut as
+/// the sample chooses at `level`, appending it to `out`.
+pub(crate) fn encode(
+    src: &[u8],
+    word_bytes: usize,
+    level: CodingLevel,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
+    let word_bits = 8 * word_bytes as u32;
+    split::load_words(src, word_bytes, &mut s.words);
+    let planes = choose(&s.words, word_bits, level);
+    out.extend_from_slice(&[PLANES, planes.symbol_bits as u8, planes.options()]);
+    let n = s.words.len();
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        split::encode_block(planes, &|p, w| choose::lanes(p, w, level), start..end, s, out);
+    }
+}
+
+/// Whether a chunk's first byte says it is a planes chunk.
+pub(crate) fn is_planes(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&PLANES)
+}
+
+/// The planes of a chunk, from its header.
+///
+/// # Errors
+/// [`Error::Decode`] when the header is truncated or names planes that do not fit the word.
+pub(crate) fn planes_of(bytes: &[u8], word_bytes: usize) -> Result<Planes> {
+    let mut r = Reader { bytes, pos: 1 };
+    let symbol_bits = r.u8("planes symbol bits")?;
+    let options = r.u8("planes options")?;
+    Planes::parse(8 * word_bytes as u32, symbol_bits, options)
+}
+
+/// Decodes a planes chunk into `out` (little-endian words of `word_bytes` each, exactly the
+/// chunk's values) with the kernels of `level`.
+///
+/// # Errors
+/// [`Error::Decode`] when the chunk is malformed: a bad header, stream lengths beyond the chunk,
+/// a malformed Huffman stream, a flat stream of the wrong length, stray bytes.
+pub(crate) fn decode(
+    level: Level,
+    bytes: &[u8],
+    word_bytes: usize,
+    s: &mut Scratch,
+    out: &mut [u8],
+) -> Result<()> {
+    let planes = planes_of(bytes, word_bytes)?;
+    let mut r = Reader {
+        bytes,
+        pos: HEADER,
+    };
+    let n = out.len() / word_bytes;
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        let dst = &mut out[start * word_bytes..end * word_bytes];
+        decode_block(level, planes, &mut r, word_bytes, s, dst)?;
+    }
+    if r.pos != bytes.len() {
+        return Err(Error::decode(format!(
+            "{} stray bytes after the planes chunk's blocks",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of a planes chunk's streams, summed over its blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanesBytes {
+    /// The header and the block length fields.
+    pub header: usize,
+    /// The zero mask streams.
+    pub mask: usize,
+    /// The symbol streams.
+    pub symbols: usize,
+    /// The coded lane streams.
+    pub lanes: usize,
+    /// The flat streams.
+    pub flat: usize,
+    /// Coded lanes, summed over the blocks.
+    pub coded_lanes: usize,
+}
+
+/// The planes of a chunk of `n` words and its stream sizes, without decoding it.
+///
+/// # Errors
+/// [`Error::Decode`] when the chunk is malformed.
+pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<(Planes, PlanesBytes)> {
+    let planes = planes_of(bytes, word_bytes)?;
+    let mut r = Reader {
+        bytes,
+        pos: HEADER,
+    };
+    let mut sizes = PlanesBytes::default();
+    for start in (0..n).step_by(BLOCK) {
+        let values = (start + BLOCK).min(n) - start;
+        let before = r.pos;
+        let (lengths, block) = read_lengths(planes, &mut r)?;
+        sizes.header += r.pos - before;
+        sizes.coded_lanes += block.coded_lanes as usize;
+        let stored = lengths.stored.unwrap_or(values);
+        if stored > values {
+            return Err(Error::decode(format!(
+                "a block of {values} words stores {stored}"
+            )));
+        }
+        let flat = packed_len(stored, block.flat_bits())?;
+        let lanes: usize = lengths.lanes.iter().sum();
+        for (len, what) in [
+            (lengths.mask, "zero mask stream"),
+            (lengths.symbols, "symbol stream"),
+            (lanes, "lane streams"),
+            (flat, "flat stream"),
+        ] {
+            r.take(len, what)?;
+        }
+        sizes.mask += lengths.mask;
+        sizes.symbols += lengths.symbols;
+        sizes.lanes += lanes;
+        sizes.flat += flat;
+    }
+    sizes.header += HEADER;
+    if r.pos != bytes.len() {
+        return Err(Error::decode(format!(
+            "{} stray bytes after the planes chunk's blocks",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok((planes, sizes))
+}
+
+/// The stream lengths at the start of a block.
+struct BlockLengths {
+    /// Words stored under a zero mask.
+    stored: Option<usize>,
+    mask: usize,
+    symbols: usize,
+    lanes: [usize; MAX_LANES as usize],
+}
+
+/// A block's stream lengths and its cut (the chunk's, with the block's coded lanes).
+fn read_lengths(planes: Planes, r: &mut Reader<'_>) -> Result<(BlockLengths, Planes)> {
+    let stored = if planes.zero_mask {
+        Some(r.u32("stored words")? as usize)
+    } else {
+        None
+    };
+    let planes = planes.with_lanes(u32::from(r.u8("coded lanes")?))?;
+    let mut len = |present: bool, what: &str| -> Result<usize> {
+        Ok(if present { r.u32(what)? as usize } else { 0 })
+    };
+    let mask = len(planes.zero_mask, "zero mask stream length")?;
+    let symbols = len(planes.symbol_bits > 0, "symbol stream length")?;
+    let mut lanes = [0; MAX_LANES as usize];
+    for (j, l) in lanes.iter_mut().enumerate() {
+        *l = len((j as u32) < planes.coded_lanes, "lane stream length")?;
+    }
+    Ok((
+        BlockLengths {
+            stored,
+            mask,
+            symbols,
+            lanes,
+        },
+        planes,
+    ))
+}
+
+fn decode_block(
+    level: Level,
+    planes: Planes,
+    r: &mut Reader<'_>,
+    word_bytes: usize,
+    s: &mut Scratch,
+    out: &mut [u8],
+) -> Result<()> {
+    let n = out.len() / word_bytes;
+    let (lengths, planes) = read_lengths(planes, r)?;
+    let stored = match lengths.stored {
+        Some(stored) => {
+            s.mask.resize(n.div_ceil(8), 0);
+            huffman::decode(r.take(lengths.mask, "zero mask stream")?, 8, &mut s.mask)?;
+            let set = assemble::check_mask(&s.mask, n)?;
+            if set != stored {
+                return Err(Error::decode(format!(
+                    "zero mask marks {set} nonzero words, the block stores {stored}"
+                )));
+            }
+            stored
+        }
+        None => n,
+    };
+    if planes.symbol_bits > 0 {
+        s.symbols.resize(stored, 0);
+        let stream = r.take(lengths.symbols, "symbol stream")?;
+        huffman::decode(stream, planes.symbol_bits, &mut s.symbols)?;
+    }
+    for j in 0..planes.coded_lanes as usize {
+        s.lanes[j].resize(stored, 0);
+        let stream = r.take(lengths.lanes[j], "lane stream")?;
+        huffman::decode(stream, 8, &mut s.lanes[j])?;
+    }
+    let flat_len = packed_len(stored, planes.flat_bits())?;
+    let flat = r.take(flat_len, "flat stream")?;
+    let lanes: [&[u16]; MAX_LANES as usize] = [&s.lanes[0], &s.lanes[1], &s.lanes[2]];
+    let fields = assemble::Fields {
+        planes,
+        symbols: &s.symbols,
+        lanes: &lanes[..planes.coded_lanes as usize],
+        flat,
+    };
+    if planes.zero_mask {
+        s.dense.resize(stored * word_bytes + assemble::DENSE_SLACK, 0);
+        let words = &mut s.dense[..stored * word_bytes];
+        assemble::assemble(level, &fields, word_bytes, words);
+        assemble::expand(level, &s.mask, &s.dense, word_bytes, out);
+    } else {
+        assemble::assemble(level, &fields, word_bytes, out);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+/// Weight-like words: a few exponents, random signs and mantissas, some zeros.
+fn words(n: usize, word_bytes: usize, zeros: u64, seed: u64) -> Vec<u8> {
+    let mut r = rng(seed);
+    let mut out = Vec::with_capacity(n * word_bytes);
+    for _ in 0..n {
+        let x = r();
+        let v = if x % 100 < zeros {
+            0u32
+        } else if word_bytes == 2 {
+            // bfloat16-like: exponent 118..126.
+            let e = 118 + (x >> 8) % 9;
+            ((x >> 20) as u32 & 0x8000) | ((e as u32) << 7) | (x >> 32) as u32 & 0x7f
+        } else {
+            let e = 118 + (x >> 8) % 9;
+            ((x >> 20) as u32 & 0x8000_0000) | ((e as u32) << 23) | (x >> 32) as u32 & 0x7f_ffff
+        };
+        out.extend_from_slice(&v.to_le_bytes()[..word_bytes]);
+    }
+    out
+}
+
+fn encode_with(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
+    let mut s = Scratch::default();
+    split::load_words(src, word_bytes, &mut s.words);
+    let mut out = vec![PLANES, planes.symbol_bits as u8, planes.options()];
+    let n = s.words.len();
+    let lanes = |_: Planes, _: &[u32]| planes.coded_lanes;
+    for start in (0..n).step_by(BLOCK) {
+        split::encode_block(planes, &lanes, start..(start + BLOCK).min(n), &mut s, &mut out);
+    }
+    out
+}
+
+/// The chunk's cut as its header records it (lanes are chosen per block).
+fn header_cut(planes: Planes) -> Planes {
+    Planes {
+        coded_lanes: 0,
+        ..planes
+    }
+}
+
+fn decode_all(frame: &[u8], word_bytes: usize, n: usize) -> Vec<Vec<u8>> {
+    crate::simd::Level::available()
+        .into_iter()
+        .map(|level| {
+            let mut out = vec![0xa5u8; n * word_bytes];
+            decode(level, frame, word_bytes, &mut Scratch::default(), &mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
+fn every_cut(word_bytes: usize) -> Vec<Planes> {
+    let word_bits = 8 * word_bytes as u32;
+    let mut cuts = Vec::new();
+    for symbol_bits in 0..=MAX_SYMBOL_BITS {
+        for coded_lanes in 0..=MAX_LANES {
+            if 8 * coded_lanes > word_bits - symbol_bits {
+                continue;
+            }
+            for rotated in [false, true] {
+                for zero_mask in [false, true] {
+                    cuts.push(Planes {
+                        word_bits,
+                        symbol_bits,
+                        coded_lanes,
+                        rotated,
+                        zero_mask,
+                    });
+                }
+            }
+        }
+    }
+    cuts
+}
+
+#[test]
+fn every_cut_round_trips_at_every_level() {
+    for word_bytes in [2, 4] {
+        for n in [0, 1, 7, 8, 15, 16, 17, 100, 1000] {
+            let src = words(n, word_bytes, 20, n as u64);
+            for cut in every_cut(word_bytes) {
+                let frame = encode_with(&src, word_bytes, cut);
+                assert_eq!(planes_of(&frame, word_bytes).unwrap(), header_cut(cut));
+                for out in decode_all(&frame, word_bytes, n) {
+                    assert!(out == src, "{cut:?}, {n} words");
+                }
+                let (got, sizes) = layout(&frame, word_bytes, n).unwrap();
+                assert_eq!(got, header_cut(cut));
+                assert_eq!(sizes.coded_lanes, n.div_ceil(BLOCK) * cut.coded_lanes as usize);
+                assert_eq!(
+                    sizes.header + sizes.mask + sizes.symbols + sizes.lanes + sizes.flat,
+                    frame.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn chosen_cuts_round_trip_across_blocks_and_shrink_weights() {
+    for word_bytes in [2, 4] {
+        let n = BLOCK + 1234;
+        for zeros in [0, 50] {
+            let src = words(n, word_bytes, zeros, 7);
+            for level in [CodingLevel::Fast, CodingLevel::Default] {
+                let mut frame = Vec::new();
+                encode(&src, word_bytes, level, &mut Scratch::default(), &mut frame);
+                for out in decode_all(&frame, word_bytes, n) {
+                    assert!(out == src);
+                }
+                // 9 exponents of 256 and (with zeros) a zero mask: well under the raw size.
+                assert!(frame.len() * 100 < src.len() * 95, "{} of {}", frame.len(), src.len());
+                let cut = planes_of(&frame, word_bytes).unwrap();
+                assert_eq!(cut.zero_mask, zeros > 0, "{cut:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_chunks_are_errors_naming_what_is_wrong() {
+    let src = words(300, 2, 30, 3);
+    let cut = Planes {
+        word_bits: 16,
+        symbol_bits: 9,
+        coded_lanes: 0,
+        rotated: true,
+        zero_mask: true,
+    };
+    let frame = encode_with(&src, 2, cut);
+    let err = |bytes: &[u8]| {
+        let mut out = vec![0u8; 600];
+        decode(
+            crate::simd::Level::Scalar,
+            bytes,
+            2,
+            &mut Scratch::default(),
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let mut bad = frame.clone();
+    bad[1] = 13;
+    assert!(err(&bad).contains("does not fit"), "{}", err(&bad));
+    let mut bad = frame.clone();
+    bad[7] = 1; // coded lanes: one byte lane does not fit below 9 of 16 bits
+    assert!(err(&bad).contains("do not fit"), "{}", err(&bad));
+    let mut bad = frame.clone();
+    bad[2] |= 0x04;
+    assert!(err(&bad).contains("unknown planes options"));
+    let mut bad = frame.clone();
+    bad[3] ^= 1; // the stored word count
+    assert!(err(&bad).contains("zero mask marks"), "{}", err(&bad));
+    let mut bad = frame.clone();
+    bad.push(0);
+    assert!(err(&bad).contains("stray bytes"));
+    for cut in 0..frame.len() {
+        let mut out = vec![0u8; 600];
+        assert!(decode(
+            crate::simd::Level::Scalar,
+            &frame[..cut],
+            2,
+            &mut Scratch::default(),
+            &mut out
+        )
+        .is_err());
+    }
+}
+
+#[test]
+fn every_bit_flip_is_an_error_or_some_words() {
+    let src = words(200, 4, 10, 5);
+    let cut = Planes {
+        word_bits: 32,
+        symbol_bits: 9,
+        coded_lanes: 1,
+        rotated: false,
+        zero_mask: true,
+    };
+    let frame = encode_with(&src, 4, cut);
+    for bit in 0..8 * frame.len() {
+        let mut bad = frame.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let outs: Vec<_> = crate::simd::Level::available()
+            .into_iter()
+            .map(|level| {
+                let mut out = vec![0u8; 800];
+                decode(level, &bad, 4, &mut Scratch::default(), &mut out).map(|()| out)
+            })
+            .collect();
+        // Whatever the outcome, every SIMD level agrees on it.
+        for o in &outs[1..] {
+            assert_eq!(o.is_ok(), outs[0].is_ok());
+            if let (Ok(a), Ok(b)) = (o, &outs[0]) {
+                assert!(a == b);
+            }
+        }
+    }
+}
