@@ -279,8 +279,14 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     add(
         "unknown chunk flags",
         lossy(4, 4),
-        &[&chunk(8, 0, &[0x21, 0x43], 0, &[0x1b])],
+        &[&chunk(16, 0, &[0x21, 0x43], 0, &[0x1b])],
         "unknown chunk flags",
+    );
+    add(
+        "planes chunk in a lossy frame",
+        lossy(4, 4),
+        &[&[8u8, 9, 1, 0, 0, 0, 0][..]],
+        "a planes chunk in a frame that is not lossless",
     );
     add(
         "sign stream and joint sign together",

@@ -308,7 +308,11 @@ fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, 
         cd.set_item("coder", c.coder.name())?;
         cd.set_item(
             "mantissa_coder",
-            c.mantissa.map_or_else(|| "flat".to_string(), |p| p.name()),
+            match (&c.planes, c.mantissa) {
+                (Some(planes), _) => planes.describe(),
+                (None, Some(p)) => p.name(),
+                (None, None) => "flat".to_string(),
+            },
         )?;
         cd.set_item("header", c.header_bytes)?;
         cd.set_item("signs", c.sign_bytes)?;

@@ -56,7 +56,7 @@ pub struct ChunkLayout {
     pub exception_bytes: usize,
     /// How a lossless chunk's words were cut into planes, and each plane's bytes (`None`: the
     /// words were split into sign, exponent and mantissa streams).
-    pub planes: Option<(planes::Planes, planes::PlanesBytes)>,
+    pub planes: Option<planes::PlanesBytes>,
 }
 
 const CHUNK_HEADER: usize = 10;
@@ -100,12 +100,45 @@ pub(crate) fn encode<W: Word, const M: u8>(
     first: u64,
 ) -> Vec<u8> {
     let size = r.size();
-    let n = src.len() / size;
-    if uses_planes(r, coding, coding_level) {
+    let planes_chunk = |level: CodingLevel| {
         let mut out = Vec::new();
-        with_scratch(|s| planes::encode(src, size, coding_level, &mut s.planes, &mut out));
-        return out;
+        with_scratch(|s| planes::encode(src, size, level, &mut s.planes, &mut out));
+        out
+    };
+    if uses_planes(r, coding, coding_level) {
+        return planes_chunk(coding_level);
     }
+    let split = encode_split::<W, M>(
+        level,
+        r,
+        p,
+        (exp_bits, man_bits),
+        (coding, coding_level),
+        src,
+        first,
+    );
+    if r.lossless && coding == ExponentCoding::Auto && size != 8 {
+        // The maximum level keeps whichever is smaller.
+        let planes = planes_chunk(CodingLevel::Default);
+        if planes.len() < split.len() {
+            return planes;
+        }
+    }
+    split
+}
+
+/// [`encode`] into sign, exponent, mantissa and exception streams.
+fn encode_split<W: Word, const M: u8>(
+    level: Level,
+    r: &Reducer,
+    p: &Params<W>,
+    (exp_bits, man_bits): (u32, u32),
+    (coding, coding_level): (ExponentCoding, CodingLevel),
+    src: &[u8],
+    first: u64,
+) -> Vec<u8> {
+    let size = r.size();
+    let n = src.len() / size;
     with_scratch(|s| {
         // The split kernel writes every code, sign byte and mantissa byte: the buffers are only
         // sized (zeroed where they grow), not cleared.
@@ -153,7 +186,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
 }
 
 /// Whether a chunk is cut into planes: lossless 16- and 32-bit words at the speed-aware levels.
-fn uses_planes(r: &Reducer, coding: ExponentCoding, level: CodingLevel) -> bool {
+pub(crate) fn uses_planes(r: &Reducer, coding: ExponentCoding, level: CodingLevel) -> bool {
     r.lossless && coding == ExponentCoding::Auto && level != CodingLevel::Max && r.size() != 8
 }
 
@@ -289,7 +322,7 @@ fn parse<'a>(
 /// [`Error::Decode`] when the chunk is malformed.
 pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Result<ChunkLayout> {
     if planes::is_planes(bytes) {
-        let (cut, sizes) = planes::layout(bytes, planes_word(r)?, n)?;
+        let sizes = planes::layout(bytes, planes_word(r)?, n)?;
         return Ok(ChunkLayout {
             values: n,
             coder: Coder::Huffman,
@@ -300,7 +333,7 @@ pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Resu
             mantissa_bytes: sizes.lanes + sizes.flat,
             exceptions: 0,
             exception_bytes: 0,
-            planes: Some((cut, sizes)),
+            planes: Some(sizes),
         });
     }
     Ok(parse(bytes, n, man_bits, r.size(), r.has_exceptions())?.layout)

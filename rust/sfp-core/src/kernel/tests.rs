@@ -174,6 +174,35 @@ fn reference_chunk(
     first: u64,
 ) -> Vec<u8> {
     let size = r.size();
+    // Lossless chunks may be cut into planes, word by word, with no split kernel (its own tests
+    // check its decoder); the maximum level keeps the smaller of the two.
+    let planes = |level| {
+        let mut out = Vec::new();
+        crate::chunk::planes::encode(src, size, level, &mut Default::default(), &mut out);
+        out
+    };
+    if crate::chunk::uses_planes(r, coding, level) {
+        return planes(level);
+    }
+    let split = reference_split(r, exp_bits, man_bits, (coding, level), src, first);
+    if r.lossless && coding == ExponentCoding::Auto && size != 8 {
+        let p = planes(CodingLevel::Default);
+        if p.len() < split.len() {
+            return p;
+        }
+    }
+    split
+}
+
+fn reference_split(
+    r: &Reducer,
+    exp_bits: u32,
+    man_bits: u32,
+    (coding, level): (ExponentCoding, CodingLevel),
+    src: &[u8],
+    first: u64,
+) -> Vec<u8> {
+    let size = r.size();
     let n = src.len() / size;
     let mut codes = vec![0u16; n];
     let mut signs = Vec::new();

@@ -211,6 +211,24 @@ pub fn cases() -> Vec<GoldenCase> {
             }
         }
     }
+    // Zero-masked planes: half the values zero, as after a ReLU.
+    for dtype in [DType::BF16, DType::F32] {
+        let size = dtype.size();
+        let mut values = skewed_values(dtype, 3000);
+        for (i, v) in values.chunks_exact_mut(size).enumerate() {
+            if (i * 7919) % 13 < 7 {
+                v.fill(0);
+            }
+        }
+        out.push(GoldenCase {
+            name: format!("{}_relu_level2", dtype.name()),
+            dtype,
+            shape: vec![3000],
+            format: Format::LOSSLESS,
+            chunk_size: 3000,
+            values,
+        });
+    }
     // Chunks of 1024 codes or more get the wide (8-state) rANS variant.
     out.push(GoldenCase {
         name: "float32_e4m2_entropy_wide".into(),

@@ -184,41 +184,44 @@ mod avx2 {
         }
     }
 
-    /// Eight stored words from position `i` (the caller checks every read is in bounds).
+    /// The shift counts of a block's planes, kept in registers across the loop.
+    struct Counts {
+        symbol: __m128i,
+        lanes: [__m128i; 3],
+        flat: __m128i,
+        top: __m128i,
+    }
+
+    /// Eight stored words from position `i` (the caller checks every read is in bounds); `ROT`,
+    /// `LANES` and `FLAT` are the block's rotation, coded lanes and whether it has flat bits.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn eight(f: &Fields<'_>, g: &FlatGroup, i: usize) -> __m256i {
-        let p = f.planes;
-        let flat_bits = p.flat_bits() as usize;
-        let mut r = if flat_bits > 0 {
+    unsafe fn eight<const ROT: bool, const LANES: usize, const FLAT: bool>(
+        f: &Fields<'_>,
+        g: &FlatGroup,
+        c: &Counts,
+        flat_bits: usize,
+        i: usize,
+    ) -> __m256i {
+        let s = _mm256_cvtepu16_epi32(_mm_loadu_si128(f.symbols.as_ptr().add(i).cast()));
+        let mut r = _mm256_sll_epi32(s, c.symbol);
+        if FLAT {
             let at = f.flat.as_ptr().add(i / 8 * flat_bits);
             let lo = _mm_loadu_si128(at.cast());
             let hi = _mm_loadu_si128(at.add(g.upper).cast());
             let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
             let v = _mm256_shuffle_epi8(v, g.shuffle);
             let v = _mm256_and_si256(_mm256_srlv_epi32(v, g.shift), g.mask);
-            _mm256_sll_epi32(v, _mm_cvtsi32_si128(p.flat_shift() as i32))
-        } else {
-            _mm256_setzero_si256()
-        };
-        if p.symbol_bits > 0 {
-            let s = _mm_loadu_si128(f.symbols.as_ptr().add(i).cast());
-            let s = _mm256_cvtepu16_epi32(s);
-            let count = _mm_cvtsi32_si128(p.low_bits() as i32);
-            r = _mm256_or_si256(r, _mm256_sll_epi32(s, count));
+            r = _mm256_or_si256(r, _mm256_sll_epi32(v, c.flat));
         }
-        for (j, lane) in f.lanes.iter().enumerate() {
+        for j in 0..LANES {
+            let lane = f.lanes[j];
             let l = _mm256_cvtepu16_epi32(_mm_loadu_si128(lane.as_ptr().add(i).cast()));
-            let count = _mm_cvtsi32_si128(p.lane_shift(j as u32) as i32);
-            r = _mm256_or_si256(r, _mm256_sll_epi32(l, count));
+            r = _mm256_or_si256(r, _mm256_sll_epi32(l, c.lanes[j]));
         }
-        if p.rotated {
-            let top = _mm_cvtsi32_si128(p.word_bits as i32 - 1);
-            let one = _mm256_set1_epi32(1);
-            r = _mm256_or_si256(
-                _mm256_srli_epi32::<1>(r),
-                _mm256_sll_epi32(_mm256_and_si256(r, one), top),
-            );
+        if ROT {
+            let low = _mm256_and_si256(r, _mm256_set1_epi32(1));
+            r = _mm256_or_si256(_mm256_srli_epi32::<1>(r), _mm256_sll_epi32(low, c.top));
         }
         r
     }
@@ -258,7 +261,12 @@ mod avx2 {
     /// [`super::expand`] for whole mask bytes while 32 bytes can be read at the dense position;
     /// returns how many mask bytes it did.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn expand(mask: &[u16], dense: &[u8], word_bytes: usize, out: &mut [u8]) -> usize {
+    pub(super) unsafe fn expand(
+        mask: &[u16],
+        dense: &[u8],
+        word_bytes: usize,
+        out: &mut [u8],
+    ) -> usize {
         let whole = (out.len() / (8 * word_bytes)).min(mask.len());
         let mut next = 0;
         let dst = out.as_mut_ptr();
@@ -276,10 +284,8 @@ mod avx2 {
             } else {
                 let v = _mm256_loadu_si256(src.cast());
                 let idx = _mm256_loadu_si256(SPREAD.lanes[m].as_ptr().cast());
-                let set = _mm256_cmpeq_epi32(
-                    _mm256_and_si256(_mm256_set1_epi32(m as i32), bits),
-                    bits,
-                );
+                let set =
+                    _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bits), bits);
                 let spread = _mm256_and_si256(_mm256_permutevar8x32_epi32(v, idx), set);
                 _mm256_storeu_si256(dst.add(32 * g).cast(), spread);
             }
@@ -289,28 +295,66 @@ mod avx2 {
     }
 
     /// Assembles whole steps of 8 (32-bit words) or 16 (16-bit words) while every load stays
-    /// inside its stream; returns how many words it wrote.
+    /// inside its stream; returns how many words it wrote (none for planes without a symbol).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn assemble(f: &Fields<'_>, word_bytes: usize, out: &mut [u8]) -> usize {
-        let n = out.len() / word_bytes;
+        let p = f.planes;
+        if p.symbol_bits == 0 {
+            return 0;
+        }
+        macro_rules! pick {
+            ($($wb:literal $rot:literal $lanes:literal $flat:literal),*) => {
+                match (word_bytes, p.rotated, f.lanes.len(), p.flat_bits() > 0) {
+                    $(($wb, $rot, $lanes, $flat) => steps::<$wb, $rot, $lanes, $flat>(f, out),)*
+                    _ => 0,
+                }
+            };
+        }
+        pick!(
+            2 false 0 true, 2 false 0 false, 2 false 1 true, 2 false 1 false,
+            2 true 0 true, 2 true 0 false, 2 true 1 true, 2 true 1 false,
+            4 false 0 true, 4 false 0 false, 4 false 1 true, 4 false 1 false,
+            4 false 2 true, 4 false 2 false, 4 false 3 true, 4 false 3 false,
+            4 true 0 true, 4 true 0 false, 4 true 1 true, 4 true 1 false,
+            4 true 2 true, 4 true 2 false, 4 true 3 true, 4 true 3 false
+        )
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn steps<const WB: usize, const ROT: bool, const LANES: usize, const FLAT: bool>(
+        f: &Fields<'_>,
+        out: &mut [u8],
+    ) -> usize {
+        let n = out.len() / WB;
         let p = f.planes;
         let g = flat_group(p.flat_bits());
-        let flat_bits = p.flat_bits() as usize;
-        let step = if word_bytes == 2 { 16 } else { 8 };
-        // The last step's flat reads end at `(i / 8) * bits + upper + 16` for its last group.
-        let flat_ok = |i: usize| {
-            flat_bits == 0 || (i + step - 8) / 8 * flat_bits + g.upper + 16 <= f.flat.len()
+        let count = |bits: u32| _mm_cvtsi32_si128(bits as i32);
+        let c = Counts {
+            symbol: count(p.low_bits()),
+            lanes: [count(0), count(8), count(16)],
+            flat: count(p.flat_shift()),
+            top: count(p.word_bits - 1),
         };
-        let mut i = 0;
+        let flat_bits = p.flat_bits() as usize;
+        let step = if WB == 2 { 16 } else { 8 };
+        // The last step's flat reads end at `(i / 8) * bits + upper + 16` for its last group.
+        let mut end = n / step * step;
+        if FLAT {
+            while end > 0 && (end - 8) / 8 * flat_bits + g.upper + 16 > f.flat.len() {
+                end -= step;
+            }
+        }
         let dst = out.as_mut_ptr();
-        while i + step <= n && flat_ok(i) {
-            if word_bytes == 2 {
-                let a = eight(f, &g, i);
-                let b = eight(f, &g, i + 8);
+        let mut i = 0;
+        while i < end {
+            if WB == 2 {
+                let a = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
+                let b = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i + 8);
                 let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(a, b));
                 _mm256_storeu_si256(dst.add(2 * i).cast(), packed);
             } else {
-                _mm256_storeu_si256(dst.add(4 * i).cast(), eight(f, &g, i));
+                let v = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
+                _mm256_storeu_si256(dst.add(4 * i).cast(), v);
             }
             i += step;
         }

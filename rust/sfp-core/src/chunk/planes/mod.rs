@@ -5,18 +5,17 @@
 //! A word of `B` bits (16 or 32), optionally rotated left by one so the sign moves to bit 0, is
 //! `symbol (T bits) | flat (F bits) | lane c-1 (8 bits) | ... | lane 0 (8 bits)`, from the top, with
 //! `F = B - T - 8c`: the byte lanes are the lowest bytes, which carry structure when the values
-//! came from a narrower type or a quantizer (trailing zeros), and each block chooses how many of
-//! them it codes. With the sign on top the symbol is the sign, the exponent and the top mantissa
+//! came from a narrower type or a quantizer (trailing zeros). Each block chooses its own cut. With the sign on top the symbol is the sign, the exponent and the top mantissa
 //! bits; rotated, it is the exponent and the top mantissa bits, and the sign is the flat part's
 //! lowest bit. Decoding is then a Huffman pass per coded plane and one pass of shifts and ORs over
 //! fixed-width fields, which vectorises ([`assemble`]). With the zero mask, a bitmap of the nonzero
 //! words (its bytes Huffman-coded) comes first and only the nonzero words are stored, so the zeros
 //! after a ReLU cost about a bit each.
 //!
-//! Layout: `u8 flags (PLANES) | u8 symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero
-//! mask)`, then per block of [`BLOCK`] values (the last one shorter): `[u32 stored words] | u8 coded lanes
-//! c (0..=3) | [u32 mask stream bytes] | [u32 symbol stream bytes] | c x u32 lane stream bytes
-//! | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream codes `ceil(n / 8)` bytes (bit
+//! Layout: `u8 flags (PLANES)`, then per block of [`BLOCK`] values (the last one shorter): `u8
+//! symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero mask) | [u32 stored words] |
+//! u8 coded lanes c (0..=3) | [u32 mask stream bytes] | [u32 symbol stream bytes] | c x u32 lane
+//! stream bytes | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream codes `ceil(n / 8)` bytes (bit
 //! `i % 8` of byte `i / 8` set when word `i` is nonzero, bits past the block zero); the symbol
 //! stream (absent when `T` is 0) and the lane streams code one symbol per stored word
 //! ([`huffman`] streams of widths `T` and 8); the flat stream packs the stored words' low `F` bits
@@ -37,9 +36,10 @@ pub(crate) use choose::choose;
 
 /// The chunk flag byte of a planes chunk (the other chunk kinds use bits 0-2).
 pub(crate) const PLANES: u8 = 8;
-/// Values per block: each block has its own Huffman tables. 64 Ki values follow the changes
-/// within a tensor at a table cost of about 0.1% of the stream.
-pub(crate) const BLOCK: usize = 1 << 16;
+/// Values per block: each block has its own cut and Huffman tables. 128 Ki values follow the
+/// changes between tensors; 64 Ki gain 0.1% of ratio for 18% more decoding instructions (the
+/// tables' construction), measured on the MiniLM weights.
+pub(crate) const BLOCK: usize = 1 << 17;
 /// The widest symbol (decode tables of `2^12` entries stay in the first-level cache).
 pub(crate) const MAX_SYMBOL_BITS: u32 = 12;
 /// The most coded lanes below the symbol.
@@ -47,7 +47,7 @@ pub(crate) const MAX_LANES: u32 = 3;
 
 const ROTATED: u8 = 1;
 const ZERO_MASK: u8 = 2;
-const HEADER: usize = 3;
+const HEADER: usize = 1;
 
 /// How a chunk's words are cut into planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Planes {
     pub word_bits: u32,
     /// Bits of the Huffman-coded symbol at the top of the (rotated) word; 0: none.
     pub symbol_bits: u32,
-    /// The lowest byte lanes that are Huffman-coded (chosen per block; 0 in a chunk's header).
+    /// The lowest byte lanes that are Huffman-coded.
     pub coded_lanes: u32,
     /// Whether the word is rotated left by one (the sign below the flat bits).
     pub rotated: bool,
@@ -111,13 +111,17 @@ impl Planes {
     }
 
     fn options(self) -> u8 {
-        u8::from(self.rotated) * ROTATED | u8::from(self.zero_mask) * ZERO_MASK
+        (u8::from(self.rotated) * ROTATED) | (u8::from(self.zero_mask) * ZERO_MASK)
     }
 
-    fn parse(word_bits: u32, symbol_bits: u8, options: u8) -> Result<Self> {
+    fn parse(word_bits: u32, r: &mut Reader<'_>) -> Result<Self> {
+        let symbol_bits = r.u8("planes symbol bits")?;
+        let options = r.u8("planes options")?;
         let known = ROTATED | ZERO_MASK;
         if options & !known != 0 {
-            return Err(Error::decode(format!("unknown planes options {options:#04x}")));
+            return Err(Error::decode(format!(
+                "unknown planes options {options:#04x}"
+            )));
         }
         let p = Planes {
             word_bits,
@@ -169,29 +173,19 @@ pub(crate) fn encode(
 ) {
     let word_bits = 8 * word_bytes as u32;
     split::load_words(src, word_bytes, &mut s.words);
-    let planes = choose(&s.words, word_bits, level);
-    out.extend_from_slice(&[PLANES, planes.symbol_bits as u8, planes.options()]);
+    out.push(PLANES);
     let n = s.words.len();
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
-        split::encode_block(planes, &|p, w| choose::lanes(p, w, level), start..end, s, out);
+        let planes = choose(&s.words[start..end], word_bits, level);
+        out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
+        split::encode_block(planes, start..end, s, out);
     }
 }
 
 /// Whether a chunk's first byte says it is a planes chunk.
 pub(crate) fn is_planes(bytes: &[u8]) -> bool {
     bytes.first() == Some(&PLANES)
-}
-
-/// The planes of a chunk, from its header.
-///
-/// # Errors
-/// [`Error::Decode`] when the header is truncated or names planes that do not fit the word.
-pub(crate) fn planes_of(bytes: &[u8], word_bytes: usize) -> Result<Planes> {
-    let mut r = Reader { bytes, pos: 1 };
-    let symbol_bits = r.u8("planes symbol bits")?;
-    let options = r.u8("planes options")?;
-    Planes::parse(8 * word_bytes as u32, symbol_bits, options)
 }
 
 /// Decodes a planes chunk into `out` (little-endian words of `word_bytes` each, exactly the
@@ -207,16 +201,12 @@ pub(crate) fn decode(
     s: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
-    let planes = planes_of(bytes, word_bytes)?;
-    let mut r = Reader {
-        bytes,
-        pos: HEADER,
-    };
+    let mut r = Reader { bytes, pos: HEADER };
     let n = out.len() / word_bytes;
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let dst = &mut out[start * word_bytes..end * word_bytes];
-        decode_block(level, planes, &mut r, word_bytes, s, dst)?;
+        decode_block(level, &mut r, word_bytes, s, dst)?;
     }
     if r.pos != bytes.len() {
         return Err(Error::decode(format!(
@@ -227,9 +217,17 @@ pub(crate) fn decode(
     Ok(())
 }
 
-/// Bytes of a planes chunk's streams, summed over its blocks.
+/// How a planes chunk's blocks were cut, and the bytes of their streams, summed over the blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PlanesBytes {
+    /// Blocks in the chunk.
+    pub blocks: usize,
+    /// The narrowest and the widest symbol of its blocks, in bits.
+    pub symbol_bits: (u32, u32),
+    /// Blocks whose words are rotated (the sign below the flat bits).
+    pub rotated_blocks: usize,
+    /// Blocks with a zero mask.
+    pub zero_mask_blocks: usize,
     /// The header and the block length fields.
     pub header: usize,
     /// The zero mask streams.
@@ -244,22 +242,42 @@ pub struct PlanesBytes {
     pub coded_lanes: usize,
 }
 
-/// The planes of a chunk of `n` words and its stream sizes, without decoding it.
+impl PlanesBytes {
+    /// A short description for `inspect`.
+    pub fn describe(&self) -> String {
+        let (lo, hi) = self.symbol_bits;
+        let symbol = if lo == hi {
+            format!("{lo}-bit symbol")
+        } else {
+            format!("{lo}-{hi}-bit symbols")
+        };
+        format!(
+            "planes: {symbol}, {} of {} blocks with the sign low, {} with a zero mask, {} coded lanes",
+            self.rotated_blocks, self.blocks, self.zero_mask_blocks, self.coded_lanes
+        )
+    }
+}
+
+/// The cut and stream sizes of a planes chunk of `n` words, without decoding it.
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
-pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<(Planes, PlanesBytes)> {
-    let planes = planes_of(bytes, word_bytes)?;
-    let mut r = Reader {
-        bytes,
-        pos: HEADER,
+pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<PlanesBytes> {
+    let mut r = Reader { bytes, pos: HEADER };
+    let mut sizes = PlanesBytes {
+        symbol_bits: (u32::MAX, 0),
+        ..PlanesBytes::default()
     };
-    let mut sizes = PlanesBytes::default();
     for start in (0..n).step_by(BLOCK) {
         let values = (start + BLOCK).min(n) - start;
         let before = r.pos;
-        let (lengths, block) = read_lengths(planes, &mut r)?;
+        let (lengths, block) = read_lengths(8 * word_bytes as u32, &mut r)?;
         sizes.header += r.pos - before;
+        sizes.blocks += 1;
+        sizes.symbol_bits.0 = sizes.symbol_bits.0.min(block.symbol_bits);
+        sizes.symbol_bits.1 = sizes.symbol_bits.1.max(block.symbol_bits);
+        sizes.rotated_blocks += usize::from(block.rotated);
+        sizes.zero_mask_blocks += usize::from(block.zero_mask);
         sizes.coded_lanes += block.coded_lanes as usize;
         let stored = lengths.stored.unwrap_or(values);
         if stored > values {
@@ -283,13 +301,14 @@ pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<(Plane
         sizes.flat += flat;
     }
     sizes.header += HEADER;
+    sizes.symbol_bits.0 = sizes.symbol_bits.0.min(sizes.symbol_bits.1);
     if r.pos != bytes.len() {
         return Err(Error::decode(format!(
             "{} stray bytes after the planes chunk's blocks",
             bytes.len() - r.pos
         )));
     }
-    Ok((planes, sizes))
+    Ok(sizes)
 }
 
 /// The stream lengths at the start of a block.
@@ -301,8 +320,9 @@ struct BlockLengths {
     lanes: [usize; MAX_LANES as usize],
 }
 
-/// A block's stream lengths and its cut (the chunk's, with the block's coded lanes).
-fn read_lengths(planes: Planes, r: &mut Reader<'_>) -> Result<(BlockLengths, Planes)> {
+/// A block's cut and stream lengths, from its header.
+fn read_lengths(word_bits: u32, r: &mut Reader<'_>) -> Result<(BlockLengths, Planes)> {
+    let planes = Planes::parse(word_bits, r)?;
     let stored = if planes.zero_mask {
         Some(r.u32("stored words")? as usize)
     } else {
@@ -331,14 +351,13 @@ fn read_lengths(planes: Planes, r: &mut Reader<'_>) -> Result<(BlockLengths, Pla
 
 fn decode_block(
     level: Level,
-    planes: Planes,
     r: &mut Reader<'_>,
     word_bytes: usize,
     s: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
     let n = out.len() / word_bytes;
-    let (lengths, planes) = read_lengths(planes, r)?;
+    let (lengths, planes) = read_lengths(8 * word_bytes as u32, r)?;
     let stored = match lengths.stored {
         Some(stored) => {
             s.mask.resize(n.div_ceil(8), 0);
@@ -373,7 +392,8 @@ fn decode_block(
         flat,
     };
     if planes.zero_mask {
-        s.dense.resize(stored * word_bytes + assemble::DENSE_SLACK, 0);
+        s.dense
+            .resize(stored * word_bytes + assemble::DENSE_SLACK, 0);
         let words = &mut s.dense[..stored * word_bytes];
         assemble::assemble(level, &fields, word_bytes, words);
         assemble::expand(level, &s.mask, &s.dense, word_bytes, out);

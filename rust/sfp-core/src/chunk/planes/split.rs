@@ -22,11 +22,10 @@ pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
     }
 }
 
-/// Codes the words `block` of `s.words` as `planes` says, with the coded lanes `lanes` chooses
-/// from the stored words, appending the block to `out`.
+/// Codes the words `block` of `s.words` as `planes` says, appending the block (after its cut) to
+/// `out`.
 pub(super) fn encode_block(
     planes: Planes,
-    lanes: &dyn Fn(Planes, &[u32]) -> u32,
     block: Range<usize>,
     s: &mut Scratch,
     out: &mut Vec<u8>,
@@ -47,10 +46,6 @@ pub(super) fn encode_block(
     } else {
         stored.extend(words.iter().map(|&w| planes.to_stored(w)));
     }
-    let planes = Planes {
-        coded_lanes: lanes(planes, stored),
-        ..planes
-    };
     if planes.zero_mask {
         out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
     }
@@ -93,17 +88,23 @@ fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
         return;
     }
     let mask = u64::from(low_mask(bits));
-    out.reserve((words.len() * bits as usize).div_ceil(8) + 8);
-    let (mut acc, mut held) = (0u64, 0u32);
+    let start = out.len();
+    let len = (words.len() * bits as usize).div_ceil(8);
+    out.resize(start + len + 4, 0);
+    let dst = &mut out[start..];
+    // A register accumulator, stored 4 bytes at a time (a read-modify-write of memory per field
+    // would wait on the previous store).
+    let (mut acc, mut held, mut at) = (0u64, 0u32, 0usize);
     for &w in words {
         acc |= ((u64::from(w) >> shift) & mask) << held;
         held += bits;
         if held >= 32 {
-            out.extend_from_slice(&(acc as u32).to_le_bytes());
+            dst[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+            at += 4;
             acc >>= 32;
             held -= 32;
         }
     }
-    let tail = held.div_ceil(8) as usize;
-    out.extend_from_slice(&acc.to_le_bytes()[..tail]);
+    dst[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+    out.truncate(start + len);
 }

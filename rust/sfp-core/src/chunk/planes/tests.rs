@@ -36,21 +36,13 @@ fn words(n: usize, word_bytes: usize, zeros: u64, seed: u64) -> Vec<u8> {
 fn encode_with(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
     let mut s = Scratch::default();
     split::load_words(src, word_bytes, &mut s.words);
-    let mut out = vec![PLANES, planes.symbol_bits as u8, planes.options()];
+    let mut out = vec![PLANES];
     let n = s.words.len();
-    let lanes = |_: Planes, _: &[u32]| planes.coded_lanes;
     for start in (0..n).step_by(BLOCK) {
-        split::encode_block(planes, &lanes, start..(start + BLOCK).min(n), &mut s, &mut out);
+        out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
+        split::encode_block(planes, start..(start + BLOCK).min(n), &mut s, &mut out);
     }
     out
-}
-
-/// The chunk's cut as its header records it (lanes are chosen per block).
-fn header_cut(planes: Planes) -> Planes {
-    Planes {
-        coded_lanes: 0,
-        ..planes
-    }
 }
 
 fn decode_all(frame: &[u8], word_bytes: usize, n: usize) -> Vec<Vec<u8>> {
@@ -95,13 +87,18 @@ fn every_cut_round_trips_at_every_level() {
             let src = words(n, word_bytes, 20, n as u64);
             for cut in every_cut(word_bytes) {
                 let frame = encode_with(&src, word_bytes, cut);
-                assert_eq!(planes_of(&frame, word_bytes).unwrap(), header_cut(cut));
                 for out in decode_all(&frame, word_bytes, n) {
                     assert!(out == src, "{cut:?}, {n} words");
                 }
-                let (got, sizes) = layout(&frame, word_bytes, n).unwrap();
-                assert_eq!(got, header_cut(cut));
-                assert_eq!(sizes.coded_lanes, n.div_ceil(BLOCK) * cut.coded_lanes as usize);
+                let sizes = layout(&frame, word_bytes, n).unwrap();
+                let blocks = n.div_ceil(BLOCK);
+                assert_eq!(sizes.blocks, blocks);
+                assert_eq!(sizes.coded_lanes, blocks * cut.coded_lanes as usize);
+                assert_eq!(sizes.rotated_blocks, blocks * usize::from(cut.rotated));
+                assert_eq!(sizes.zero_mask_blocks, blocks * usize::from(cut.zero_mask));
+                if n > 0 {
+                    assert_eq!(sizes.symbol_bits, (cut.symbol_bits, cut.symbol_bits));
+                }
                 assert_eq!(
                     sizes.header + sizes.mask + sizes.symbols + sizes.lanes + sizes.flat,
                     frame.len()
@@ -124,9 +121,15 @@ fn chosen_cuts_round_trip_across_blocks_and_shrink_weights() {
                     assert!(out == src);
                 }
                 // 9 exponents of 256 and (with zeros) a zero mask: well under the raw size.
-                assert!(frame.len() * 100 < src.len() * 95, "{} of {}", frame.len(), src.len());
-                let cut = planes_of(&frame, word_bytes).unwrap();
-                assert_eq!(cut.zero_mask, zeros > 0, "{cut:?}");
+                assert!(
+                    frame.len() * 100 < src.len() * 95,
+                    "{} of {}",
+                    frame.len(),
+                    src.len()
+                );
+                let sizes = layout(&frame, word_bytes, n).unwrap();
+                let masked = if zeros > 0 { sizes.blocks } else { 0 };
+                assert_eq!(sizes.zero_mask_blocks, masked, "{sizes:?}");
             }
         }
     }
@@ -159,7 +162,9 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
     bad[1] = 13;
     assert!(err(&bad).contains("does not fit"), "{}", err(&bad));
     let mut bad = frame.clone();
-    bad[7] = 1; // coded lanes: one byte lane does not fit below 9 of 16 bits
+    // Coded lanes (after the flags, the cut and the stored count): no byte lane fits below 9 of
+    // 16 bits.
+    bad[7] = 1;
     assert!(err(&bad).contains("do not fit"), "{}", err(&bad));
     let mut bad = frame.clone();
     bad[2] |= 0x04;
