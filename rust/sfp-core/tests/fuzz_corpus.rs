@@ -26,6 +26,7 @@ fn check_for(target: &str) -> Option<Check> {
         "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
         "exponent_huffman" => |d| testkit::check_coder(Coder::Huffman, d),
         "mantissa" => testkit::mantissa::check_mantissa,
+        "planes" => testkit::planes::check_planes,
         "simd_parity" => testkit::simd::check_simd_parity,
         _ => return None,
     })
@@ -95,6 +96,20 @@ fn write_seeds() {
         let mut input = vec![width, count];
         sfp_core::exponent::huffman::encode(&codes, u32::from(width), &mut input);
         put("exponent_huffman", &format!("w{width}-stream"), &input);
+    }
+    // Weight-like words (a few exponents, random mantissas), some zeroed; and a real chunk as the
+    // hostile body.
+    for (head, zeros) in [(0u8, 16u8), (1, 16), (2, 19), (3, 18)] {
+        let word_bytes = if head & 1 == 0 { 2 } else { 4 };
+        let mut input = vec![head, zeros];
+        for i in 0..16 * u32::from(zeros) {
+            let w = 0x3c00_0000u32 | (i % 5) << 23 | (i * 2_654_435_761) >> 9;
+            input.extend_from_slice(&w.to_le_bytes()[4 - word_bytes..]);
+        }
+        put("planes", &format!("words{head}-z{zeros}"), &input);
+        let mut chunk = vec![head, zeros];
+        sfp_core::testkit::planes::encode_for_seed(&input[2..], word_bytes, &mut chunk);
+        put("planes", &format!("chunk{head}"), &chunk);
     }
     for width in [1u8, 4, 7, 10, 23, 52] {
         for shift in [0u8, 40, 60] {

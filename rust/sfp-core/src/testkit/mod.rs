@@ -9,6 +9,7 @@ pub mod corrupt;
 pub mod golden;
 pub mod input;
 pub mod mantissa;
+pub mod planes;
 pub mod raw;
 pub mod simd;
 

@@ -1,0 +1,78 @@
+//! Harness of the `planes` fuzz target (and its corpus replay): the planes chunk coder.
+
+use super::Failure;
+use crate::chunk::planes::{self, Scratch};
+use crate::format::CodingLevel;
+use crate::simd::Level;
+
+/// Round-trips words taken from `data` through the planes coder at both speed-aware levels,
+/// decoding at every SIMD level, and feeds the raw bytes to the decoder as a hostile chunk: an
+/// error or some words, the same at every level, never a panic.
+///
+/// `data[0]`: word size (bit 0: 16 or 32 bits) and level (bit 1); `data[1]`: which words are
+/// zeroed (every `data[1] % 8`th) and the hostile chunk's word count (`16 * data[1]`); the rest:
+/// the words, little-endian, and the hostile chunk.
+///
+/// # Errors
+/// A description of the first property that failed.
+pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
+    let head = data.first().copied().unwrap_or(0);
+    let word_bytes = if head & 1 == 0 { 2 } else { 4 };
+    let level = if head & 2 == 0 {
+        CodingLevel::Fast
+    } else {
+        CodingLevel::Default
+    };
+    let every = usize::from(data.get(1).copied().unwrap_or(0) % 8);
+    let body = data.get(2..).unwrap_or(&[]);
+    let mut words = body[..body.len() / word_bytes * word_bytes].to_vec();
+    if every > 0 {
+        for w in words.chunks_exact_mut(word_bytes).step_by(every) {
+            w.fill(0);
+        }
+    }
+    let mut chunk = Vec::new();
+    planes::encode(
+        &words,
+        word_bytes,
+        level,
+        &mut Scratch::default(),
+        &mut chunk,
+    );
+    for l in Level::available() {
+        let mut out = vec![0u8; words.len()];
+        planes::decode(l, &chunk, word_bytes, &mut Scratch::default(), &mut out)
+            .map_err(|e| format!("planes coder cannot decode its own chunk at {l}: {e}"))?;
+        if out != words {
+            return Err(format!("planes round trip at {l} changed the words"));
+        }
+    }
+    let hostile_words = 16 * usize::from(data.get(1).copied().unwrap_or(0));
+    let mut first: Option<Result<Vec<u8>, String>> = None;
+    for l in Level::available() {
+        let mut out = vec![0u8; hostile_words * word_bytes];
+        let got = planes::decode(l, body, word_bytes, &mut Scratch::default(), &mut out)
+            .map(|()| out)
+            .map_err(|e| e.to_string());
+        match &first {
+            None => first = Some(got),
+            Some(f) if f.is_ok() != got.is_ok() || (f.is_ok() && *f != got) => {
+                return Err(format!("a hostile chunk decodes differently at {l}"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Appends the planes chunk of `words` at the default level (corpus seeds).
+pub fn encode_for_seed(words: &[u8], word_bytes: usize, out: &mut Vec<u8>) {
+    let whole = &words[..words.len() / word_bytes * word_bytes];
+    planes::encode(
+        whole,
+        word_bytes,
+        CodingLevel::Default,
+        &mut Scratch::default(),
+        out,
+    );
+}
