@@ -70,8 +70,13 @@ def _gradient(
                 adapter.enabled = True
         else:
             adapter._override = dict(formats)
+
+            def held(t: torch.Tensor, fmt: Format) -> torch.Tensor:
+                # weights and module outputs the adapter quantized are in their container already
+                return t if adapter.produced_at(t, fmt) else quantize(t, fmt)
+
             try:
-                with CompressedStash(adapter.saved_format, min_bytes=0, quantizer=quantize):
+                with CompressedStash(adapter.saved_format, min_bytes=0, quantizer=held):
                     loss = probe(part)
             finally:
                 adapter._override = None

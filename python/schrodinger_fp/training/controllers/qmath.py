@@ -34,9 +34,13 @@ from ...codec import quantize
 from ...format import Format
 
 __all__ = [
+    "BitGradients",
     "Plan",
     "QuantumContext",
+    "bit_gradients",
     "corner_format",
+    "exponent_bits_needed",
+    "flush_budget",
     "needs_input",
     "plan",
     "quantum_backward",
@@ -158,6 +162,17 @@ def sensitivity(
     None when the field is already at ``lowest`` or no lower container
     changes any value (the gradient is then zero).
     """
+    below = _segment_below(y, corner, kind, lowest, base)
+    if below is None:
+        return None
+    d, span = below
+    return d / np.asarray(span, dtype=d.dtype) if span > 1 else d
+
+
+def _segment_below(
+    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format
+) -> tuple[np.ndarray, int] | None:
+    """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``."""
     k = corner[0] if kind == "man" else corner[1]
     start = k - 1 if kind == "man" else _first_damage(y, k)
     finite = bool(np.isfinite(y).all())
@@ -174,8 +189,72 @@ def sensitivity(
         if not finite:
             d[~(np.isfinite(y) & np.isfinite(q))] = 0
         if d.any():
-            return d / np.asarray(k - j, dtype=d.dtype) if k - j > 1 else d
+            return d, k - j
     return None
+
+
+def flush_budget(man_bits: int) -> float:
+    """The share of a tensor's energy its mantissa rounding already costs: ``2**(-2 m) / 28``.
+
+    Round to nearest at ``m`` mantissa bits errs by ``ulp / sqrt(12)`` (rms),
+    ``ulp = 2**(e - m)``, on values of mean square ``7/3 * 4**e`` when spread
+    evenly over a binade. An exponent window that flushes more energy than
+    this makes the exponent, not the mantissa, the tensor's main error
+    (:func:`bit_gradients`).
+    """
+    return 2.0 ** (-2 * man_bits) / 28
+
+
+def exponent_bits_needed(
+    values: np.ndarray, man_bits: int, lowest: int, highest: int, sample: int = 1 << 14
+) -> int:
+    """The fewest exponent bits in ``[lowest, highest]`` whose window keeps ``values`` in budget.
+
+    A window of ``e`` bits keeps the ``2**e - 1`` binades under the largest
+    magnitude and flushes the rest; the answer is the smallest ``e`` that
+    flushes at most :func:`flush_budget` of the energy (estimated on a strided
+    sample of about ``sample`` values), ``highest`` when none does.
+    """
+    flat = values.reshape(-1)
+    top = _top_exponent(flat)  # of the whole tensor: a sample may miss its largest value
+    if top is None:
+        return lowest
+    if flat.size > sample:
+        flat = flat[:: -(-flat.size // sample)]
+    mag = np.abs(flat.astype(np.float64))
+    mag = mag[np.isfinite(mag) & (mag > 0)]
+    if mag.size == 0:
+        return lowest
+    _, ex = np.frexp(mag)
+    depth = np.maximum(top + 1 - ex, 0)  # binades under the top one
+    energy = np.bincount(depth, weights=mag * mag)
+    below = np.concatenate([np.cumsum(energy[::-1])[::-1], [0.0]])  # energy at depth >= i
+    budget = flush_budget(man_bits) * float(below[0])
+    for e in range(lowest, highest):
+        kept = (1 << e) - 1
+        if kept >= len(energy) or below[kept] <= budget:
+            return e
+    return highest
+
+
+@dataclass(frozen=True)
+class BitGradients:
+    """What one backward pass says about a tensor's learned bitlengths.
+
+    Attributes
+    ----------
+    man, exp : float or None
+        ``dL/dn`` of each learned field (None for a field not learned); the
+        footprint penalty is not included.
+    exp_lowest : int or None
+        The lowest exponent bitlength the stored values allow (None: no
+        limit seen): one below it, the window would flush more of the
+        tensor's energy than its mantissa rounding costs (:func:`flush_budget`).
+    """
+
+    man: float | None = None
+    exp: float | None = None
+    exp_lowest: int | None = None
 
 
 @dataclass
@@ -223,10 +302,19 @@ def quantum_forward(
 SAMPLE = 1 << 16
 
 
-def bit_gradients(
-    g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE
-) -> tuple[float | None, float | None]:
-    """``sum(g * dy/dn)`` for each learned field (None for a field not learned).
+def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE) -> BitGradients:
+    """``sum(g * dy/dn)`` for each learned field, and the exponent's flush limit.
+
+    The gradient (the paper's, with the look-ahead of the module docstring) is
+    first order: a sum of rounding errors against the gradient, close to zero
+    on average however much a bit harms. That is right for the mantissa,
+    whose loss grows smoothly as bits go, but not for the exponent: a window
+    one bit too narrow flushes whole binades at once, and the loss jumps by
+    tens of times what the first-order term (or an empirical-Fisher
+    curvature term) predicts (``docs/training.md``). So, ours: the exponent
+    may not go to a window that flushes more of the tensor's energy than its
+    mantissa rounding already costs (:class:`BitGradients`.exp_lowest), a
+    limit measured on the tensor's own values each step, not a per-task floor.
 
     A tensor of more than ``sample`` values is summed over a strided sample of
     about ``sample`` values starting at ``ctx.plan.offset`` (a new offset each
@@ -245,23 +333,36 @@ def bit_gradients(
         x = None if x is None else np.ascontiguousarray(x[start::stride])
         scale = ctx.y.size / y.size
         base = replace(base, window_top=_top_exponent(ctx.y))
-    out: list[float | None] = []
+    grads: dict[str, float] = {}
+    exp_lowest = None
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
-            out.append(None)
             continue
         k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
-        if k == lowest and x is not None:
-            d = _segment_above(x, y, ctx.plan.corner, kind, base)
-        else:
-            d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
-        out.append(0.0 if d is None else scale * float(np.dot(gf, d)))
-    return out[0], out[1]
+        above = k == lowest and x is not None
+        seg = (
+            _segment_above(x, y, ctx.plan.corner, kind, base)
+            if x is not None and above
+            else _segment_below(y, ctx.plan.corner, kind, lowest, base)
+        )
+        if seg is None:
+            grads[kind] = 0.0
+            continue
+        d, span = seg
+        grads[kind] = scale * float(np.dot(gf, d)) / span
+        if kind == "exp" and not above:
+            d64 = d.astype(np.float64)
+            y64 = y.astype(np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                flushed, energy = float(d64 @ d64), float(y64 @ y64)
+            if flushed > flush_budget(ctx.plan.corner[0]) * energy:
+                exp_lowest = k - span + 1
+    return BitGradients(grads.get("man"), grads.get("exp"), exp_lowest)
 
 
 def _segment_above(
     x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format
-) -> np.ndarray | None:
+) -> tuple[np.ndarray, int] | None:
     """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
     upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
     fmt = corner_format(base, upper)
@@ -272,28 +373,28 @@ def _segment_above(
     with np.errstate(invalid="ignore", over="ignore"):
         d = q - y
     d[~(np.isfinite(q) & np.isfinite(y))] = 0
-    return d if d.any() else None
+    return (d, 1) if d.any() else None
 
 
 def _top_exponent(y: np.ndarray) -> int | None:
     """Unbiased exponent of the largest finite magnitude (None: no finite nonzero value)."""
+    if y.size:  # two reductions, no copy; the masked path only for NaN or infinities
+        top = max(float(y.max()), -float(y.min()))
+        if math.isfinite(top):
+            return None if top == 0.0 else int(np.frexp(top)[1]) - 1
     mag = np.abs(y[np.isfinite(y)])
     top = float(mag.max()) if mag.size else 0.0
     return None if top == 0.0 else int(np.frexp(top)[1]) - 1
 
 
-def quantum_backward(
-    g: np.ndarray, ctx: QuantumContext
-) -> tuple[np.ndarray, float | None, float | None]:
+def quantum_backward(g: np.ndarray, ctx: QuantumContext) -> tuple[np.ndarray, BitGradients]:
     """Gradients of the loss for ``x`` (straight-through) and for each learned bitlength.
 
     Returns
     -------
     gx : numpy.ndarray
         ``g`` itself (straight-through estimator).
-    gman, gexp : float or None
-        ``sum(g * dy/dn)`` for each learned field (None for a fixed one); the
-        footprint penalty is not included.
+    bits : BitGradients
+        From :func:`bit_gradients`.
     """
-    gman, gexp = bit_gradients(g, ctx)
-    return g, gman, gexp
+    return g, bit_gradients(g, ctx)

@@ -114,7 +114,7 @@ class _Quantum:
         refreshes the footprint shares ``w_T``. For each managed tensor with a
         gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T * loss``
         (``loss`` 1 when ``state.loss`` is None);
-        values are clamped to the tensor's range.
+        values are clamped to the tensor's range and kept at or above ``state.lowest``.
 
         Raises
         ------
@@ -134,7 +134,9 @@ class _Quantum:
             if not math.isfinite(grad):
                 raise ValueError(f"bit gradient {grad!r} for {name!r} is not finite")
             g = grad + self.penalty_grad(name, state.loss)
-            self.bits[name] = self._clamp(name, self.bits[name] - self._update(name, g))
+            bits = self.bits[name] - self._update(name, g)
+            floor = state.lowest.get(name, {}).get(self.kind)
+            self.bits[name] = self._clamp(name, bits if floor is None else max(bits, floor))
         self._write(state.step)
 
     # -- queries ---------------------------------------------------------
