@@ -353,3 +353,14 @@ def test_the_exponent_may_not_go_where_its_window_flushes_more_than_the_mantissa
     for step in range(20):  # the penalty pulls down, the limit holds
         qe.step(StepState(step, bit_grads={"a": {"exp": 0.0}}, lowest={"a": {"exp": 5}}))
     assert qe.bits["a"] == 5.0 and qe.container("a") == 5
+
+
+def test_a_large_tensor_learns_its_mantissa_without_an_exponent_format() -> None:
+    """The sample's window top goes on the corner formats, not on a base without exponent bits."""
+    x = gaussian(3 * 65536)
+    y, ctx = quantum_forward(x, Plan((5, 8), man_lowest=0), sfp.Format(man_bits=5))
+    _, bits = quantum_backward(x, ctx)
+    # a strided sample of every third value (offset 0), scaled by three
+    ys = y[::3]
+    want = 3 * float(x[::3].astype(np.float64) @ (ys - sfp.quantize(ys, sfp.Format(man_bits=4))))
+    assert bits.man == pytest.approx(want, rel=1e-5) and bits.exp is None

@@ -25,6 +25,7 @@ added by the controller.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -132,9 +133,16 @@ def plan(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def corner_format(base: Format, corner: Corner) -> Format:
     """The format of a corner: ``base`` with the corner's mantissa and exponent bits."""
+    # cached: a Format validates itself when built, and every tensor asks for a few each step
     return replace(base, man_bits=corner[0], exp_bits=corner[1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _with_top(fmt: Format, top: int | None) -> Format:
+    return replace(fmt, window_top=top)
 
 
 def _first_damage(y: np.ndarray, k: int) -> int:
@@ -170,19 +178,26 @@ def sensitivity(
 
 
 def _segment_below(
-    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format
+    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format, top: int | None = None
 ) -> tuple[np.ndarray, int] | None:
-    """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``."""
+    """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``.
+
+    ``top``: the window's top when ``y`` is a sample (the whole tensor's, not the sample's).
+    """
     k = corner[0] if kind == "man" else corner[1]
     start = k - 1 if kind == "man" else _first_damage(y, k)
     finite = bool(np.isfinite(y).all())
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
-        fmt = corner_format(base, lower)
+        fmt = (
+            corner_format(base, lower)
+            if top is None
+            else _with_top(corner_format(base, lower), top)
+        )
         try:
             q = quantize(y, fmt)
         except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
-            q = quantize(y, replace(fmt, window_top=None))
+            q = quantize(y, _with_top(fmt, None))
         # y and a rounding of it differ by an exact float: no wider type needed
         with np.errstate(invalid="ignore", over="ignore"):
             d = y - q
@@ -322,7 +337,7 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     per tensor. The sample's exponent window keeps the whole tensor's top, so
     it flushes what the whole tensor's would.
     """
-    y, base = ctx.y.reshape(-1), ctx.base
+    y, base, top = ctx.y.reshape(-1), ctx.base, None
     x = None if ctx.x is None else ctx.x.reshape(-1)
     gf = g.reshape(-1)
     scale = 1.0
@@ -332,7 +347,7 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
         x = None if x is None else np.ascontiguousarray(x[start::stride])
         scale = ctx.y.size / y.size
-        base = replace(base, window_top=_top_exponent(ctx.y))
+        top = _top_exponent(ctx.y)
     grads: dict[str, float] = {}
     exp_lowest = None
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
@@ -341,9 +356,9 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
         above = k == lowest and x is not None
         seg = (
-            _segment_above(x, y, ctx.plan.corner, kind, base)
+            _segment_above(x, y, ctx.plan.corner, kind, base, top)
             if x is not None and above
-            else _segment_below(y, ctx.plan.corner, kind, lowest, base)
+            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top)
         )
         if seg is None:
             grads[kind] = 0.0
@@ -361,15 +376,15 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
 
 
 def _segment_above(
-    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format
+    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format, top: int | None = None
 ) -> tuple[np.ndarray, int] | None:
     """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
     upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
-    fmt = corner_format(base, upper)
+    fmt = corner_format(base, upper) if top is None else _with_top(corner_format(base, upper), top)
     try:
         q = quantize(x, fmt)
     except ValueError:  # the upper corner is the full field: no window
-        q = quantize(x, replace(fmt, window_top=None))
+        q = quantize(x, _with_top(fmt, None))
     with np.errstate(invalid="ignore", over="ignore"):
         d = q - y
     d[~(np.isfinite(q) & np.isfinite(y))] = 0
