@@ -153,11 +153,15 @@ def _first_damage(y: np.ndarray, k: int) -> int:
     ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
     starts there instead of walking down one quantization at a time.
     """
-    mag = np.abs(y[np.isfinite(y) & (y != 0)])
-    if mag.size == 0:
+    mag = np.abs(y)
+    largest = float(mag.max()) if mag.size else 0.0
+    if not math.isfinite(largest):  # NaN or infinities: the masked path
+        mag = mag[np.isfinite(mag)]
+        largest = float(mag.max()) if mag.size else 0.0
+    if largest == 0.0:
         return k - 1
-    _, top = np.frexp(mag.max())
-    _, bottom = np.frexp(mag.min())
+    _, top = np.frexp(largest)
+    _, bottom = np.frexp(float(mag[mag > 0].min()))
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
 
@@ -366,13 +370,17 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         d, span = seg
         grads[kind] = scale * float(np.dot(gf, d)) / span
         if kind == "exp" and not above:
-            d64 = d.astype(np.float64)
-            y64 = y.astype(np.float64)
+            d32, y32 = _wide(d), _wide(y)
             with np.errstate(invalid="ignore", over="ignore"):
-                flushed, energy = float(d64 @ d64), float(y64 @ y64)
+                flushed, energy = float(d32 @ d32), float(y32 @ y32)
             if flushed > flush_budget(ctx.plan.corner[0]) * energy:
                 exp_lowest = k - span + 1
     return BitGradients(grads.get("man"), grads.get("exp"), exp_lowest)
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """``a`` in at least float32, so a sum of squares neither overflows nor rounds away."""
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
 def _segment_above(
