@@ -17,12 +17,8 @@ from schrodinger_fp.training.controllers import (
     quantum_backward,
     quantum_forward,
 )
-from schrodinger_fp.training.controllers.qmath import (
-    Plan,
-    exponent_bits_needed,
-    flush_budget,
-    sensitivity,
-)
+from schrodinger_fp.training.controllers.flush import exponent_bits_needed, flush_budget
+from schrodinger_fp.training.controllers.qmath import Plan, sensitivity
 
 SPECS = {"a": TensorSpec(100), "b": TensorSpec(300)}
 

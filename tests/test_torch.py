@@ -20,7 +20,8 @@ from schrodinger_fp.training.controllers import (  # noqa: E402
     quantum_backward,
     quantum_forward,
 )
-from schrodinger_fp.training.controllers.qmath import Plan, exponent_bits_needed  # noqa: E402
+from schrodinger_fp.training.controllers.flush import exponent_bits_needed  # noqa: E402
+from schrodinger_fp.training.controllers.qmath import Plan  # noqa: E402
 
 # small models: one intra-op thread is fastest, and keeps CI's 2 shared cores from oversubscribing
 torch.set_num_threads(1)

@@ -31,7 +31,7 @@ from tasks import TASKS
 
 import schrodinger_fp as sfp
 from schrodinger_fp.torch import attach
-from schrodinger_fp.training.controllers.qmath import flush_budget
+from schrodinger_fp.training.controllers.flush import flush_budget
 
 ACTIVATIONS = ("body.layers.0.linear1",)
 WEIGHTS = ("body.layers.0.linear1.weight", "body.layers.1.self_attn.in_proj_weight")
@@ -72,7 +72,7 @@ def main() -> None:
     loss = task.loss(model, x, y)
     opt.zero_grad()
     loss.backward()
-    base = float(loss)
+    base = float(loss.detach())
     adapter.enabled = True
     params = dict(model.named_parameters())
     tensors = [(n, outputs[n], True) for n in outputs] + [(n, params[n], False) for n in WEIGHTS]
@@ -90,7 +90,7 @@ def main() -> None:
             policy.set(name, sfp.Format())
             d = (value - sfp.quantize(value, fmt)).astype(np.float64)
             gd = grad * d
-            per = gd.reshape(samples, -1).sum(1) if rows else gd
+            per = gd.reshape(samples, -1).sum(1) if rows else gd.reshape(-1)
             curvature = 0.5 * samples * float(per @ per)
             lost = float((d**2).sum() / (value.astype(np.float64) ** 2).sum())
             print(

@@ -37,13 +37,13 @@ from torch import nn
 from ..codec import quantize as core_quantize
 from ..format import Format
 from ..training.controllers.base import Controller, StepState, TensorSpec, field_range
+from ..training.controllers.flush import exponent_bits_needed
 from ..training.controllers.qmath import (
     BitGradients,
     Plan,
     QuantumContext,
     bit_gradients,
     corner_format,
-    exponent_bits_needed,
     needs_input,
     plan,
 )

@@ -21,6 +21,11 @@ own values start to suffer. A chained quantizer (an elementwise op after a
 quantized producer) gets a gradient the same way. ``g`` is the gradient
 arriving at the quantized tensor; the footprint penalty ``gamma * w_T`` is
 added by the controller.
+
+The exponent also gets a limit (ours, :func:`bit_gradients`): a window one
+bit too narrow flushes whole binades, and the loss jumps by far more than
+any first-order estimate shows, so the exponent may not go where it would
+flush more of the tensor's energy than the mantissa rounding costs.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 
 from ...codec import quantize
 from ...format import Format
+from .flush import flush_budget, top_exponent
 
 __all__ = [
     "BitGradients",
@@ -40,8 +46,6 @@ __all__ = [
     "QuantumContext",
     "bit_gradients",
     "corner_format",
-    "exponent_bits_needed",
-    "flush_budget",
     "needs_input",
     "plan",
     "quantum_backward",
@@ -212,50 +216,6 @@ def _segment_below(
     return None
 
 
-def flush_budget(man_bits: int) -> float:
-    """The share of a tensor's energy its mantissa rounding already costs: ``2**(-2 m) / 28``.
-
-    Round to nearest at ``m`` mantissa bits errs by ``ulp / sqrt(12)`` (rms),
-    ``ulp = 2**(e - m)``, on values of mean square ``7/3 * 4**e`` when spread
-    evenly over a binade. An exponent window that flushes more energy than
-    this makes the exponent, not the mantissa, the tensor's main error
-    (:func:`bit_gradients`).
-    """
-    return 2.0 ** (-2 * man_bits) / 28
-
-
-def exponent_bits_needed(
-    values: np.ndarray, man_bits: int, lowest: int, highest: int, sample: int = 1 << 14
-) -> int:
-    """The fewest exponent bits in ``[lowest, highest]`` whose window keeps ``values`` in budget.
-
-    A window of ``e`` bits keeps the ``2**e - 1`` binades under the largest
-    magnitude and flushes the rest; the answer is the smallest ``e`` that
-    flushes at most :func:`flush_budget` of the energy (estimated on a strided
-    sample of about ``sample`` values), ``highest`` when none does.
-    """
-    flat = values.reshape(-1)
-    top = _top_exponent(flat)  # of the whole tensor: a sample may miss its largest value
-    if top is None:
-        return lowest
-    if flat.size > sample:
-        flat = flat[:: -(-flat.size // sample)]
-    mag = np.abs(flat.astype(np.float64))
-    mag = mag[np.isfinite(mag) & (mag > 0)]
-    if mag.size == 0:
-        return lowest
-    _, ex = np.frexp(mag)
-    depth = np.maximum(top + 1 - ex, 0)  # binades under the top one
-    energy = np.bincount(depth, weights=mag * mag)
-    below = np.concatenate([np.cumsum(energy[::-1])[::-1], [0.0]])  # energy at depth >= i
-    budget = flush_budget(man_bits) * float(below[0])
-    for e in range(lowest, highest):
-        kept = (1 << e) - 1
-        if kept >= len(energy) or below[kept] <= budget:
-            return e
-    return highest
-
-
 @dataclass(frozen=True)
 class BitGradients:
     """What one backward pass says about a tensor's learned bitlengths.
@@ -351,7 +311,7 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
         x = None if x is None else np.ascontiguousarray(x[start::stride])
         scale = ctx.y.size / y.size
-        top = _top_exponent(ctx.y)
+        top = top_exponent(ctx.y)
     grads: dict[str, float] = {}
     exp_lowest = None
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
@@ -397,17 +357,6 @@ def _segment_above(
         d = q - y
     d[~(np.isfinite(q) & np.isfinite(y))] = 0
     return (d, 1) if d.any() else None
-
-
-def _top_exponent(y: np.ndarray) -> int | None:
-    """Unbiased exponent of the largest finite magnitude (None: no finite nonzero value)."""
-    if y.size:  # two reductions, no copy; the masked path only for NaN or infinities
-        top = max(float(y.max()), -float(y.min()))
-        if math.isfinite(top):
-            return None if top == 0.0 else int(np.frexp(top)[1]) - 1
-    mag = np.abs(y[np.isfinite(y)])
-    top = float(mag.max()) if mag.size else 0.0
-    return None if top == 0.0 else int(np.frexp(top)[1]) - 1
 
 
 def quantum_backward(g: np.ndarray, ctx: QuantumContext) -> tuple[np.ndarray, BitGradients]:

@@ -223,6 +223,11 @@ class QuantumExponent(_Quantum):
     Same parameters as :class:`QuantumMantissa`; the default range is
     1 .. the source's exponent width. Fewer exponent bits keep a window of
     ``2**e - 1`` exponents under the tensor's largest and flush the rest.
+    The bitlength never goes below the window its tensor's values need
+    (``StepState.lowest``): one that would flush more of the tensor's energy
+    than its mantissa rounding costs
+    (:func:`~schrodinger_fp.training.controllers.qmath.flush_budget`; ours:
+    a first-order bit gradient sees a fraction of what such a window costs).
     """
 
     kind: ClassVar[str] = "exp"
