@@ -11,8 +11,9 @@ round carries its share of the measurement):
 * stash: the adapter at fixed formats (e4m3 for every tensor) inside ``compressed_stash``;
 * BitWave / QM+QE: the experiment's settings (``footprint_training.SETTINGS``) inside the stash.
 
-The ratio is the median over rounds of a variant's round time over plain's in
-the same round (the machine is shared: neighbouring rounds see the same load).
+Times are CPU seconds of this process (one thread: other jobs on a shared
+machine change them less than wall time); the ratio is the median over rounds
+of a variant's round time over plain's in the same round.
 ``--profile`` runs one variant under cProfile and prints where its time goes.
 """
 
@@ -86,10 +87,10 @@ def measure(task: Task, variants: list[str], rounds: int, period: int) -> dict[s
     for _ in range(rounds):
         times = {}
         for v, step in steps.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(period):
                 step()
-            times[v] = time.perf_counter() - t0
+            times[v] = time.process_time() - t0
         for v in variants:
             ratios[v].append(times[v] / times["plain"])
     return ratios

@@ -35,7 +35,7 @@ class _Quantum:
     def __init__(
         self,
         *,
-        gamma: float = 0.003,
+        gamma: float = 0.001,
         lr: float = 0.1,
         init_bits: float | None = None,
         min_bits: int | None = None,
@@ -197,7 +197,7 @@ class QuantumMantissa(_Quantum):
 
     Parameters
     ----------
-    gamma : float, default 0.003
+    gamma : float, default 0.001
         Price of the footprint: the loss is weighed as ``L * (1 + gamma * sum_T w_T n_T)``.
     lr : float, default 0.1
         Step size of the bitlengths' Adam optimizer (bits per step, at most
