@@ -50,11 +50,28 @@ def controllers(method: str) -> list[Any]:
     if method == "BitWave":
         return [sfp.BitWave(**cfg)]
     if method == "QM+QE":
+        shared = dict(gamma=cfg["gamma"], lr=cfg["lr"])
         return [
-            sfp.QuantumMantissa(gamma=cfg["gamma"], lr=cfg["lr"], init_bits=cfg["init_man_bits"]),
-            sfp.QuantumExponent(gamma=cfg["gamma"], lr=cfg["lr"]),
+            sfp.QuantumMantissa(
+                **shared, init_bits=cfg["init_man_bits"], min_bits=cfg.get("man_min_bits")
+            ),
+            sfp.QuantumExponent(**shared, min_bits=cfg.get("exp_min_bits")),
         ]
     return []
+
+
+def override(settings: list[str]) -> None:
+    """Apply ``METHOD.KEY=VALUE`` settings (a check of another setting; not the experiment's)."""
+    for item in settings:
+        target, _, value = item.partition("=")
+        method, _, key = target.partition(".")
+        if method not in SETTINGS or not key or not value:
+            methods = ", ".join(SETTINGS)
+            raise SystemExit(f"--set {item!r}: expected METHOD.KEY=VALUE, METHOD one of {methods}")
+        try:
+            SETTINGS[method][key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"--set {item!r}: {value!r} is not a number or JSON value") from None
 
 
 def plain_step_seconds(task: Task, steps: int = 10) -> float:
@@ -184,7 +201,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override every task's step count")
     ap.add_argument("--out", type=Path, default=Path("bench/experiments/results"))
     ap.add_argument("--table", action="store_true", help="only print the table of --out's results")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="change a setting, e.g. QM+QE.gamma=0.003 or QM+QE.man_min_bits=3",
+    )
     args = ap.parse_args()
+    override(args.set)
     if args.table:
         saved = json.loads((args.out / "results.json").read_text())
         print(table(saved["runs"], saved["plain_step_seconds"]))
