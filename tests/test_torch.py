@@ -15,6 +15,7 @@ from schrodinger_fp.torch import (  # noqa: E402
     compressed_stash,
     quantize_tensor,
 )
+from schrodinger_fp.torch.probe import gradient_evidence  # noqa: E402
 from schrodinger_fp.training.controllers import (  # noqa: E402
     BitGradients,
     quantum_backward,
@@ -282,3 +283,27 @@ def test_a_followed_saved_tensor_keeps_the_exponent_bits_its_own_values_need() -
         assert fmt is not None and fmt.man_bits == 7
         need = exponent_bits_needed(stash.captured[k], 7, 3, 8)
         assert fmt.exp_bits == need > 3
+
+
+def test_the_adapter_knows_what_it_quantized_so_bitwave_passes_skip_it() -> None:
+    model = small_mlp()
+    fmt = sfp.Format(exp_bits=4, man_bits=1)
+    policy = sfp.Policy()
+    policy.set_default(fmt)
+    adapter = attach(model, policy, torch.randn(4, 64))
+    outputs: list[torch.Tensor] = []
+    model[0].register_forward_hook(lambda m, i, o: outputs.append(o))
+    model(torch.randn(8, 64))
+    (act,) = outputs  # the hook the adapter registered first already quantized it
+    assert adapter.produced_at(act, fmt)
+    assert not adapter.produced_at(act, sfp.Format(exp_bits=4, man_bits=2))
+    assert not adapter.produced_at(act.clone(), fmt)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+
+    def probe(part: slice) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(x[part]), y[part])
+
+    # the current formats, and a candidate that names the same formats: the same passes
+    same = {"man": dict.fromkeys(adapter.specs, fmt)}
+    ev = gradient_evidence(adapter, same, probe)
+    assert ev.current > 0 and ev.current == ev.narrower["man"]
