@@ -17,6 +17,7 @@ from schrodinger_fp.training.controllers import (
     quantum_backward,
     quantum_forward,
 )
+from schrodinger_fp.training.controllers.flush import exponent_bits_needed, flush_budget
 from schrodinger_fp.training.controllers.qmath import Plan, sensitivity
 
 SPECS = {"a": TensorSpec(100), "b": TensorSpec(300)}
@@ -123,7 +124,8 @@ def test_bitlength_gradient_is_the_cost_of_the_segment_below_the_stored_corner()
         p = Plan(corner, man_lowest=0, exp_lowest=1)
         y, ctx = quantum_forward(x, p)
         loss, g = toy_loss(y, a, b)
-        gx, gman, gexp = quantum_backward(g, ctx)
+        gx, bits = quantum_backward(g, ctx)
+        gman, gexp = bits.man, bits.exp
         assert gx is g
         for kind, got in (("man", gman), ("exp", gexp)):
             lower = (corner[0] - 1, corner[1]) if kind == "man" else (corner[0], corner[1] - 1)
@@ -262,8 +264,14 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
             prob[np.arange(128), ytr[idx]] -= 1
             gw = xtr[idx].T @ prob / 128
             if quantum:
-                gw, gman, gexp = quantum_backward(gw, ctx)
-                state = StepState(step, bit_grads={"w": {"man": gman, "exp": gexp}})
+                gw, bits = quantum_backward(gw, ctx)
+                assert bits.man is not None and bits.exp is not None
+                lowest = {} if bits.exp_lowest is None else {"exp": bits.exp_lowest}
+                state = StepState(
+                    step,
+                    bit_grads={"w": {"man": bits.man, "exp": bits.exp}},
+                    lowest={"w": lowest},
+                )
                 qm.step(state)
                 qe.step(state)
             w -= 0.5 * gw.astype(np.float32)
@@ -284,7 +292,8 @@ def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() 
     y, ctx = quantum_forward(x, p)
     assert ctx.x is x  # kept only because both fields sit at their lowest bitlength
     _, g = toy_loss(y, a, b)
-    _, gman, gexp = quantum_backward(g, ctx)
+    _, bits = quantum_backward(g, ctx)
+    gman, gexp = bits.man, bits.exp
     up_man = sfp.quantize(x, sfp.Format(man_bits=1, exp_bits=1))
     up_exp = sfp.quantize(x, sfp.Format(man_bits=0, exp_bits=2))
     assert gman == pytest.approx(float(g @ (up_man.astype(np.float64) - y)), rel=1e-6)
@@ -302,3 +311,52 @@ def test_the_penalty_is_priced_relative_to_the_loss() -> None:
     assert qm.bits["b"] == 23.0
     qm.step(StepState(1, loss=None, bit_grads={"a": {"man": -0.01}}))  # priced absolutely
     assert qm.bits["a"] < 23.0
+
+
+def gaussian(n: int = 4096) -> np.ndarray:
+    return np.random.default_rng(5).standard_normal(n).astype(np.float32)
+
+
+def flushed_share(x: np.ndarray, exp_bits: int) -> float:
+    q = sfp.quantize(x, sfp.Format(exp_bits=exp_bits, man_bits=23)).astype(np.float64)
+    x64 = x.astype(np.float64)
+    return float(((x64 - q) ** 2).sum() / (x64**2).sum())
+
+
+def test_exponent_bits_needed_is_the_narrowest_window_within_the_flush_budget() -> None:
+    x = gaussian(100_000)
+    for man in (0, 1, 3, 7):
+        e = exponent_bits_needed(x, man, 1, 8)
+        assert flushed_share(x, e) <= flush_budget(man) < flushed_share(x, e - 1)
+    assert exponent_bits_needed(x, 3, 5, 8) == 5  # never below the lowest asked for
+    assert exponent_bits_needed(np.zeros(10, np.float32), 3, 2, 8) == 2
+    assert flush_budget(3) == pytest.approx(2.0**-6 / 28)
+
+
+def test_the_exponent_may_not_go_where_its_window_flushes_more_than_the_mantissa_rounds() -> None:
+    x = gaussian()
+    g = np.random.default_rng(6).standard_normal(x.size).astype(np.float32)
+    man = 2
+    need = exponent_bits_needed(x, man, 1, 8)
+    for e in range(need, need + 3):
+        _, ctx = quantum_forward(x, Plan((man, e), man_lowest=0, exp_lowest=1))
+        _, bits = quantum_backward(g, ctx)
+        # one bit fewer than needed is refused; wider windows leave the gradient to decide
+        assert bits.exp_lowest == (need if e == need else None), (e, need)
+        assert bits.exp is not None and bits.man is not None
+    qe = sfp.QuantumExponent(gamma=1.0, lr=0.5, init_bits=8)
+    qe.attach(sfp.Policy(), SPECS)
+    for step in range(20):  # the penalty pulls down, the limit holds
+        qe.step(StepState(step, bit_grads={"a": {"exp": 0.0}}, lowest={"a": {"exp": 5}}))
+    assert qe.bits["a"] == 5.0 and qe.container("a") == 5
+
+
+def test_a_large_tensor_learns_its_mantissa_without_an_exponent_format() -> None:
+    """The sample's window top goes on the corner formats, not on a base without exponent bits."""
+    x = gaussian(3 * 65536)
+    y, ctx = quantum_forward(x, Plan((5, 8), man_lowest=0), sfp.Format(man_bits=5))
+    _, bits = quantum_backward(x, ctx)
+    # a strided sample of every third value (offset 0), scaled by three
+    ys = y[::3]
+    want = 3 * float(x[::3].astype(np.float64) @ (ys - sfp.quantize(ys, sfp.Format(man_bits=4))))
+    assert bits.man == pytest.approx(want, rel=1e-5) and bits.exp is None

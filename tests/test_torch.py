@@ -9,8 +9,19 @@ torch = pytest.importorskip("torch")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 import schrodinger_fp as sfp  # noqa: E402
-from schrodinger_fp.torch import QuantumFunction, attach, quantize_tensor  # noqa: E402
-from schrodinger_fp.training.controllers import quantum_backward, quantum_forward  # noqa: E402
+from schrodinger_fp.torch import (  # noqa: E402
+    QuantumFunction,
+    attach,
+    compressed_stash,
+    quantize_tensor,
+)
+from schrodinger_fp.torch.probe import gradient_evidence  # noqa: E402
+from schrodinger_fp.training.controllers import (  # noqa: E402
+    BitGradients,
+    quantum_backward,
+    quantum_forward,
+)
+from schrodinger_fp.training.controllers.flush import exponent_bits_needed  # noqa: E402
 from schrodinger_fp.training.controllers.qmath import Plan  # noqa: E402
 
 # small models: one intra-op thread is fastest, and keeps CI's 2 shared cores from oversubscribing
@@ -95,14 +106,14 @@ def test_quantum_function_matches_numpy_math() -> None:
     g = rng.standard_normal(500).astype(np.float32)
     p = Plan((2, 4), man_lowest=0, exp_lowest=1)
     y_np, ctx = quantum_forward(x, p)
-    _, gman, gexp = quantum_backward(g, ctx)
+    _, bits = quantum_backward(g, ctx)
     xt = torch.tensor(x, requires_grad=True)
-    got: list[tuple[float | None, float | None]] = []
-    y = QuantumFunction.apply(xt, p, sfp.Format(), lambda m, e: got.append((m, e)))
+    got: list[BitGradients] = []
+    y = QuantumFunction.apply(xt, p, sfp.Format(), got.append)
     np.testing.assert_array_equal(y.detach().numpy(), y_np)
     (y * torch.tensor(g)).sum().backward()
     np.testing.assert_array_equal(xt.grad.numpy(), g)  # straight-through
-    assert got == [(gman, gexp)] and gman != 0 and gexp != 0
+    assert got == [bits] and bits.man != 0 and bits.exp != 0
 
 
 def small_mlp() -> torch.nn.Module:
@@ -246,3 +257,53 @@ def test_saved_tensors_follow_the_learned_format_of_their_module_output() -> Non
     model(torch.randn(8, 64)).sum().backward()
     adapter.step(0)
     assert policy.format_for("1.saved") == policy.format_for("1.act")
+
+
+class Sharpen(torch.nn.Module):
+    """Softmax saves its output: probabilities spanning more binades than the module's output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(8 * x, dim=-1) @ x.transpose(0, 1)
+
+
+def test_a_followed_saved_tensor_keeps_the_exponent_bits_its_own_values_need() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), Sharpen())
+    qm, qe = sfp.QuantumMantissa(init_bits=7), sfp.QuantumExponent(init_bits=3)
+    policy = sfp.Policy()
+    adapter = attach(model, policy, torch.randn(64, 64), controllers=[qm, qe])
+    assert adapter.follows["1.saved"] == "1.act"
+    assert policy.format_for("1.saved") == sfp.Format(exp_bits=3, man_bits=7)
+    with compressed_stash(adapter, capture=True) as stash:
+        model(torch.randn(64, 64)).sum().backward()
+    probs = [k for k in stash.formats if k.startswith("1.saved")]
+    assert probs
+    for k in probs:
+        fmt = stash.formats[k]
+        assert fmt is not None and fmt.man_bits == 7
+        need = exponent_bits_needed(stash.captured[k], 7, 3, 8)
+        assert fmt.exp_bits == need > 3
+
+
+def test_the_adapter_knows_what_it_quantized_so_bitwave_passes_skip_it() -> None:
+    model = small_mlp()
+    fmt = sfp.Format(exp_bits=4, man_bits=1)
+    policy = sfp.Policy()
+    policy.set_default(fmt)
+    adapter = attach(model, policy, torch.randn(4, 64))
+    outputs: list[torch.Tensor] = []
+    model[0].register_forward_hook(lambda m, i, o: outputs.append(o))
+    model(torch.randn(8, 64))
+    (act,) = outputs  # the hook the adapter registered first already quantized it
+    assert adapter.produced_at(act, fmt)
+    assert not adapter.produced_at(act, sfp.Format(exp_bits=4, man_bits=2))
+    assert not adapter.produced_at(act.clone(), fmt)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+
+    def probe(part: slice) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(x[part]), y[part])
+
+    # the current formats, and a candidate that names the same formats: the same passes
+    same = {"man": dict.fromkeys(adapter.specs, fmt)}
+    ev = gradient_evidence(adapter, same, probe)
+    assert ev.current > 0 and ev.current == ev.narrower["man"]

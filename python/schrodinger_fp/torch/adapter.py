@@ -37,7 +37,9 @@ from torch import nn
 from ..codec import quantize as core_quantize
 from ..format import Format
 from ..training.controllers.base import Controller, StepState, TensorSpec, field_range
+from ..training.controllers.flush import exponent_bits_needed
 from ..training.controllers.qmath import (
+    BitGradients,
     Plan,
     QuantumContext,
     bit_gradients,
@@ -96,14 +98,14 @@ class QuantumFunction(torch.autograd.Function):
 
     ``apply(x, plan, base, sink)``: the forward value is ``x`` at the plan's
     corner; backward returns ``g`` for ``x`` (straight-through) and calls
-    ``sink(gman, gexp)`` with ``sum(g * dy/dn)`` per learned field, computed
+    ``sink(bits)`` with the :class:`BitGradients` of the learned fields, computed
     from the stored value alone (:mod:`schrodinger_fp.training.controllers.qmath`),
     so nothing but that value is kept for backward.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        x: torch.Tensor, p: Plan, base: Format, sink: Callable[[float | None, float | None], None]
+        x: torch.Tensor, p: Plan, base: Format, sink: Callable[[BitGradients], None]
     ) -> torch.Tensor:
         y = quantize(x, corner_format(base, p.corner))
         return y.clone() if y is x else y
@@ -121,7 +123,7 @@ class QuantumFunction(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         y, *x = ctx.saved_tensors
         qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base, _to_numpy(x[0]) if x else None)
-        ctx.sink(*bit_gradients(_to_numpy(g), qctx))
+        ctx.sink(bit_gradients(_to_numpy(g), qctx))
         return g, None, None, None
 
 
@@ -160,6 +162,7 @@ class Adapter:
         self._produced: dict[tuple[Any, ...], tuple[Any, str, Format | None]] = {}
         self._override: dict[str, Format | None] | None = None
         self._bit_grads: dict[str, dict[str, float]] = {}
+        self._lowest: dict[str, dict[str, int]] = {}
         self._sizes: dict[str, int] = {}
         self._dtypes: dict[str, str] = {}
         self._pending: tuple[str, Format | None, torch.Tensor] | None = None
@@ -186,7 +189,32 @@ class Adapter:
         if entry is not None and entry[0]() is not None:
             return entry[1], entry[2]
         name = f"{self._stack[-1] if self._stack else '<outside>'}.saved"
-        return name, self.format_for(name) if self.enabled else None
+        fmt = self.format_for(name) if self.enabled else None
+        if fmt is not None and self._quantum and name in self.follows:
+            fmt = self._widened(t, fmt)
+        return name, fmt
+
+    def _widened(self, t: torch.Tensor, fmt: Format) -> Format:
+        """A followed format with the exponent bits ``t``'s own values need.
+
+        Softmax probabilities or pre-normalisation sums span more binades than
+        the module output whose learned format they take, and only the
+        gradients (never the forward pass, never a bit gradient) see what their
+        window flushes.
+        """
+        dtype = _DTYPE_NAMES.get(t.dtype)
+        if dtype is None or fmt.exp_bits is None:
+            return fmt
+        highest = field_range(dtype, "exp")[1]
+        man = field_range(dtype, "man")[1] if fmt.man_bits is None else fmt.man_bits
+        need = exponent_bits_needed(_to_numpy(t), man, fmt.exp_bits, highest)
+        return fmt if need <= fmt.exp_bits else replace(fmt, exp_bits=need)
+
+    def produced_at(self, t: torch.Tensor, fmt: Format) -> bool:
+        """Whether ``t`` is a tensor this forward pass quantized to ``fmt`` (nothing left to do)."""
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
+        entry = self._produced.get(key)
+        return entry is not None and entry[0]() is not None and entry[2] == fmt
 
     # -- the forward path --------------------------------------------------
     def apply(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -232,14 +260,17 @@ class Adapter:
             self._pending = None
         return y, stored
 
-    def _sink(self, name: str) -> Callable[[float | None, float | None], None]:
-        def sink(gman: float | None, gexp: float | None) -> None:
+    def _sink(self, name: str) -> Callable[[BitGradients], None]:
+        def sink(bits: BitGradients) -> None:
             if not self._collect:
                 return
             grads = self._bit_grads.setdefault(name, {})
-            for kind, g in (("man", gman), ("exp", gexp)):
+            for kind, g in (("man", bits.man), ("exp", bits.exp)):
                 if g is not None:
                     grads[kind] = grads.get(kind, 0.0) + g
+            if bits.exp_lowest is not None:
+                lowest = self._lowest.setdefault(name, {})
+                lowest["exp"] = max(lowest.get("exp", 0), bits.exp_lowest)
 
         return sink
 
@@ -287,11 +318,13 @@ class Adapter:
             bit_grads=self._bit_grads,
             sizes=dict(self._sizes),
             evidence=evidence,
+            lowest=self._lowest,
         )
         for controller in self.controllers:
             controller.step(state)
         self._follow(step)
         self._bit_grads = {}
+        self._lowest = {}
         self._sizes.clear()
         self._step = step + 1
 

@@ -19,7 +19,7 @@ from ..training.controllers.base import Controller, TensorSpec
 from ..training.controllers.quantum import QuantumExponent, QuantumMantissa
 from ..training.policy import Policy
 from .adapter import Adapter
-from .stash import _DTYPE_NAMES
+from .stash import _DTYPE_NAMES, MIN_BYTES
 
 __all__ = ["attach"]
 
@@ -113,7 +113,13 @@ def attach(
                 UserWarning,
                 stacklevel=2,
             )
-    learnable = {n: s for n, s in adapter.specs.items() if not n.endswith(".saved")}
+    # a weight the stash holds as it is (under its default min_bytes in FP32) has no container
+    # to learn, and its bit gradient would cost as much as a large tensor's
+    learnable = {
+        n: s
+        for n, s in adapter.specs.items()
+        if not n.endswith(".saved") and not (n in adapter.weights and 4 * s.size < MIN_BYTES)
+    }
     for c in adapter.controllers:
         if isinstance(c, QuantumMantissa | QuantumExponent):
             if c.kind in adapter._quantum:

@@ -56,8 +56,8 @@ def _isolated(adapter: Adapter) -> Iterator[None]:
 
 def _gradient(
     adapter: Adapter, probe: Probe, part: slice, formats: Mapping[str, Format | None] | None
-) -> torch.Tensor:
-    """Flat float64 gradient of every trained parameter; ``formats=None``: full precision."""
+) -> list[torch.Tensor]:
+    """The gradient of every trained parameter; ``formats=None``: full precision."""
     from .adapter import quantize
 
     params = [p for p in adapter.model.parameters() if p.requires_grad]
@@ -70,18 +70,26 @@ def _gradient(
                 adapter.enabled = True
         else:
             adapter._override = dict(formats)
+
+            def held(t: torch.Tensor, fmt: Format) -> torch.Tensor:
+                # weights and module outputs the adapter quantized are in their container already
+                return t if adapter.produced_at(t, fmt) else quantize(t, fmt)
+
             try:
-                with CompressedStash(adapter.saved_format, min_bytes=0, quantizer=quantize):
+                with CompressedStash(adapter.saved_format, min_bytes=0, quantizer=held):
                     loss = probe(part)
             finally:
                 adapter._override = None
         grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return torch.cat(
-        [
-            (torch.zeros(p.numel(), dtype=torch.float64) if g is None else g.double().reshape(-1))
-            for p, g in zip(params, grads, strict=True)
-        ]
-    )
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+
+
+def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """``|a - b|`` over all parameters, without concatenating them (a model's worth of memory)."""
+    norms = [
+        torch.linalg.vector_norm(x - y, dtype=torch.float64) for x, y in zip(a, b, strict=True)
+    ]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0  # one host sync
 
 
 def gradient_evidence(
@@ -100,11 +108,12 @@ def gradient_evidence(
     """
     ga = _gradient(adapter, probe, slice(0, None, 2), None)
     gb = _gradient(adapter, probe, slice(1, None, 2), None)
-    full = (ga + gb) / 2
-    noise = float(torch.linalg.vector_norm(ga - gb)) / 2
-    current = float(torch.linalg.vector_norm(_gradient(adapter, probe, slice(None), {}) - full))
+    full = [(a + b) / 2 for a, b in zip(ga, gb, strict=True)]
+    noise = _distance(ga, gb) / 2
+    del ga, gb
+    current = _distance(_gradient(adapter, probe, slice(None), {}), full)
     narrower = {
-        field: float(torch.linalg.vector_norm(_gradient(adapter, probe, slice(None), fmts) - full))
+        field: _distance(_gradient(adapter, probe, slice(None), fmts), full)
         for field, fmts in candidates.items()
     }
     return GradientEvidence(noise=noise, current=current, narrower=narrower)

@@ -59,6 +59,9 @@ _NUMPY_DTYPES = {
 }
 _DTYPE_NAMES = {t: str(n) for t, n in _NUMPY_DTYPES.items()}
 
+#: Saved tensors smaller than this are held as they are (a frame header would outweigh them).
+MIN_BYTES = 4096
+
 #: (name, format) of one saved tensor.
 Lookup = Callable[[torch.Tensor], tuple[str, Format | None]]
 
@@ -225,7 +228,7 @@ class CompressedStash:
         self,
         lookup: Lookup,
         *,
-        min_bytes: int = 4096,
+        min_bytes: int = MIN_BYTES,
         exponent_coding: str = "raw",
         threads: int | None = 1,
         capture: bool = False,
@@ -330,7 +333,7 @@ class CompressedStash:
 def compressed_stash(
     source: Adapter | Format | None,
     *,
-    min_bytes: int = 4096,
+    min_bytes: int = MIN_BYTES,
     exponent_coding: str = "raw",
     threads: int | None = 1,
     capture: bool = False,

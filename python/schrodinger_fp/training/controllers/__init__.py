@@ -7,11 +7,12 @@ See :mod:`.base` for the protocol every controller follows, :class:`BitWave`
 
 from .base import FIELD_WIDTHS, Controller, GradientEvidence, StepState, TensorSpec, field_range
 from .bitwave import BitWave, Decision
-from .qmath import Plan, QuantumContext, plan, quantum_backward, quantum_forward
+from .qmath import BitGradients, Plan, QuantumContext, plan, quantum_backward, quantum_forward
 from .quantum import QuantumExponent, QuantumMantissa
 
 __all__ = [
     "FIELD_WIDTHS",
+    "BitGradients",
     "BitWave",
     "Controller",
     "Decision",

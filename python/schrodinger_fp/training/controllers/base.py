@@ -134,6 +134,10 @@ class StepState:
     evidence : GradientEvidence or None
         The gradient cost of the current and narrower formats, on steps where
         a controller asked for it (:meth:`BitWave.probe_due`).
+    lowest : mapping name -> {"man" | "exp": int}
+        The lowest bitlength each tensor's values allowed in this step (the
+        exponent's flush limit, :class:`~schrodinger_fp.training.controllers.BitGradients`);
+        a quantum controller does not go below it.
     """
 
     step: int
@@ -141,6 +145,7 @@ class StepState:
     bit_grads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sizes: Mapping[str, int] = field(default_factory=dict)
     evidence: GradientEvidence | None = None
+    lowest: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @runtime_checkable

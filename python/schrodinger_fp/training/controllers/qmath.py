@@ -21,10 +21,16 @@ own values start to suffer. A chained quantizer (an elementwise op after a
 quantized producer) gets a gradient the same way. ``g`` is the gradient
 arriving at the quantized tensor; the footprint penalty ``gamma * w_T`` is
 added by the controller.
+
+The exponent also gets a limit (ours, :func:`bit_gradients`): a window one
+bit too narrow flushes whole binades, and the loss jumps by far more than
+any first-order estimate shows, so the exponent may not go where it would
+flush more of the tensor's energy than the mantissa rounding costs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -32,10 +38,13 @@ import numpy as np
 
 from ...codec import quantize
 from ...format import Format
+from .flush import flush_budget, top_exponent
 
 __all__ = [
+    "BitGradients",
     "Plan",
     "QuantumContext",
+    "bit_gradients",
     "corner_format",
     "needs_input",
     "plan",
@@ -128,9 +137,16 @@ def plan(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def corner_format(base: Format, corner: Corner) -> Format:
     """The format of a corner: ``base`` with the corner's mantissa and exponent bits."""
+    # cached: a Format validates itself when built, and every tensor asks for a few each step
     return replace(base, man_bits=corner[0], exp_bits=corner[1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _with_top(fmt: Format, top: int | None) -> Format:
+    return replace(fmt, window_top=top)
 
 
 def _first_damage(y: np.ndarray, k: int) -> int:
@@ -141,11 +157,15 @@ def _first_damage(y: np.ndarray, k: int) -> int:
     ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
     starts there instead of walking down one quantization at a time.
     """
-    mag = np.abs(y[np.isfinite(y) & (y != 0)])
-    if mag.size == 0:
+    mag = np.abs(y)
+    largest = float(mag.max()) if mag.size else 0.0
+    if not math.isfinite(largest):  # NaN or infinities: the masked path
+        mag = mag[np.isfinite(mag)]
+        largest = float(mag.max()) if mag.size else 0.0
+    if largest == 0.0:
         return k - 1
-    _, top = np.frexp(mag.max())
-    _, bottom = np.frexp(mag.min())
+    _, top = np.frexp(largest)
+    _, bottom = np.frexp(float(mag[mag > 0].min()))
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
 
@@ -158,24 +178,62 @@ def sensitivity(
     None when the field is already at ``lowest`` or no lower container
     changes any value (the gradient is then zero).
     """
+    below = _segment_below(y, corner, kind, lowest, base)
+    if below is None:
+        return None
+    d, span = below
+    return d / np.asarray(span, dtype=d.dtype) if span > 1 else d
+
+
+def _segment_below(
+    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format, top: int | None = None
+) -> tuple[np.ndarray, int] | None:
+    """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``.
+
+    ``top``: the window's top when ``y`` is a sample (the whole tensor's, not the sample's).
+    """
     k = corner[0] if kind == "man" else corner[1]
     start = k - 1 if kind == "man" else _first_damage(y, k)
     finite = bool(np.isfinite(y).all())
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
-        fmt = corner_format(base, lower)
+        fmt = (
+            corner_format(base, lower)
+            if top is None
+            else _with_top(corner_format(base, lower), top)
+        )
         try:
             q = quantize(y, fmt)
         except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
-            q = quantize(y, replace(fmt, window_top=None))
+            q = quantize(y, _with_top(fmt, None))
         # y and a rounding of it differ by an exact float: no wider type needed
         with np.errstate(invalid="ignore", over="ignore"):
             d = y - q
         if not finite:
             d[~(np.isfinite(y) & np.isfinite(q))] = 0
         if d.any():
-            return d / np.asarray(k - j, dtype=d.dtype) if k - j > 1 else d
+            return d, k - j
     return None
+
+
+@dataclass(frozen=True)
+class BitGradients:
+    """What one backward pass says about a tensor's learned bitlengths.
+
+    Attributes
+    ----------
+    man, exp : float or None
+        ``dL/dn`` of each learned field (None for a field not learned); the
+        footprint penalty is not included.
+    exp_lowest : int or None
+        The lowest exponent bitlength the stored values allow (None: no
+        limit seen): one below it, the window would flush more of the
+        tensor's energy than its mantissa rounding costs (:func:`flush_budget`).
+    """
+
+    man: float | None = None
+    exp: float | None = None
+    exp_lowest: int | None = None
 
 
 @dataclass
@@ -223,10 +281,19 @@ def quantum_forward(
 SAMPLE = 1 << 16
 
 
-def bit_gradients(
-    g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE
-) -> tuple[float | None, float | None]:
-    """``sum(g * dy/dn)`` for each learned field (None for a field not learned).
+def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPLE) -> BitGradients:
+    """``sum(g * dy/dn)`` for each learned field, and the exponent's flush limit.
+
+    The gradient (the paper's, with the look-ahead of the module docstring) is
+    first order: a sum of rounding errors against the gradient, close to zero
+    on average however much a bit harms. That is right for the mantissa,
+    whose loss grows smoothly as bits go, but not for the exponent: a window
+    one bit too narrow flushes whole binades at once, and the loss jumps by
+    tens of times what the first-order term (or an empirical-Fisher
+    curvature term) predicts (``docs/training.md``). So, ours: the exponent
+    may not go to a window that flushes more of the tensor's energy than its
+    mantissa rounding already costs (:class:`BitGradients`.exp_lowest), a
+    limit measured on the tensor's own values each step, not a per-task floor.
 
     A tensor of more than ``sample`` values is summed over a strided sample of
     about ``sample`` values starting at ``ctx.plan.offset`` (a new offset each
@@ -234,7 +301,7 @@ def bit_gradients(
     per tensor. The sample's exponent window keeps the whole tensor's top, so
     it flushes what the whole tensor's would.
     """
-    y, base = ctx.y.reshape(-1), ctx.base
+    y, base, top = ctx.y.reshape(-1), ctx.base, None
     x = None if ctx.x is None else ctx.x.reshape(-1)
     gf = g.reshape(-1)
     scale = 1.0
@@ -244,56 +311,62 @@ def bit_gradients(
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
         x = None if x is None else np.ascontiguousarray(x[start::stride])
         scale = ctx.y.size / y.size
-        base = replace(base, window_top=_top_exponent(ctx.y))
-    out: list[float | None] = []
+        top = top_exponent(ctx.y)
+    grads: dict[str, float] = {}
+    exp_lowest = None
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
-            out.append(None)
             continue
         k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
-        if k == lowest and x is not None:
-            d = _segment_above(x, y, ctx.plan.corner, kind, base)
-        else:
-            d = sensitivity(y, ctx.plan.corner, kind, lowest, base)
-        out.append(0.0 if d is None else scale * float(np.dot(gf, d)))
-    return out[0], out[1]
+        above = k == lowest and x is not None
+        seg = (
+            _segment_above(x, y, ctx.plan.corner, kind, base, top)
+            if x is not None and above
+            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top)
+        )
+        if seg is None:
+            grads[kind] = 0.0
+            continue
+        d, span = seg
+        grads[kind] = scale * float(np.dot(gf, d)) / span
+        if kind == "exp" and not above:
+            d32, y32 = _wide(d), _wide(y)
+            with np.errstate(invalid="ignore", over="ignore"):
+                flushed, energy = float(d32 @ d32), float(y32 @ y32)
+            if flushed > flush_budget(ctx.plan.corner[0]) * energy:
+                exp_lowest = k - span + 1
+    return BitGradients(grads.get("man"), grads.get("exp"), exp_lowest)
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """``a`` in at least float32, so a sum of squares neither overflows nor rounds away."""
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
 def _segment_above(
-    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format
-) -> np.ndarray | None:
+    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format, top: int | None = None
+) -> tuple[np.ndarray, int] | None:
     """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
     upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
-    fmt = corner_format(base, upper)
+    fmt = corner_format(base, upper) if top is None else _with_top(corner_format(base, upper), top)
     try:
         q = quantize(x, fmt)
     except ValueError:  # the upper corner is the full field: no window
-        q = quantize(x, replace(fmt, window_top=None))
+        q = quantize(x, _with_top(fmt, None))
     with np.errstate(invalid="ignore", over="ignore"):
         d = q - y
     d[~(np.isfinite(q) & np.isfinite(y))] = 0
-    return d if d.any() else None
+    return (d, 1) if d.any() else None
 
 
-def _top_exponent(y: np.ndarray) -> int | None:
-    """Unbiased exponent of the largest finite magnitude (None: no finite nonzero value)."""
-    mag = np.abs(y[np.isfinite(y)])
-    top = float(mag.max()) if mag.size else 0.0
-    return None if top == 0.0 else int(np.frexp(top)[1]) - 1
-
-
-def quantum_backward(
-    g: np.ndarray, ctx: QuantumContext
-) -> tuple[np.ndarray, float | None, float | None]:
+def quantum_backward(g: np.ndarray, ctx: QuantumContext) -> tuple[np.ndarray, BitGradients]:
     """Gradients of the loss for ``x`` (straight-through) and for each learned bitlength.
 
     Returns
     -------
     gx : numpy.ndarray
         ``g`` itself (straight-through estimator).
-    gman, gexp : float or None
-        ``sum(g * dy/dn)`` for each learned field (None for a fixed one); the
-        footprint penalty is not included.
+    bits : BitGradients
+        From :func:`bit_gradients`.
     """
-    gman, gexp = bit_gradients(g, ctx)
-    return g, gman, gexp
+    return g, bit_gradients(g, ctx)

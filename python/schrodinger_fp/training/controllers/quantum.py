@@ -35,7 +35,7 @@ class _Quantum:
     def __init__(
         self,
         *,
-        gamma: float = 0.003,
+        gamma: float = 0.001,
         lr: float = 0.1,
         init_bits: float | None = None,
         min_bits: int | None = None,
@@ -114,7 +114,7 @@ class _Quantum:
         refreshes the footprint shares ``w_T``. For each managed tensor with a
         gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T * loss``
         (``loss`` 1 when ``state.loss`` is None);
-        values are clamped to the tensor's range.
+        values are clamped to the tensor's range and kept at or above ``state.lowest``.
 
         Raises
         ------
@@ -134,7 +134,9 @@ class _Quantum:
             if not math.isfinite(grad):
                 raise ValueError(f"bit gradient {grad!r} for {name!r} is not finite")
             g = grad + self.penalty_grad(name, state.loss)
-            self.bits[name] = self._clamp(name, self.bits[name] - self._update(name, g))
+            bits = self.bits[name] - self._update(name, g)
+            floor = state.lowest.get(name, {}).get(self.kind)
+            self.bits[name] = self._clamp(name, bits if floor is None else max(bits, floor))
         self._write(state.step)
 
     # -- queries ---------------------------------------------------------
@@ -195,7 +197,7 @@ class QuantumMantissa(_Quantum):
 
     Parameters
     ----------
-    gamma : float, default 0.003
+    gamma : float, default 0.001
         Price of the footprint: the loss is weighed as ``L * (1 + gamma * sum_T w_T n_T)``.
     lr : float, default 0.1
         Step size of the bitlengths' Adam optimizer (bits per step, at most
@@ -221,6 +223,11 @@ class QuantumExponent(_Quantum):
     Same parameters as :class:`QuantumMantissa`; the default range is
     1 .. the source's exponent width. Fewer exponent bits keep a window of
     ``2**e - 1`` exponents under the tensor's largest and flush the rest.
+    The bitlength never goes below the window its tensor's values need
+    (``StepState.lowest``): one that would flush more of the tensor's energy
+    than its mantissa rounding costs
+    (:func:`~schrodinger_fp.training.controllers.qmath.flush_budget`; ours:
+    a first-order bit gradient sees a fraction of what such a window costs).
     """
 
     kind: ClassVar[str] = "exp"
