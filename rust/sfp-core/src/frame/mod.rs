@@ -19,7 +19,7 @@ use crate::format::{window_top_range, CodingLevel, Format, Rounding, Target, Und
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"\x89SFP";
 /// The frame format version this crate writes.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 1;
 /// The most dimensions a frame may have.
 pub const MAX_NDIM: usize = 32;
 /// The largest chunk, in values; bounds the work and memory a chunk can ask of a decoder.

@@ -211,6 +211,22 @@ pub fn cases() -> Vec<GoldenCase> {
             }
         }
     }
+    // Lossless 16- and 32-bit words at the speed-aware levels are cut into planes.
+    for dtype in [DType::F32, DType::BF16, DType::F16] {
+        for level in [CodingLevel::Fast, CodingLevel::Default] {
+            out.push(GoldenCase {
+                name: format!("{}_lossless_planes_level{}", dtype.name(), level.number()),
+                dtype,
+                shape: vec![3000],
+                format: Format {
+                    level,
+                    ..Format::LOSSLESS
+                },
+                chunk_size: 1500,
+                values: skewed_values(dtype, 3000),
+            });
+        }
+    }
     // Zero-masked planes: half the values zero, as after a ReLU.
     for dtype in [DType::BF16, DType::F32] {
         let size = dtype.size();
@@ -221,7 +237,7 @@ pub fn cases() -> Vec<GoldenCase> {
             }
         }
         out.push(GoldenCase {
-            name: format!("{}_relu_level2", dtype.name()),
+            name: format!("{}_relu_planes_level2", dtype.name()),
             dtype,
             shape: vec![3000],
             format: Format::LOSSLESS,

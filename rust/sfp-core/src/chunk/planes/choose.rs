@@ -31,6 +31,7 @@ const MIN_ZERO_SHARE: usize = 64;
 
 /// The cut of the planes with the fewest estimated bits for `words` (of `word_bits`), with coded
 /// lanes only at the default level.
+#[inline(always)]
 pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Planes {
     let verbatim = Planes {
         word_bits,
@@ -84,6 +85,7 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
 const TABLE_BITS: f64 = 1024.0;
 
 /// The best symbol width and coded lanes for the stored sample words, with their estimated bits.
+#[inline(always)]
 fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) -> (f64, Planes) {
     let count = stored.len();
     if count == 0 {
@@ -141,6 +143,7 @@ fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) ->
 /// The sample's order-0 entropy in bits, in all, with the Miller-Madow correction (a sample's
 /// entropy falls short of its source's by about `(symbols - 1) / (2 ln 2)` bits in all, which
 /// would favour wide alphabets on uniform bits).
+#[inline(always)]
 fn entropy_bits(hist: &[u32]) -> f64 {
     let n: f64 = hist.iter().map(|&h| f64::from(h)).sum();
     let mut present = 0usize;
@@ -155,6 +158,7 @@ fn entropy_bits(hist: &[u32]) -> f64 {
 
 /// Bits of a symbol plane's code-length table: 4 bits per symbol from the smallest to the
 /// largest present.
+#[inline(always)]
 fn table_bits(hist: &[u32]) -> f64 {
     let lo = hist.iter().position(|&h| h > 0).unwrap_or(0);
     let hi = hist.iter().rposition(|&h| h > 0).unwrap_or(0);

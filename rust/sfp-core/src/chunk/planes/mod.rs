@@ -171,6 +171,36 @@ pub(crate) fn encode(
     s: &mut Scratch,
     out: &mut Vec<u8>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(crate::simd::current(), Ok(Level::Avx2 | Level::Avx512)) {
+        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2 and BMI2.
+        return unsafe { encode_avx2(src, word_bytes, level, s, out) };
+    }
+    encode_body(src, word_bytes, level, s, out);
+}
+
+/// [`encode`] with AVX2 and BMI2 (its loops vectorise, its shifts take any register); the same
+/// bytes as the baseline build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi2")]
+fn encode_avx2(
+    src: &[u8],
+    word_bytes: usize,
+    level: CodingLevel,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
+    encode_body(src, word_bytes, level, s, out);
+}
+
+#[inline(always)]
+fn encode_body(
+    src: &[u8],
+    word_bytes: usize,
+    level: CodingLevel,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
     let word_bits = 8 * word_bytes as u32;
     split::load_words(src, word_bytes, &mut s.words);
     out.push(PLANES);

@@ -7,6 +7,7 @@ use super::{low_mask, Planes, Scratch, MAX_LANES};
 use crate::coding::exponent::huffman;
 
 /// Reads little-endian words of `word_bytes` (2 or 4) into `words`.
+#[inline(always)]
 pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
     words.clear();
     if word_bytes == 2 {
@@ -24,6 +25,7 @@ pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
 
 /// Codes the words `block` of `s.words` as `planes` says, appending the block (after its cut) to
 /// `out`.
+#[inline(always)]
 pub(super) fn encode_block(
     planes: Planes,
     block: Range<usize>,
@@ -83,6 +85,7 @@ pub(super) fn encode_block(
 
 /// Appends `bits` bits from `shift` of each word, LSB first (the bit-packing of
 /// [`crate::coding::bitpack`]).
+#[inline(always)]
 fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
     if bits == 0 {
         return;

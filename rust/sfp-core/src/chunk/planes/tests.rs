@@ -117,6 +117,14 @@ fn chosen_cuts_round_trip_across_blocks_and_shrink_weights() {
             for level in [CodingLevel::Fast, CodingLevel::Default] {
                 let mut frame = Vec::new();
                 encode(&src, word_bytes, level, &mut Scratch::default(), &mut frame);
+                for simd in crate::simd::Level::available() {
+                    let mut again = Vec::new();
+                    crate::simd::with_level(simd, || {
+                        encode(&src, word_bytes, level, &mut Scratch::default(), &mut again)
+                    })
+                    .unwrap();
+                    assert!(again == frame, "the encoder at {simd} writes other bytes");
+                }
                 for out in decode_all(&frame, word_bytes, n) {
                     assert!(out == src);
                 }
