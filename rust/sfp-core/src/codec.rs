@@ -2,12 +2,16 @@
 
 use rayon::prelude::*;
 
+use crate::block::Blocks;
 use crate::chunk::{self, ChunkLayout};
+use crate::container::{ops, Container};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::format::{Format, Target};
+use crate::frame::container::{is_container, ContainerHeader};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
 use crate::kernel::{self, TRUNCATE};
+use crate::narrow;
 use crate::pipeline::window::window_for;
 use crate::pipeline::{self, decode_chunks, quantize_chunks};
 use crate::reduce::Reducer;
@@ -97,6 +101,19 @@ pub fn encode_with<B: AsMut<[u8]>>(
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        let frame = ops::encode(src, dtype, shape, format, options)?;
+        let mut out = alloc(frame.len())?;
+        out.as_mut().copy_from_slice(&frame);
+        return Ok(out);
+    }
+    let widened;
+    let src = if dtype.is_narrow() {
+        widened = threads::run(options.threads, || narrow::widen(src, dtype))??;
+        &widened[..]
+    } else {
+        src
+    };
     let prepared = threads::run(options.threads, || {
         pipeline::prepare(src, &target, shape, chunk, level, options.threads)
     })??;
@@ -130,44 +147,140 @@ pub fn decode_with<B: AsMut<[u8]>>(
 ) -> Result<(Header, B)> {
     threads::check(threads)?;
     let level = simd::current()?;
+    if is_container(frame) {
+        let container = ContainerHeader::parse(frame)?;
+        let header = container_summary(&container);
+        let mut out = alloc_checked(&header, max_nbytes, alloc)?;
+        ops::decode_into(frame, &container, threads, out.as_mut())?;
+        return Ok((header, out));
+    }
     let (header, reducer) = pipeline::open(frame)?;
-    let nbytes = header.nbytes();
-    if let Some(limit) = max_nbytes.filter(|&m| nbytes as u64 > m) {
-        return Err(Error::decode(format!(
-            "the frame holds {nbytes} bytes of {}, more than max_nbytes={limit}",
-            header.target.dtype.name()
-        )));
-    }
-    let mut out = alloc(&header)?;
+    let mut out = alloc_checked(&header, max_nbytes, alloc)?;
     let buf = out.as_mut();
-    if buf.len() != nbytes {
-        return Err(Error::invalid(format!(
-            "output buffer has {} bytes, the frame holds {} values of {} ({nbytes} bytes)",
-            buf.len(),
-            header.len(),
-            header.target.dtype.name(),
-        )));
-    }
+    let dtype = header.target.dtype;
     threads::run(threads, || {
-        crate::by_word!(
-            header.target.dtype.size(),
-            TRUNCATE,
-            decode_chunks(level, &reducer, &header, frame, buf)
-        )
+        if !dtype.is_narrow() {
+            return crate::by_word!(
+                dtype.word_size(),
+                TRUNCATE,
+                decode_chunks(level, &reducer, &header, frame, buf)
+            );
+        }
+        let mut words = memory::zeroed(header.len() * dtype.word_size());
+        decode_chunks::<u16, TRUNCATE>(level, &reducer, &header, frame, &mut words)?;
+        narrow::narrow(&words, dtype, buf)
     })??;
     Ok((header, out))
 }
 
-/// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
-/// `decode(encode(x, f))` equals it bit for bit.
+/// The buffer `alloc` returns for a frame's array, checked against `max_nbytes` first and against
+/// the array's size after.
+fn alloc_checked<B: AsMut<[u8]>>(
+    header: &Header,
+    max_nbytes: Option<u64>,
+    alloc: impl FnOnce(&Header) -> Result<B>,
+) -> Result<B> {
+    let nbytes = header.nbytes();
+    let name = header.target.dtype.name();
+    if let Some(limit) = max_nbytes.filter(|&m| nbytes as u64 > m) {
+        return Err(Error::decode(format!(
+            "the frame holds {nbytes} bytes of {name}, more than max_nbytes={limit}"
+        )));
+    }
+    let mut out = alloc(header)?;
+    let len = out.as_mut().len();
+    if len != nbytes {
+        return Err(Error::invalid(format!(
+            "output buffer has {len} bytes, the frame holds {} values of {name} ({nbytes} bytes)",
+            header.len(),
+        )));
+    }
+    Ok(out)
+}
+
+/// What a container frame decodes to, as a [`Header`]: its dtype, shape and container (its parts
+/// carry their own chunk tables, so this one has none).
+fn container_summary(c: &ContainerHeader) -> Header {
+    let dtype = c.dtype;
+    Header {
+        target: Target {
+            dtype,
+            exp_bits: dtype.exp_bits(),
+            man_bits: dtype.man_bits(),
+            format: Format {
+                container: c.container,
+                ..Format::LOSSLESS
+            },
+        },
+        window_top: 0,
+        shape: c.shape.clone(),
+        chunk_size: MAX_CHUNK,
+        chunks: Vec::new(),
+        header_len: c.header_len,
+    }
+}
+
+/// Decodes a block-format frame to its element codes, block scales and tensor scale.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when the format does not fit `dtype`, the buffers differ in size, or
-/// `SFP_SIMD` names a level this CPU lacks.
+/// [`Error::Decode`] when the frame is corrupt or not a block-format frame.
+pub fn decode_blocks(frame: &[u8], threads: Option<usize>) -> Result<(ContainerHeader, Blocks)> {
+    threads::check(threads)?;
+    if !is_container(frame) {
+        return Err(Error::decode(
+            "not a block-format frame: it holds a plain array",
+        ));
+    }
+    let header = ContainerHeader::parse(frame)?;
+    let Container::Block(b) = header.container else {
+        return Err(Error::decode(format!(
+            "not a block-format frame: it holds a {} container",
+            header.container.name().unwrap_or_default()
+        )));
+    };
+    let blocks = ops::decode_blocks(frame, &header, b, threads)?;
+    Ok((header, blocks))
+}
+
+/// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
+/// `decode(encode(x, f))` equals it bit for bit. Block formats need the array's shape
+/// ([`quantize_shaped`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the format does not fit `dtype` or is a block format, the
+/// buffers differ in size, or `SFP_SIMD` names a level this CPU lacks.
 pub fn quantize(
     src: &[u8],
     out: &mut [u8],
     dtype: DType,
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
+    if let Container::Block(b) = format.container {
+        return Err(Error::invalid(format!(
+            "{} scales blocks along the last axis: quantize it with its shape",
+            b.name()
+        )));
+    }
+    quantize_shaped(
+        src,
+        out,
+        dtype,
+        &[(src.len() / dtype.size()) as u64],
+        format,
+        threads,
+    )
+}
+
+/// [`quantize`] of an array of `shape` (which only block formats look at).
+///
+/// # Errors
+/// As [`quantize`], and [`Error::InvalidArgument`] when `shape` does not match the buffer.
+pub fn quantize_shaped(
+    src: &[u8],
+    out: &mut [u8],
+    dtype: DType,
+    shape: &[u64],
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
@@ -181,6 +294,12 @@ pub fn quantize(
     }
     let target = format.resolve(dtype)?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        check_len(src.len(), dtype, shape)?;
+        return threads::run(threads, || {
+            ops::quantize(src, out, dtype, format.container, shape)
+        })?;
+    }
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK, level)?);
         if target.is_lossless() {
@@ -190,7 +309,7 @@ pub fn quantize(
             return Ok(());
         }
         crate::by_word!(
-            dtype.size(),
+            dtype.word_size(),
             kernel::mode(&reducer),
             quantize_chunks(level, &reducer, Some(src), out)
         );
@@ -217,13 +336,17 @@ pub fn quantize_in_place(
     }
     let target = format.resolve(dtype)?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        let src = buf.to_vec();
+        return quantize(&src, buf, dtype, format, threads);
+    }
     if target.is_lossless() {
         return Ok(());
     }
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, buf, DEFAULT_CHUNK, level)?);
         crate::by_word!(
-            dtype.size(),
+            dtype.word_size(),
             kernel::mode(&reducer),
             quantize_chunks(level, &reducer, None, buf)
         );
@@ -247,6 +370,11 @@ pub struct FrameInfo {
 /// # Errors
 /// [`Error::Decode`] when the header or a chunk's layout is malformed.
 pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
+    if is_container(frame) {
+        return Err(Error::decode(
+            "a container frame holds parts: inspect it with inspect_container",
+        ));
+    }
     let (header, reducer) = pipeline::open(frame)?;
     let t: Target = header.target;
     let chunks = header
@@ -265,4 +393,30 @@ pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
         window_top,
         chunks,
     })
+}
+
+/// What a container frame holds: its header and each part's [`FrameInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The validated header.
+    pub header: ContainerHeader,
+    /// The parts: named values, or element codes, block scales and the tensor scale.
+    pub parts: Vec<FrameInfo>,
+}
+
+/// Describes a container frame and its parts. Checksums are not verified.
+///
+/// # Errors
+/// [`Error::Decode`] when the header or a part is malformed.
+pub fn inspect_container(frame: &[u8]) -> Result<ContainerInfo> {
+    let header = ContainerHeader::parse(frame)?;
+    let parts = header
+        .part_ranges()
+        .into_iter()
+        .enumerate()
+        .map(|(k, range)| {
+            inspect(&frame[range]).map_err(|e| Error::decode(format!("part {k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ContainerInfo { header, parts })
 }
