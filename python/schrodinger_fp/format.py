@@ -142,7 +142,9 @@ class Format:
         """
         extra = sorted(set(coding) - {"exponent_coding", "level"})
         if extra:
-            raise ValueError(f"Format.named({name!r}) takes only exponent_coding and level, got {extra}")
+            raise ValueError(
+                f"Format.named({name!r}) takes only exponent_coding and level, got {extra}"
+            )
         return cls(container=name, **coding)
 
     def __post_init__(self) -> None:

@@ -115,13 +115,11 @@ impl Layout {
 
 /// The bits of `bits` (an element of `src`) cast to `dst`.
 pub fn cast_bits(bits: u64, src: DType, dst: DType, overflow: Overflow) -> u64 {
-    if src == dst {
-        return bits;
-    }
     let (s, d) = (Layout::of(src), Layout::of(dst));
     let (negative, value) = s.split(bits);
     let sign = d.sign(negative);
     match value {
+        Value::Nan { .. } if src == dst => bits,
         Value::Nan { fraction } => nan_bits(src, dst, negative, fraction),
         Value::Infinity => match (overflow, d.specials) {
             (Overflow::AsType, Specials::Ieee) => sign | d.inf(),
