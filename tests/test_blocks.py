@@ -106,3 +106,20 @@ def test_corrupt_container_frames_raise_decode_error() -> None:
     for cut in range(0, len(frame), 9):
         with pytest.raises(sfp.DecodeError):
             sfp.decode(frame[:cut])
+
+
+@pytest.mark.parametrize("name", [b for b in sfp.BLOCK_FORMATS if b != "nvfp4"])
+def test_mx_equals_gfloat(name: str) -> None:
+    # gfloat (Graphcore) encodes MX blocks independently of both this library and the reference.
+    formats = pytest.importorskip("gfloat.formats")
+    from gfloat.block import compute_scale_amax, quantize_block
+
+    info = getattr(formats, f"format_info_{'mxfp4_e2m1' if name == 'mxfp4' else name}")
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(120, 32)) * 10.0 ** rng.uniform(-6, 4, size=(120, 1))).astype(np.float32)
+    x[0] = 0.0
+    x[1, :5] = [1792.0, 1e-30, 0.0, -0.0, 3.0]
+    expected = np.stack([quantize_block(info, r.astype(np.float64), compute_scale_amax) for r in x])
+    got = sfp.quantize(x, sfp.Format.named(name)).astype(np.float64)
+    assert np.array_equal(got, expected)
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
