@@ -91,7 +91,10 @@ class SchrodingerFPCodec(ArrayBytesCodec):
         fmt = configuration.get("format")
         if fmt is not None and not isinstance(fmt, dict):
             raise ValueError(f"{CODEC_NAME} format must be a dict, got {fmt!r}")
-        return cls(format=fmt, raw_dtype=configuration.get("raw_dtype"))
+        raw_dtype = configuration.get("raw_dtype")
+        if raw_dtype is not None and not isinstance(raw_dtype, str):
+            raise ValueError(f"{CODEC_NAME} raw_dtype must be a string, got {raw_dtype!r}")
+        return cls(format=fmt, raw_dtype=raw_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the codec's Zarr metadata."""

@@ -9,7 +9,7 @@ use crate::cast::{cast_bits, Overflow};
 use crate::codec::{self, Options};
 use crate::dtype::{load, DType};
 use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::format::{CodingLevel, Format};
 use crate::frame::container::ContainerHeader;
 use crate::frame::Header;
 use crate::runtime::threads;
@@ -108,13 +108,21 @@ fn block_parts(
     coding: &Format,
     options: &Options,
 ) -> Result<Vec<Vec<u8>>> {
+    // A scale stream holds one value per block, so decoding it costs little whatever its coder:
+    // it is always coded for size (rANS reaches below Huffman's one bit per symbol, which matters
+    // on MX scales of about one bit of entropy).
+    let scale_coding = Format {
+        level: CodingLevel::Max,
+        ..*coding
+    };
+    let scale_shape = scale_shape(shape, b.block());
     let mut parts = vec![
         codec::encode(&blocks.elements, b.element(), shape, coding, options)?,
         codec::encode(
             &blocks.scales,
             b.scale(),
-            &scale_shape(shape, b.block()),
-            coding,
+            &scale_shape,
+            &scale_coding,
             options,
         )?,
     ];
