@@ -48,7 +48,7 @@ fn floor_log2(x: f64) -> i32 {
 /// The length of the last axis (1 for a 0-d array) and the number of rows.
 fn rows(shape: &[u64], n: usize) -> (usize, usize) {
     let last = shape.last().map_or(1, |&d| d as usize);
-    (last, if last == 0 { 0 } else { n / last })
+    (last, n.checked_div(last).unwrap_or(0))
 }
 
 /// The largest finite magnitude of `values` and whether any is NaN or infinite.
