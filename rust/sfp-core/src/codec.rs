@@ -166,9 +166,7 @@ pub fn decode_with<B: AsMut<[u8]>>(
                 decode_chunks(level, &reducer, &header, frame, buf)
             );
         }
-        let mut words = memory::zeroed(header.len() * dtype.word_size());
-        decode_chunks::<u16, TRUNCATE>(level, &reducer, &header, frame, &mut words)?;
-        narrow::narrow(&words, dtype, buf)
+        narrow::decode_chunks(level, &reducer, &header, frame, buf)
     })??;
     Ok((header, out))
 }

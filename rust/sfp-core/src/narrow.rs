@@ -1,11 +1,24 @@
 //! The narrow types (one byte per element) in the pipeline's 16-bit words: widened before an encode,
 //! narrowed after a decode, so every coder and frame layout serves them unchanged.
 
-use rayon::prelude::*;
+use std::cell::RefCell;
 
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::chunk;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::frame::Header;
+use crate::kernel::{Params, TRUNCATE};
+use crate::reduce::Reducer;
 use crate::runtime::memory;
+use crate::simd::Level;
+
+thread_local! {
+    /// One chunk's 16-bit words, reused across the chunks a thread decodes.
+    static WORDS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Bytes per parallel task.
 const STEP: usize = 1 << 16;
@@ -61,5 +74,42 @@ pub(crate) fn narrow(words: &[u8], dtype: DType, out: &mut [u8]) -> Result<()> {
                 )));
             }
             Ok(())
+        })
+}
+
+/// Decodes every chunk of a narrow-type frame into `out` (one byte per element), checksums first:
+/// each chunk is decoded into this thread's 16-bit words and narrowed while they are in cache.
+///
+/// # Errors
+/// [`Error::Decode`] naming the first bad chunk.
+pub(crate) fn decode_chunks(
+    level: Level,
+    r: &Reducer,
+    header: &Header,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let p = Params::<u16>::new(r);
+    let t = &header.target;
+    let ranges = header.chunk_ranges();
+    out.par_chunks_mut(header.chunk_size.max(1))
+        .zip(ranges.par_iter())
+        .zip(header.chunks.par_iter())
+        .enumerate()
+        .try_for_each(|(c, ((dst, range), &(_, sum)))| {
+            let bytes = &frame[range.clone()];
+            if xxh3_64(bytes) != sum {
+                return Err(Error::decode(format!(
+                    "checksum mismatch in chunk {c}: the data is corrupt"
+                )));
+            }
+            memory::with_reused(&WORDS, |words| {
+                // Zeroed, so the decode never depends on what an earlier chunk left here.
+                words.clear();
+                words.resize(dst.len() * 2, 0);
+                chunk::decode::<u16, TRUNCATE>(level, r, &p, t.exp_bits, t.man_bits, bytes, words)
+                    .and_then(|()| narrow(words, t.dtype, dst))
+                    .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
+            })
         })
 }

@@ -185,3 +185,71 @@ impl ContainerHeader {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockFormat;
+
+    fn frame() -> Vec<u8> {
+        let parts = [vec![1u8, 2, 3], vec![4u8, 5]];
+        ContainerHeader::write(
+            Container::Block(BlockFormat::Mxfp4),
+            DType::F32,
+            &[2, 40],
+            &parts,
+        )
+    }
+
+    fn message(bytes: &[u8]) -> String {
+        ContainerHeader::parse(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parse_reads_what_write_wrote() {
+        let f = frame();
+        let h = ContainerHeader::parse(&f).unwrap();
+        assert_eq!(h.container, Container::Block(BlockFormat::Mxfp4));
+        assert_eq!(
+            (h.dtype, h.shape.clone(), h.parts.clone()),
+            (DType::F32, vec![2, 40], vec![3, 2])
+        );
+        let ranges = h.part_ranges();
+        assert_eq!(
+            (&f[ranges[0].clone()], &f[ranges[1].clone()]),
+            (&[1u8, 2, 3][..], &[4u8, 5][..])
+        );
+        assert!(is_container(&f) && !is_container(&f[..5]));
+    }
+
+    #[test]
+    fn malformed_headers_name_what_is_wrong() {
+        let f = frame();
+        assert_eq!(
+            message(&f[..20]),
+            "truncated: shape needs 8 bytes at offset 20, only 0 left"
+        );
+        let mut bad = f.clone();
+        bad[6] = 0x80 | 9;
+        assert_eq!(message(&bad), "unknown container id 137 in frame header");
+        let mut bad = f.clone();
+        bad[9] = 3;
+        assert_eq!(message(&bad), "3 parts in a mxfp4 frame, which has 2");
+        let mut bad = f.clone();
+        bad[7] = DType::F8E4M3.id();
+        assert_eq!(
+            message(&bad),
+            "a container frame cannot decode to float8_e4m3fn"
+        );
+        let mut bad = f.clone();
+        bad[12] ^= 1;
+        assert_eq!(
+            message(&bad),
+            "header checksum mismatch: the frame header is corrupt"
+        );
+        assert_eq!(
+            message(&f[..f.len() - 1]),
+            "part lengths add up to 5, but 4 bytes follow the header"
+        );
+    }
+}
