@@ -123,3 +123,13 @@ def test_mx_equals_gfloat(name: str) -> None:
     got = sfp.quantize(x, sfp.Format.named(name)).astype(np.float64)
     assert np.array_equal(got, expected)
     assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "float8_e4m3fn"])
+def test_quantize_in_place_equals_quantize(name: str) -> None:
+    x = tensor(np.float32)
+    fmt = sfp.Format.named(name)
+    expected = sfp.quantize(x, fmt)
+    y = x.copy()
+    assert sfp.quantize(y, fmt, out=y) is y
+    assert np.array_equal(bits(y), bits(expected))

@@ -255,10 +255,7 @@ pub fn quantize(
     threads: Option<usize>,
 ) -> Result<()> {
     if let Container::Block(b) = format.container {
-        return Err(Error::invalid(format!(
-            "{} scales blocks along the last axis: quantize it with its shape",
-            b.name()
-        )));
+        return Err(needs_shape(b));
     }
     quantize_shaped(
         src,
@@ -268,6 +265,14 @@ pub fn quantize(
         format,
         threads,
     )
+}
+
+/// The error of a block format given no shape.
+fn needs_shape(b: crate::block::BlockFormat) -> Error {
+    Error::invalid(format!(
+        "{} scales blocks along the last axis: quantize it with its shape",
+        b.name()
+    ))
 }
 
 /// [`quantize`] of an array of `shape` (which only block formats look at).
@@ -325,6 +330,24 @@ pub fn quantize_in_place(
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
+    if let Container::Block(b) = format.container {
+        return Err(needs_shape(b));
+    }
+    let n = (buf.len() / dtype.size()) as u64;
+    quantize_in_place_shaped(buf, dtype, &[n], format, threads)
+}
+
+/// [`quantize_shaped`] in place.
+///
+/// # Errors
+/// As [`quantize_shaped`].
+pub fn quantize_in_place_shaped(
+    buf: &mut [u8],
+    dtype: DType,
+    shape: &[u64],
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
     if buf.len() % dtype.size() != 0 {
         return Err(Error::invalid(format!(
             "{} bytes is not a whole number of {}",
@@ -335,8 +358,9 @@ pub fn quantize_in_place(
     let target = format.resolve(dtype)?;
     let level = simd::current()?;
     if format.container != Container::Window {
+        // A block's scale depends on all of its values: work from a copy.
         let src = buf.to_vec();
-        return quantize(&src, buf, dtype, format, threads);
+        return quantize_shaped(&src, buf, dtype, shape, format, threads);
     }
     if target.is_lossless() {
         return Ok(());

@@ -34,7 +34,8 @@ pub use block::{BlockFormat, Blocks};
 pub use chunk::ChunkLayout;
 pub use codec::{
     decode_blocks, decode_into, decode_with, encode, encode_with, inspect, inspect_container,
-    quantize, quantize_in_place, quantize_shaped, ContainerInfo, FrameInfo, Options,
+    quantize, quantize_in_place, quantize_in_place_shaped, quantize_shaped, ContainerInfo,
+    FrameInfo, Options,
 };
 pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;

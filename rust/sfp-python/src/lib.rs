@@ -289,7 +289,7 @@ fn quantize(
             })
         }
         None => maybe_detach(py, dst.len(), || {
-            sfp_core::quantize_in_place(dst, dtype, &format, threads)
+            sfp_core::quantize_in_place_shaped(dst, dtype, &shape, &format, threads)
         }),
     };
     result.map_err(to_py)
