@@ -2,7 +2,6 @@
 
 use rayon::prelude::*;
 
-use crate::block::Blocks;
 use crate::chunk::{self, ChunkLayout};
 use crate::container::{ops, Container};
 use crate::dtype::DType;
@@ -149,7 +148,7 @@ pub fn decode_with<B: AsMut<[u8]>>(
     let level = simd::current()?;
     if is_container(frame) {
         let container = ContainerHeader::parse(frame)?;
-        let header = container_summary(&container);
+        let header = ops::summary(&container);
         let mut out = alloc_checked(&header, max_nbytes, alloc)?;
         ops::decode_into(frame, &container, threads, out.as_mut())?;
         return Ok((header, out));
@@ -194,50 +193,6 @@ fn alloc_checked<B: AsMut<[u8]>>(
         )));
     }
     Ok(out)
-}
-
-/// What a container frame decodes to, as a [`Header`]: its dtype, shape and container (its parts
-/// carry their own chunk tables, so this one has none).
-fn container_summary(c: &ContainerHeader) -> Header {
-    let dtype = c.dtype;
-    Header {
-        target: Target {
-            dtype,
-            exp_bits: dtype.exp_bits(),
-            man_bits: dtype.man_bits(),
-            format: Format {
-                container: c.container,
-                ..Format::LOSSLESS
-            },
-        },
-        window_top: 0,
-        shape: c.shape.clone(),
-        chunk_size: MAX_CHUNK,
-        chunks: Vec::new(),
-        header_len: c.header_len,
-    }
-}
-
-/// Decodes a block-format frame to its element codes, block scales and tensor scale.
-///
-/// # Errors
-/// [`Error::Decode`] when the frame is corrupt or not a block-format frame.
-pub fn decode_blocks(frame: &[u8], threads: Option<usize>) -> Result<(ContainerHeader, Blocks)> {
-    threads::check(threads)?;
-    if !is_container(frame) {
-        return Err(Error::decode(
-            "not a block-format frame: it holds a plain array",
-        ));
-    }
-    let header = ContainerHeader::parse(frame)?;
-    let Container::Block(b) = header.container else {
-        return Err(Error::decode(format!(
-            "not a block-format frame: it holds a {} container",
-            header.container.name().unwrap_or_default()
-        )));
-    };
-    let blocks = ops::decode_blocks(frame, &header, b, threads)?;
-    Ok((header, blocks))
 }
 
 /// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
@@ -415,30 +370,4 @@ pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
         window_top,
         chunks,
     })
-}
-
-/// What a container frame holds: its header and each part's [`FrameInfo`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerInfo {
-    /// The validated header.
-    pub header: ContainerHeader,
-    /// The parts: named values, or element codes, block scales and the tensor scale.
-    pub parts: Vec<FrameInfo>,
-}
-
-/// Describes a container frame and its parts. Checksums are not verified.
-///
-/// # Errors
-/// [`Error::Decode`] when the header or a part is malformed.
-pub fn inspect_container(frame: &[u8]) -> Result<ContainerInfo> {
-    let header = ContainerHeader::parse(frame)?;
-    let parts = header
-        .part_ranges()
-        .into_iter()
-        .enumerate()
-        .map(|(k, range)| {
-            inspect(&frame[range]).map_err(|e| Error::decode(format!("part {k}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ContainerInfo { header, parts })
 }

@@ -33,13 +33,12 @@ pub mod testkit;
 pub use block::{BlockFormat, Blocks};
 pub use chunk::ChunkLayout;
 pub use codec::{
-    decode_blocks, decode_into, decode_with, encode, encode_with, inspect, inspect_container,
-    quantize, quantize_in_place, quantize_in_place_shaped, quantize_shaped, ContainerInfo,
-    FrameInfo, Options,
+    decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place,
+    quantize_in_place_shaped, quantize_shaped, FrameInfo, Options,
 };
 pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;
-pub use container::ops::encode_blocks;
+pub use container::ops::{decode_blocks, encode_blocks, inspect_container, ContainerInfo};
 pub use container::{Container, Named};
 pub use dtype::DType;
 pub use error::{Error, Result};

@@ -6,12 +6,12 @@ use rayon::prelude::*;
 use super::{Container, Named};
 use crate::block::{self, scale_shape, BlockFormat, Blocks};
 use crate::cast::{cast_bits, Overflow};
-use crate::codec::{self, Options};
+use crate::codec::{self, FrameInfo, Options};
 use crate::dtype::{load, DType};
 use crate::error::{Error, Result};
-use crate::format::{CodingLevel, Format};
-use crate::frame::container::ContainerHeader;
-use crate::frame::Header;
+use crate::format::{CodingLevel, Format, Target};
+use crate::frame::container::{is_container, ContainerHeader};
+use crate::frame::{Header, MAX_CHUNK};
 use crate::runtime::threads;
 
 /// Elements per parallel task of a cast.
@@ -221,7 +221,7 @@ fn decode_part(
 }
 
 /// The element codes, scales and tensor scale of a block-format frame.
-pub(crate) fn decode_blocks(
+fn read_blocks(
     frame: &[u8],
     header: &ContainerHeader,
     b: BlockFormat,
@@ -266,10 +266,80 @@ pub(crate) fn decode_into(
             })
         }
         Container::Block(b) => {
-            let blocks = decode_blocks(frame, header, b, threads)?;
+            let blocks = read_blocks(frame, header, b, threads)?;
             threads::run(threads, || {
                 block::dequantize(&blocks, b, &header.shape, header.dtype, out)
             })?
         }
     }
+}
+
+/// What a container frame decodes to, as a [`Header`]: its dtype, shape and container (its parts
+/// carry their own chunk tables, so this one has none).
+pub(crate) fn summary(c: &ContainerHeader) -> Header {
+    let dtype = c.dtype;
+    Header {
+        target: Target {
+            dtype,
+            exp_bits: dtype.exp_bits(),
+            man_bits: dtype.man_bits(),
+            format: Format {
+                container: c.container,
+                ..Format::LOSSLESS
+            },
+        },
+        window_top: 0,
+        shape: c.shape.clone(),
+        chunk_size: MAX_CHUNK,
+        chunks: Vec::new(),
+        header_len: c.header_len,
+    }
+}
+
+/// Decodes a block-format frame to its element codes, block scales and tensor scale.
+///
+/// # Errors
+/// [`Error::Decode`] when the frame is corrupt or not a block-format frame.
+pub fn decode_blocks(frame: &[u8], threads: Option<usize>) -> Result<(ContainerHeader, Blocks)> {
+    threads::check(threads)?;
+    if !is_container(frame) {
+        return Err(Error::decode(
+            "not a block-format frame: it holds a plain array",
+        ));
+    }
+    let header = ContainerHeader::parse(frame)?;
+    let Container::Block(b) = header.container else {
+        return Err(Error::decode(format!(
+            "not a block-format frame: it holds a {} container",
+            header.container.name().unwrap_or_default()
+        )));
+    };
+    let blocks = read_blocks(frame, &header, b, threads)?;
+    Ok((header, blocks))
+}
+
+/// What a container frame holds: its header and each part's [`FrameInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The validated header.
+    pub header: ContainerHeader,
+    /// The parts: named values, or element codes, block scales and the tensor scale.
+    pub parts: Vec<FrameInfo>,
+}
+
+/// Describes a container frame and its parts. Checksums are not verified.
+///
+/// # Errors
+/// [`Error::Decode`] when the header or a part is malformed.
+pub fn inspect_container(frame: &[u8]) -> Result<ContainerInfo> {
+    let header = ContainerHeader::parse(frame)?;
+    let parts = header
+        .part_ranges()
+        .into_iter()
+        .enumerate()
+        .map(|(k, range)| {
+            codec::inspect(&frame[range]).map_err(|e| Error::decode(format!("part {k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ContainerInfo { header, parts })
 }
