@@ -68,7 +68,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("dtype", sfp.SUPPORTED_DTYPES)
+@pytest.mark.parametrize("dtype", sfp.WIDE_DTYPES)
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_decode_of_encode_is_quantize(dtype: str, data: st.DataObject) -> None:
@@ -81,7 +81,7 @@ def test_decode_of_encode_is_quantize(dtype: str, data: st.DataObject) -> None:
     assert same_bits(sfp.quantize(x, fmt, threads=1), q)
 
 
-@pytest.mark.parametrize("dtype", sfp.SUPPORTED_DTYPES)
+@pytest.mark.parametrize("dtype", sfp.WIDE_DTYPES)
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_lossless_is_the_identity(dtype: str, data: st.DataObject) -> None:
@@ -90,7 +90,7 @@ def test_lossless_is_the_identity(dtype: str, data: st.DataObject) -> None:
     assert same_bits(sfp.quantize(x, sfp.Format()), x)
 
 
-@pytest.mark.parametrize("dtype", sfp.SUPPORTED_DTYPES)
+@pytest.mark.parametrize("dtype", sfp.WIDE_DTYPES)
 def test_specials_and_signed_zero_survive_every_reduction(dtype: str) -> None:
     bits = np.array(edge_bits(dtype), dtype=UINT[dtype])
     x = bits.view(NUMPY[dtype])

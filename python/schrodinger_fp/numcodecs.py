@@ -19,7 +19,7 @@ from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray, ndarray_
 
 from schrodinger_fp.chunks import chunk_format
 from schrodinger_fp.codec import decode, encode
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES, numpy_dtype
+from schrodinger_fp.dtypes import NARROW_DTYPES, SUPPORTED_DTYPES, numpy_dtype
 from schrodinger_fp.format import Format
 
 __all__ = ["SchrodingerFP"]
@@ -31,7 +31,8 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
     Parameters
     ----------
     dtype : str or numpy.dtype, default "float32"
-        Element type of the arrays: float32, float64, float16 or bfloat16. Raw byte buffers
+        Element type of the arrays: float32, float64, float16, bfloat16 or a one-byte type
+        (``NARROW_DTYPES``: FP8, FP6, FP4, E8M0; lossless only). Raw byte buffers
         given to ``encode`` are read as this type.
     format : Format or dict, optional
         Target format (a ``Format`` or its ``to_dict()``); lossless when omitted. A reduced
@@ -60,6 +61,8 @@ class SchrodingerFP(Codec):  # type: ignore[misc]
             raise TypeError(f"dtype={name} is not supported; expected one of {SUPPORTED_DTYPES}")
         fmt = Format.of(format)
         fmt.widths(name)
+        if name in NARROW_DTYPES and not fmt.is_lossless_for(name):
+            raise ValueError(f"{name} is stored as it is: format must be lossless, got {fmt}")
         self.dtype = name
         self.format = fmt
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .codec import decode, encode, inspect, quantize
-from .dtypes import SUPPORTED_DTYPES, numpy_dtype
+from .dtypes import SUPPORTED_DTYPES, WIDE_DTYPES, numpy_dtype
 from .format import EXPONENT_CODINGS, FIELD_WIDTHS, ROUNDINGS, UNDERFLOWS, Format
 
 __all__ = [
@@ -87,8 +87,8 @@ def _hyp() -> Any:
 
 
 def dtypes() -> Any:
-    """Strategy: one of ``SUPPORTED_DTYPES`` (names)."""
-    return _hyp().sampled_from(SUPPORTED_DTYPES)
+    """Strategy: one of ``WIDE_DTYPES`` (names), the types every window format applies to."""
+    return _hyp().sampled_from(WIDE_DTYPES)
 
 
 def formats(dtype: str) -> Any:

@@ -52,6 +52,8 @@ def describe_format(entry: Entry) -> str:
     fmt = entry.format or Format()
     if fmt.is_lossless_for(entry.dtype):
         return "lossless"
+    if fmt.container is not None:
+        return f"{fmt.container} (lossy)"
     exp, man = FIELD_WIDTHS[entry.dtype]
     exp = exp if fmt.exp_bits is None else fmt.exp_bits
     man = man if fmt.man_bits is None else fmt.man_bits

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from schrodinger_fp.format import Format
+from schrodinger_fp.format import CONTAINERS, Format
 from schrodinger_fp.training.policy import Policy, PolicyLike
 
 
@@ -39,6 +39,14 @@ def add_format_options(parser: argparse.ArgumentParser) -> None:
         help="seed for stochastic rounding (each tensor rounds with a seed derived from it "
         "and the tensor's name)",
     )
+    group.add_argument(
+        "--container",
+        choices=CONTAINERS,
+        metavar="NAME",
+        help="a named container instead of widths: float8_e4m3fn, float8_e5m2, bfloat16, ... "
+        "(the cast), NAME_satfinite (saturating), or a block format: mxfp8_e4m3, mxfp8_e5m2, "
+        "mxfp6_e2m3, mxfp6_e3m2, mxfp4, nvfp4",
+    )
     group.add_argument("--policy", metavar="JSON", help="per-tensor formats: a policy JSON file")
 
 
@@ -71,12 +79,16 @@ def _thread_count(text: str) -> int:
 
 def check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject option combinations that argparse cannot express (exits with code 2)."""
-    if getattr(args, "policy", None) is not None and any(
-        getattr(args, k) is not None for k in ("exp_bits", "man_bits", "rounding", "underflow")
-    ):
-        parser.error(
-            "--policy cannot be combined with --exp-bits/--man-bits/--rounding/--underflow"
-        )
+    widths = ("exp_bits", "man_bits", "rounding", "underflow")
+    for option in ("policy", "container"):
+        if getattr(args, option, None) is not None and any(
+            getattr(args, k) is not None for k in widths
+        ):
+            parser.error(
+                f"--{option} cannot be combined with --exp-bits/--man-bits/--rounding/--underflow"
+            )
+    if getattr(args, "policy", None) is not None and getattr(args, "container", None) is not None:
+        parser.error("--policy cannot be combined with --container")
 
 
 def policy_from_args(args: argparse.Namespace) -> PolicyLike:
@@ -94,6 +106,8 @@ def policy_from_args(args: argparse.Namespace) -> PolicyLike:
             return Policy.load(args.policy)
         except OSError as exc:
             raise CommandError(f"cannot read policy {args.policy}: {exc.strerror or exc}") from None
+    if getattr(args, "container", None) is not None:
+        return Format.named(args.container)
     if all(getattr(args, k) is None for k in ("exp_bits", "man_bits", "rounding", "underflow")):
         return None
     return Format(

@@ -29,7 +29,7 @@ import ml_dtypes
 import numpy as np
 
 from schrodinger_fp.codec import DecodeError
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES
+from schrodinger_fp.dtypes import NARROW_DTYPES, SUPPORTED_DTYPES
 from schrodinger_fp.format import Format
 
 MAGIC = b"\x89SFP\r\n\x1a\n"
@@ -62,12 +62,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
         "complex128",
     )
 }
-DTYPES.update(
-    {
-        name: np.dtype(getattr(ml_dtypes, name))
-        for name in ("bfloat16", "float8_e4m3fn", "float8_e5m2")
-    }
-)
+DTYPES.update({name: np.dtype(getattr(ml_dtypes, name)) for name in ("bfloat16", *NARROW_DTYPES)})
 _ENTRY_KEYS = {"name", "dtype", "shape", "encoding", "format", "offset", "length", "crc32"}
 
 

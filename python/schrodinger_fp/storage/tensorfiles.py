@@ -40,6 +40,7 @@ SAFETENSORS_DTYPES = {
     "F64": "float64",
     "F8_E4M3": "float8_e4m3fn",
     "F8_E5M2": "float8_e5m2",
+    "F8_E8M0": "float8_e8m0fnu",
     "C64": "complex64",
 }
 _TO_SAFETENSORS = {v: k for k, v in SAFETENSORS_DTYPES.items()}
@@ -354,7 +355,8 @@ def _open_pt(path: Path) -> TensorFile:
     for name in state:
         _checked_name(path, name)
     special = {torch.bfloat16: ("int16", "bfloat16")}
-    for tname, ours in (("float8_e4m3fn", "float8_e4m3fn"), ("float8_e5m2", "float8_e5m2")):
+    for tname in ("float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"):
+        ours = tname
         if hasattr(torch, tname):
             special[getattr(torch, tname)] = ("uint8", ours)
 

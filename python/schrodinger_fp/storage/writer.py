@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from schrodinger_fp.codec import encode
-from schrodinger_fp.dtypes import SUPPORTED_DTYPES, byte_view
+from schrodinger_fp.dtypes import NARROW_DTYPES, SUPPORTED_DTYPES, byte_view
 from schrodinger_fp.format import FIELD_WIDTHS, Format
 from schrodinger_fp.seeds import with_derived_seed
 from schrodinger_fp.storage.atomic import atomic_output
@@ -195,7 +195,8 @@ def fit_format(fmt: Format, dtype: str) -> Format:
     """Return ``fmt`` with each field clamped to ``dtype``'s width (kept whole where wider).
 
     One format for a checkpoint of several dtypes (``man_bits=8`` over float32 and bfloat16)
-    keeps 8 mantissa bits of float32 and all 7 of bfloat16, instead of refusing bfloat16.
+    keeps 8 mantissa bits of float32 and all 7 of bfloat16, instead of refusing bfloat16; the
+    one-byte types (FP8, ...) are kept whole, and a named container is kept as it is.
 
     Parameters
     ----------
@@ -207,6 +208,11 @@ def fit_format(fmt: Format, dtype: str) -> Format:
     -------
     Format
     """
+    if dtype in NARROW_DTYPES:
+        # A one-byte type is stored as it is: keep only how it is coded.
+        return Format(exponent_coding=fmt.exponent_coding, level=fmt.level)
+    if fmt.container is not None:
+        return fmt
     src_e, src_m = FIELD_WIDTHS[dtype]
     changes: dict[str, Any] = {}
     if fmt.man_bits is not None and fmt.man_bits > src_m:

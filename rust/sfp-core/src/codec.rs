@@ -3,11 +3,14 @@
 use rayon::prelude::*;
 
 use crate::chunk::{self, ChunkLayout};
+use crate::container::{ops, Container};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::format::{Format, Target};
+use crate::frame::container::{is_container, ContainerHeader};
 use crate::frame::{Header, MAX_CHUNK, MAX_NDIM};
 use crate::kernel::{self, TRUNCATE};
+use crate::narrow;
 use crate::pipeline::window::window_for;
 use crate::pipeline::{self, decode_chunks, quantize_chunks};
 use crate::reduce::Reducer;
@@ -97,6 +100,19 @@ pub fn encode_with<B: AsMut<[u8]>>(
     let target = format.resolve(dtype)?;
     let chunk = options.chunk()?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        let frame = ops::encode(src, dtype, shape, format, options)?;
+        let mut out = alloc(frame.len())?;
+        out.as_mut().copy_from_slice(&frame);
+        return Ok(out);
+    }
+    let widened;
+    let src = if dtype.is_narrow() {
+        widened = threads::run(options.threads, || narrow::widen(src, dtype))??;
+        &widened[..]
+    } else {
+        src
+    };
     let prepared = threads::run(options.threads, || {
         pipeline::prepare(src, &target, shape, chunk, level, options.threads)
     })??;
@@ -130,44 +146,99 @@ pub fn decode_with<B: AsMut<[u8]>>(
 ) -> Result<(Header, B)> {
     threads::check(threads)?;
     let level = simd::current()?;
+    if is_container(frame) {
+        let container = ContainerHeader::parse(frame)?;
+        let header = ops::summary(&container);
+        let mut out = alloc_checked(&header, max_nbytes, alloc)?;
+        ops::decode_into(frame, &container, threads, out.as_mut())?;
+        return Ok((header, out));
+    }
     let (header, reducer) = pipeline::open(frame)?;
-    let nbytes = header.nbytes();
-    if let Some(limit) = max_nbytes.filter(|&m| nbytes as u64 > m) {
-        return Err(Error::decode(format!(
-            "the frame holds {nbytes} bytes of {}, more than max_nbytes={limit}",
-            header.target.dtype.name()
-        )));
-    }
-    let mut out = alloc(&header)?;
+    let mut out = alloc_checked(&header, max_nbytes, alloc)?;
     let buf = out.as_mut();
-    if buf.len() != nbytes {
-        return Err(Error::invalid(format!(
-            "output buffer has {} bytes, the frame holds {} values of {} ({nbytes} bytes)",
-            buf.len(),
-            header.len(),
-            header.target.dtype.name(),
-        )));
-    }
+    let dtype = header.target.dtype;
     threads::run(threads, || {
-        crate::by_word!(
-            header.target.dtype.size(),
-            TRUNCATE,
-            decode_chunks(level, &reducer, &header, frame, buf)
-        )
+        if !dtype.is_narrow() {
+            return crate::by_word!(
+                dtype.word_size(),
+                TRUNCATE,
+                decode_chunks(level, &reducer, &header, frame, buf)
+            );
+        }
+        narrow::decode_chunks(level, &reducer, &header, frame, buf)
     })??;
     Ok((header, out))
 }
 
+/// The buffer `alloc` returns for a frame's array, checked against `max_nbytes` first and against
+/// the array's size after.
+fn alloc_checked<B: AsMut<[u8]>>(
+    header: &Header,
+    max_nbytes: Option<u64>,
+    alloc: impl FnOnce(&Header) -> Result<B>,
+) -> Result<B> {
+    let nbytes = header.nbytes();
+    let name = header.target.dtype.name();
+    if let Some(limit) = max_nbytes.filter(|&m| nbytes as u64 > m) {
+        return Err(Error::decode(format!(
+            "the frame holds {nbytes} bytes of {name}, more than max_nbytes={limit}"
+        )));
+    }
+    let mut out = alloc(header)?;
+    let len = out.as_mut().len();
+    if len != nbytes {
+        return Err(Error::invalid(format!(
+            "output buffer has {len} bytes, the frame holds {} values of {name} ({nbytes} bytes)",
+            header.len(),
+        )));
+    }
+    Ok(out)
+}
+
 /// Reduces `src` to `format` as an array of the same type (the fake quantization of training);
-/// `decode(encode(x, f))` equals it bit for bit.
+/// `decode(encode(x, f))` equals it bit for bit. Block formats need the array's shape
+/// ([`quantize_shaped`]).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when the format does not fit `dtype`, the buffers differ in size, or
-/// `SFP_SIMD` names a level this CPU lacks.
+/// [`Error::InvalidArgument`] when the format does not fit `dtype` or is a block format, the
+/// buffers differ in size, or `SFP_SIMD` names a level this CPU lacks.
 pub fn quantize(
     src: &[u8],
     out: &mut [u8],
     dtype: DType,
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
+    if let Container::Block(b) = format.container {
+        return Err(needs_shape(b));
+    }
+    quantize_shaped(
+        src,
+        out,
+        dtype,
+        &[(src.len() / dtype.size()) as u64],
+        format,
+        threads,
+    )
+}
+
+/// The error of a block format given no shape.
+fn needs_shape(b: crate::block::BlockFormat) -> Error {
+    Error::invalid(format!(
+        "{} scales blocks along the last axis: quantize it with its shape",
+        b.name()
+    ))
+}
+
+/// [`quantize`] of an array of `shape` (which only block formats look at).
+///
+/// # Errors
+/// As [`quantize`], and [`Error::InvalidArgument`] when `shape` does not match the buffer.
+pub fn quantize_shaped(
+    src: &[u8],
+    out: &mut [u8],
+    dtype: DType,
+    shape: &[u64],
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
@@ -181,6 +252,12 @@ pub fn quantize(
     }
     let target = format.resolve(dtype)?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        check_len(src.len(), dtype, shape)?;
+        return threads::run(threads, || {
+            ops::quantize(src, out, dtype, format.container, shape)
+        })?;
+    }
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK, level)?);
         if target.is_lossless() {
@@ -190,7 +267,7 @@ pub fn quantize(
             return Ok(());
         }
         crate::by_word!(
-            dtype.size(),
+            dtype.word_size(),
             kernel::mode(&reducer),
             quantize_chunks(level, &reducer, Some(src), out)
         );
@@ -208,6 +285,24 @@ pub fn quantize_in_place(
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
+    if let Container::Block(b) = format.container {
+        return Err(needs_shape(b));
+    }
+    let n = (buf.len() / dtype.size()) as u64;
+    quantize_in_place_shaped(buf, dtype, &[n], format, threads)
+}
+
+/// [`quantize_shaped`] in place.
+///
+/// # Errors
+/// As [`quantize_shaped`].
+pub fn quantize_in_place_shaped(
+    buf: &mut [u8],
+    dtype: DType,
+    shape: &[u64],
+    format: &Format,
+    threads: Option<usize>,
+) -> Result<()> {
     if buf.len() % dtype.size() != 0 {
         return Err(Error::invalid(format!(
             "{} bytes is not a whole number of {}",
@@ -217,13 +312,18 @@ pub fn quantize_in_place(
     }
     let target = format.resolve(dtype)?;
     let level = simd::current()?;
+    if format.container != Container::Window {
+        // A block's scale depends on all of its values: work from a copy.
+        let src = buf.to_vec();
+        return quantize_shaped(&src, buf, dtype, shape, format, threads);
+    }
     if target.is_lossless() {
         return Ok(());
     }
     threads::run(threads, || {
         let reducer = Reducer::new(&target, window_for(&target, buf, DEFAULT_CHUNK, level)?);
         crate::by_word!(
-            dtype.size(),
+            dtype.word_size(),
             kernel::mode(&reducer),
             quantize_chunks(level, &reducer, None, buf)
         );
@@ -247,6 +347,11 @@ pub struct FrameInfo {
 /// # Errors
 /// [`Error::Decode`] when the header or a chunk's layout is malformed.
 pub fn inspect(frame: &[u8]) -> Result<FrameInfo> {
+    if is_container(frame) {
+        return Err(Error::decode(
+            "a container frame holds parts: inspect it with inspect_container",
+        ));
+    }
     let (header, reducer) = pipeline::open(frame)?;
     let t: Target = header.target;
     let chunks = header

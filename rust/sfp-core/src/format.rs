@@ -1,6 +1,7 @@
 //! The target container: how many exponent and mantissa bits to keep, and how to round.
 
 use crate::coding::exponent::ExponentCoding;
+use crate::container::Container;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -141,6 +142,8 @@ pub struct Format {
     pub exponent_coding: ExponentCoding,
     /// How `Auto` trades size for decoding speed (the encoder's choice; not stored in frames).
     pub level: CodingLevel,
+    /// A named or block-scaled container instead of the widths above.
+    pub container: Container,
 }
 
 /// A [`Format`] checked against a source type: concrete widths.
@@ -167,6 +170,7 @@ impl Format {
         seed: 0,
         exponent_coding: ExponentCoding::Auto,
         level: CodingLevel::Default,
+        container: Container::Window,
     };
 
     /// Checks the format against `dtype` and fixes the widths.
@@ -179,6 +183,14 @@ impl Format {
         let exp_bits = self.exp_bits.unwrap_or(src_e);
         let man_bits = self.man_bits.unwrap_or(src_m);
         let name = dtype.name();
+        if let Some(container) = self.container.name() {
+            self.check_container(&container, dtype)?;
+        } else if dtype.is_narrow() && (exp_bits, man_bits) != (src_e, src_m) {
+            return Err(Error::invalid(format!(
+                "{name} arrays are stored as they are: exp_bits and man_bits reduce float32, \
+                 float64, float16 or bfloat16"
+            )));
+        }
         if exp_bits == 0 {
             return Err(Error::invalid(
                 "exp_bits=0 is below 1: a value needs at least one exponent bit",
@@ -216,6 +228,33 @@ impl Format {
     }
 }
 
+impl Format {
+    /// A named or block-scaled container fixes the widths and the rounding, and needs a wide source.
+    fn check_container(&self, container: &str, dtype: DType) -> Result<()> {
+        if !DType::WIDE.contains(&dtype) {
+            return Err(Error::UnsupportedDtype(format!(
+                "container={container:?} stores float32, float64, float16 or bfloat16 arrays, \
+                 not {}",
+                dtype.name()
+            )));
+        }
+        let fixed = [
+            ("exp_bits", self.exp_bits.is_some()),
+            ("man_bits", self.man_bits.is_some()),
+            ("window_top", self.window_top.is_some()),
+            ("rounding", self.rounding != Rounding::Nearest),
+            ("underflow", self.underflow != Underflow::Flush),
+        ];
+        if let Some((field, _)) = fixed.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid(format!(
+                "container={container:?} fixes the widths and rounds to nearest even: \
+                 {field} cannot be set with it"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The unbiased window tops possible for `exp_bits` on `dtype`: the window's `2^e - 1` exponents must
 /// lie within the source's normal exponents.
 pub fn window_top_range(dtype: DType, exp_bits: u32) -> (i32, i32) {
@@ -228,7 +267,9 @@ pub fn window_top_range(dtype: DType, exp_bits: u32) -> (i32, i32) {
 impl Target {
     /// True when nothing is reduced.
     pub fn is_lossless(&self) -> bool {
-        self.exp_bits == self.dtype.exp_bits() && self.man_bits == self.dtype.man_bits()
+        self.exp_bits == self.dtype.exp_bits()
+            && self.man_bits == self.dtype.man_bits()
+            && self.format.container == Container::Window
     }
 
     /// True when the exponent goes through a window (fewer bits than the source).

@@ -10,14 +10,18 @@
 //! [`simd`] dispatches per CPU; `runtime` holds memory, threads and the random bits of stochastic
 //! rounding.
 
+pub mod block;
+pub mod cast;
 mod chunk;
 pub mod codec;
 mod coding;
+pub mod container;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod frame;
 mod kernel;
+mod narrow;
 mod pipeline;
 mod reduce;
 mod runtime;
@@ -26,14 +30,17 @@ pub mod simd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use block::{BlockFormat, Blocks};
 pub use chunk::planes::{Planes, PlanesBytes};
 pub use chunk::ChunkLayout;
 pub use codec::{
-    decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place, FrameInfo,
-    Options,
+    decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place,
+    quantize_in_place_shaped, quantize_shaped, FrameInfo, Options,
 };
 pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;
+pub use container::ops::{decode_blocks, encode_blocks, inspect_container, ContainerInfo};
+pub use container::{Container, Named};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use format::{CodingLevel, Format, Rounding, Target, Underflow};

@@ -47,7 +47,7 @@ impl Reducer {
         let dtype = target.dtype;
         let (src_e, src_m) = (dtype.exp_bits(), dtype.man_bits());
         Self {
-            size: dtype.size(),
+            size: dtype.word_size(),
             src_m,
             sign_shift: src_e + src_m,
             mag_mask: low_mask(src_e + src_m),

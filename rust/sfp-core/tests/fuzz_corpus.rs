@@ -56,7 +56,7 @@ fn write_seeds() {
         put("decode", &case.name, &frame);
         put("decode_repaired", &case.name, &frame);
     }
-    for (i, dtype) in sfp_core::DType::ALL.into_iter().enumerate() {
+    for (i, dtype) in sfp_core::DType::WIDE.into_iter().enumerate() {
         for (j, head) in [
             [0u8, 0xff, 1, 0],
             [3, 2, 0x0a, 0x85],

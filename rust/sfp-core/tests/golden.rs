@@ -9,8 +9,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sfp_core::frame::container::is_container;
 use sfp_core::testkit::golden::cases;
-use sfp_core::{decode_into, encode, inspect, quantize, Options};
+use sfp_core::{decode_into, encode, inspect, inspect_container, quantize_shaped, Options};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -37,10 +38,11 @@ fn write_current_version() {
         )
         .unwrap();
         let mut expected = vec![0u8; case.values.len()];
-        quantize(
+        quantize_shaped(
             &case.values,
             &mut expected,
             case.dtype,
+            &case.shape,
             &case.format,
             Some(1),
         )
@@ -91,13 +93,13 @@ fn golden_frames_decode_bit_exactly() {
     }
     assert!(frames.len() >= cases().len());
     for (path, frame, expected) in &frames {
-        let info = inspect(frame).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            info.header.len() * info.header.target.dtype.size(),
-            expected.len(),
-            "{}",
-            path.display()
-        );
+        let nbytes = if is_container(frame) {
+            inspect_container(frame).map(|info| info.header.nbytes())
+        } else {
+            inspect(frame).map(|info| info.header.nbytes())
+        };
+        let nbytes = nbytes.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(nbytes, expected.len(), "{}", path.display());
         let mut out = vec![0u8; expected.len()];
         decode_into(frame, &mut out, Some(2)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(out == *expected, "{} decodes differently", path.display());
@@ -114,7 +116,15 @@ fn golden_cases_still_quantize_to_the_stored_arrays() {
             continue; // reported by the test above
         };
         let mut out = vec![0u8; case.values.len()];
-        quantize(&case.values, &mut out, case.dtype, &case.format, Some(1)).unwrap();
+        quantize_shaped(
+            &case.values,
+            &mut out,
+            case.dtype,
+            &case.shape,
+            &case.format,
+            Some(1),
+        )
+        .unwrap();
         assert!(out == expected, "{}: quantize changed", case.name);
     }
 }

@@ -77,14 +77,15 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         &[],
         "frame version 0 is not supported",
     );
+    // Version 2 is the container frame (tested with its own parser); 3 is unknown.
     add(
-        "version 2",
+        "version 3",
         RawHeader {
-            version: 2,
+            version: 3,
             ..base()
         },
         &[],
-        "frame version 2 is not supported",
+        "frame version 3 is not supported",
     );
     add(
         "version 65535",
@@ -96,10 +97,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         "version 65535",
     );
     add(
-        "dtype id 9",
-        RawHeader { dtype: 9, ..base() },
+        "dtype id 11",
+        RawHeader {
+            dtype: 11,
+            ..base()
+        },
         &[],
-        "unknown dtype id 9",
+        "unknown dtype id 11",
     );
     add(
         "ndim 33",

@@ -8,7 +8,10 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
-use sfp_core::{CodingLevel, DType, Error, ExponentCoding, Format, Options, Rounding, Underflow};
+use sfp_core::{
+    BlockFormat, CodingLevel, Container, DType, Error, ExponentCoding, Format, Options, Rounding,
+    Underflow,
+};
 
 create_exception!(
     _core,
@@ -49,6 +52,8 @@ struct PyFormat {
     exponent_coding: String,
     #[pyo3(attribute)]
     level: u32,
+    #[pyo3(attribute)]
+    container: Option<String>,
 }
 
 impl PyFormat {
@@ -62,6 +67,10 @@ impl PyFormat {
             seed: self.seed,
             exponent_coding: ExponentCoding::from_name(&self.exponent_coding)?,
             level: CodingLevel::from_number(self.level)?,
+            container: match &self.container {
+                Some(name) => Container::from_name(name)?,
+                None => Container::Window,
+            },
         })
     }
 }
@@ -256,14 +265,16 @@ impl AsMut<[u8]> for FreshBuffer {
     }
 }
 
-/// Writes the reduction of `src` to `fmt` into `out` (same size); `out` may be `src` itself.
+/// Writes the reduction of `src` (an array of `shape`) to `fmt` into `out` (same size); `out` may
+/// be `src` itself.
 #[pyfunction]
-#[pyo3(signature = (src, out, dtype, fmt, threads=None))]
+#[pyo3(signature = (src, out, dtype, shape, fmt, threads=None))]
 fn quantize(
     py: Python<'_>,
     src: Option<PyBuffer<u8>>,
     out: PyBuffer<u8>,
     dtype: &str,
+    shape: Vec<u64>,
     fmt: PyFormat,
     threads: Option<usize>,
 ) -> PyResult<()> {
@@ -274,20 +285,18 @@ fn quantize(
         Some(src) => {
             let data = bytes_of(src, "the array")?;
             maybe_detach(py, data.len(), || {
-                sfp_core::quantize(data, dst, dtype, &format, threads)
+                sfp_core::quantize_shaped(data, dst, dtype, &shape, &format, threads)
             })
         }
         None => maybe_detach(py, dst.len(), || {
-            sfp_core::quantize_in_place(dst, dtype, &format, threads)
+            sfp_core::quantize_in_place_shaped(dst, dtype, &shape, &format, threads)
         }),
     };
     result.map_err(to_py)
 }
 
-/// The header and per-chunk stream sizes of a frame, as a dict.
-#[pyfunction]
-fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, PyDict>> {
-    let info = sfp_core::inspect(bytes_of(&frame, "the frame")?).map_err(to_py)?;
+/// The header and per-chunk stream sizes of a plain frame, as a dict.
+fn plain_info<'py>(py: Python<'py>, info: &sfp_core::FrameInfo) -> PyResult<Bound<'py, PyDict>> {
     let h = &info.header;
     let t = &h.target;
     let d = PyDict::new(py);
@@ -326,6 +335,114 @@ fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, 
     Ok(d)
 }
 
+/// The header and stream sizes of a frame, as a dict; a container frame's has its container name
+/// and its parts' dicts under "parts".
+#[pyfunction]
+fn frame_info<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, PyDict>> {
+    let data = bytes_of(&frame, "the frame")?;
+    if !sfp_core::frame::container::is_container(data) {
+        let info = sfp_core::inspect(data).map_err(to_py)?;
+        return plain_info(py, &info);
+    }
+    let info = sfp_core::inspect_container(data).map_err(to_py)?;
+    let h = &info.header;
+    let d = PyDict::new(py);
+    d.set_item("dtype", h.dtype.name())?;
+    d.set_item("shape", h.shape.clone())?;
+    d.set_item("container", h.container.name())?;
+    d.set_item("header_bytes", h.header_len)?;
+    let parts = PyList::empty(py);
+    for p in &info.parts {
+        parts.append(plain_info(py, p)?)?;
+    }
+    d.set_item("parts", parts)?;
+    Ok(d)
+}
+
+/// Encodes block-scaled codes (element codes of `shape`, one byte each, and their block scales) of
+/// the block format `container` into a frame that decodes to `dtype`.
+#[pyfunction]
+#[pyo3(signature = (elements, scales, tensor_scale, container, dtype, shape, fmt, chunk_size=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn encode_blocks<'py>(
+    py: Python<'py>,
+    elements: PyBuffer<u8>,
+    scales: PyBuffer<u8>,
+    tensor_scale: Option<f32>,
+    container: &str,
+    dtype: &str,
+    shape: Vec<u64>,
+    fmt: PyFormat,
+    chunk_size: Option<usize>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let Container::Block(block) = Container::from_name(container).map_err(to_py)? else {
+        return Err(PyValueError::new_err(format!(
+            "container={container:?} is not a block format: use one of {}",
+            BlockFormat::ALL.map(|b| b.name()).join(", ")
+        )));
+    };
+    let dtype = DType::from_name(dtype).map_err(to_py)?;
+    let format = fmt.to_core().map_err(to_py)?;
+    let (codes, scale_codes) = (
+        bytes_of(&elements, "elements")?,
+        bytes_of(&scales, "scales")?,
+    );
+    let options = Options {
+        chunk_size,
+        threads,
+    };
+    let frame = maybe_detach(py, codes.len(), || {
+        sfp_core::encode_blocks(
+            codes,
+            scale_codes,
+            tensor_scale,
+            block,
+            dtype,
+            &shape,
+            &format,
+            &options,
+        )
+    })
+    .map_err(to_py)?;
+    Ok(PyBytes::new(py, &frame))
+}
+
+/// The codes of a block-format frame: (element codes, block scales, tensor scale, block format,
+/// dtype of the values, shape).
+type BlockCodes<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    f32,
+    &'static str,
+    &'static str,
+    Vec<u64>,
+);
+
+/// Decodes a block-format frame to its codes.
+#[pyfunction]
+#[pyo3(signature = (frame, threads=None))]
+fn decode_blocks<'py>(
+    py: Python<'py>,
+    frame: PyBuffer<u8>,
+    threads: Option<usize>,
+) -> PyResult<BlockCodes<'py>> {
+    let data = bytes_of(&frame, "the frame")?;
+    let (header, blocks) =
+        maybe_detach(py, data.len(), || sfp_core::decode_blocks(data, threads)).map_err(to_py)?;
+    let Container::Block(block) = header.container else {
+        return Err(DecodeError::new_err("not a block-format frame"));
+    };
+    Ok((
+        PyBytes::new(py, &blocks.elements),
+        PyBytes::new(py, &blocks.scales),
+        blocks.tensor_scale,
+        block.name(),
+        header.dtype.name(),
+        header.shape,
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", m.py().get_type::<DecodeError>())?;
@@ -350,6 +467,20 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         DType::ALL.iter().map(|d| d.name()).collect::<Vec<_>>(),
     )?;
     m.add("FORMAT_VERSION", sfp_core::frame::VERSION)?;
+    m.add(
+        "CONTAINER_VERSION",
+        sfp_core::frame::container::CONTAINER_VERSION,
+    )?;
+    m.add("CONTAINERS", Container::names())?;
+    m.add(
+        "BLOCK_FORMATS",
+        BlockFormat::ALL
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>(),
+    )?;
+    m.add_function(wrap_pyfunction!(encode_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(decode_into, m)?)?;

@@ -7,6 +7,7 @@ See :mod:`.base` for the protocol every controller follows, :class:`BitWave`
 
 from .base import FIELD_WIDTHS, Controller, GradientEvidence, StepState, TensorSpec, field_range
 from .bitwave import BitWave, Decision
+from .containers import NamedContainers
 from .qmath import BitGradients, Plan, QuantumContext, plan, quantum_backward, quantum_forward
 from .quantum import QuantumExponent, QuantumMantissa
 
@@ -17,6 +18,7 @@ __all__ = [
     "Controller",
     "Decision",
     "GradientEvidence",
+    "NamedContainers",
     "Plan",
     "QuantumContext",
     "QuantumExponent",

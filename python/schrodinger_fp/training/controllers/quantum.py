@@ -11,6 +11,7 @@ from typing import ClassVar
 from ...format import Format
 from ..policy import Policy
 from .base import StepState, TensorSpec, field_range
+from .containers import NamedContainers
 
 __all__ = ["QuantumExponent", "QuantumMantissa"]
 
@@ -42,6 +43,7 @@ class _Quantum:
         max_bits: int | None = None,
         include: Iterable[str] = ("*",),
         exclude: Iterable[str] = (),
+        containers: NamedContainers | None = None,
     ) -> None:
         if not math.isfinite(gamma) or gamma < 0:
             raise ValueError(f"gamma={gamma!r} must be a finite number >= 0")
@@ -56,6 +58,8 @@ class _Quantum:
         self.max_bits = max_bits
         self.include = list(include)
         self.exclude = list(exclude)
+        self.containers = containers
+        self.dtypes: dict[str, str] = {}
         self.bits: dict[str, float] = {}
         self.weights: dict[str, float] = {}
         self.ranges: dict[str, tuple[int, int]] = {}
@@ -104,6 +108,7 @@ class _Quantum:
             start = hi if self.init_bits is None else self.init_bits
             self.bits[n] = min(max(float(start), lo), hi)
             self.weights[n] = tensors[n].size / total
+            self.dtypes[n] = tensors[n].dtype
         self._policy = policy
         self._write(None)
 
@@ -188,7 +193,12 @@ class _Quantum:
         for name in self.bits:
             old = self._policy.format_for(name) or Format()
             bits = self.container(name)
-            new = replace(old, man_bits=bits) if key == "man_bits" else replace(old, exp_bits=bits)
+            if self.containers is not None:
+                new = self.containers.choose(name, self.dtypes[name], self.kind, bits)
+            elif key == "man_bits":
+                new = replace(old, man_bits=bits)
+            else:
+                new = replace(old, exp_bits=bits)
             self._policy.set(name, new, step=step)
 
 
@@ -212,6 +222,9 @@ class QuantumMantissa(_Quantum):
         start to suffer (see :mod:`schrodinger_fp.training.controllers.qmath`).
     include, exclude : iterable of str
         Globs choosing which tensors get a learned bitlength.
+    containers : NamedContainers, optional
+        Store each tensor in the smallest of these named containers that holds its learned
+        widths, instead of a window format of exactly those widths.
     """
 
     kind: ClassVar[str] = "man"

@@ -9,6 +9,8 @@
 //! | u64 xxh3 of the header so far | chunks...
 //! ```
 
+pub mod container;
+
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::coding::exponent::ExponentCoding;
@@ -147,6 +149,7 @@ impl Header {
             seed,
             exponent_coding: ExponentCoding::Auto,
             level: CodingLevel::Default,
+            container: crate::container::Container::Window,
         };
         let target = format
             .resolve(dtype)

@@ -46,7 +46,7 @@ impl<'a> Plan<'a> {
         threads: Option<usize>,
     ) -> Result<Self> {
         let reducer = Reducer::new(&target, window);
-        let size = target.dtype.size();
+        let size = target.dtype.word_size();
         let scans = crate::by_word!(
             size,
             kernel::mode(&reducer),
@@ -111,7 +111,7 @@ impl<'a> Plan<'a> {
         let reducer = Reducer::new(&self.target, self.window);
         threads::run(self.threads, || {
             crate::by_word!(
-                self.target.dtype.size(),
+                self.target.dtype.word_size(),
                 kernel::mode(&reducer),
                 write_chunks(self, &reducer, out)
             )

@@ -93,7 +93,7 @@ pub(crate) fn prepare<'a>(
     }
     let reducer = Reducer::new(target, window);
     let chunks = crate::by_word!(
-        target.dtype.size(),
+        target.dtype.word_size(),
         kernel::mode(&reducer),
         encode_chunks(level, &reducer, target, src, chunk)
     );

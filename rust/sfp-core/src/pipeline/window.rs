@@ -39,7 +39,7 @@ pub(crate) fn window_for(
 /// The largest finite exponent field after mantissa rounding (0 when there is none).
 fn largest_rounded_field(target: &Target, src: &[u8], chunk: usize, level: Level) -> u64 {
     let reducer = Reducer::new(target, None);
-    let size = target.dtype.size();
+    let size = target.dtype.word_size();
     let step = chunk.max(1) * size;
     if target.format.rounding == Rounding::Stochastic && reducer.drop > 0 {
         return crate::by_word!(

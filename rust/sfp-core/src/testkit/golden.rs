@@ -2,6 +2,7 @@
 //! freeze the format (`tests/golden/`).
 
 use crate::coding::exponent::ExponentCoding;
+use crate::container::Container;
 use crate::dtype::DType;
 use crate::format::{CodingLevel, Format, Rounding, Underflow};
 
@@ -173,7 +174,7 @@ fn formats(dtype: DType) -> Vec<(String, Format, usize)> {
 /// Every golden case: each element type in each format, plus empty and 0-d arrays.
 pub fn cases() -> Vec<GoldenCase> {
     let mut out = Vec::new();
-    for dtype in DType::ALL {
+    for dtype in DType::WIDE {
         for (case, format, chunk_size) in formats(dtype) {
             out.push(GoldenCase {
                 name: format!("{}_{case}", dtype.name()),
@@ -185,7 +186,7 @@ pub fn cases() -> Vec<GoldenCase> {
             });
         }
     }
-    for dtype in DType::ALL {
+    for dtype in DType::WIDE {
         out.push(GoldenCase {
             name: format!("{}_lossless_mantissa_coded", dtype.name()),
             dtype,
@@ -257,6 +258,8 @@ pub fn cases() -> Vec<GoldenCase> {
         chunk_size: 1100,
         values: values(DType::F32, 2100),
     });
+    out.extend(narrow_cases());
+    out.extend(container_cases());
     for (case, shape) in [("empty", vec![3, 0]), ("scalar", vec![])] {
         let n = if shape.is_empty() { 1 } else { 0 };
         out.push(GoldenCase {
@@ -269,4 +272,100 @@ pub fn cases() -> Vec<GoldenCase> {
         });
     }
     out
+}
+
+/// Every bit pattern of a narrow type, then values clustered as FP8 weights are (a few exponents
+/// just under the largest, skewed mantissas): `n` bytes.
+pub fn narrow_values(dtype: DType, n: usize) -> Vec<u8> {
+    let patterns = 1u64 << dtype.bits();
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let mut state = 0x6A09_E667_F3BC_C908u64 ^ u64::from(dtype.id());
+    (0..n as u64)
+        .map(|i| {
+            if i < patterns {
+                return i as u8;
+            }
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let field = ((1u64 << e) - 2).saturating_sub((state >> 8) % 3);
+            let mant = (state >> 16) & ((1u64 << m) - 1);
+            let sign = if dtype.has_sign() {
+                (state >> 40) & 1
+            } else {
+                0
+            };
+            ((sign << (e + m)) | (field << m) | mant) as u8
+        })
+        .collect()
+}
+
+/// The narrow types, lossless, at every level and with every exponent coder.
+fn narrow_cases() -> Vec<GoldenCase> {
+    let mut out = Vec::new();
+    for dtype in DType::ALL.into_iter().filter(|d| d.is_narrow()) {
+        let mut formats = vec![("lossless".to_string(), SMALLEST)];
+        for level in [CodingLevel::Fast, CodingLevel::Default] {
+            let name = format!("lossless_level{}", level.number());
+            formats.push((
+                name,
+                Format {
+                    level,
+                    ..Format::LOSSLESS
+                },
+            ));
+        }
+        for &coding in ExponentCoding::ALL {
+            if coding != ExponentCoding::Auto {
+                let format = Format {
+                    exponent_coding: coding,
+                    ..SMALLEST
+                };
+                formats.push((format!("lossless_{}", coding.name()), format));
+            }
+        }
+        for (case, format) in formats {
+            out.push(GoldenCase {
+                name: format!("{}_{case}", dtype.name()),
+                dtype,
+                shape: vec![3, 200],
+                format,
+                chunk_size: 256,
+                values: narrow_values(dtype, 600),
+            });
+        }
+    }
+    out
+}
+
+/// float32 values through each named and block-scaled container.
+fn container_cases() -> Vec<GoldenCase> {
+    let names = [
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fn_satfinite",
+        "float4_e2m1fn",
+        "bfloat16",
+        "mxfp8_e4m3",
+        "mxfp8_e5m2",
+        "mxfp6_e2m3",
+        "mxfp6_e3m2",
+        "mxfp4",
+        "nvfp4",
+    ];
+    names
+        .iter()
+        .filter_map(|name| Container::from_name(name).ok())
+        .map(|container| GoldenCase {
+            name: format!("float32_{}", container.name().unwrap_or_default()),
+            dtype: DType::F32,
+            shape: vec![4, 75],
+            format: Format {
+                container,
+                ..SMALLEST
+            },
+            chunk_size: 128,
+            values: values(DType::F32, 300),
+        })
+        .collect()
 }

@@ -60,6 +60,7 @@ impl Case {
             seed: u64::from(byte(data, 5)),
             exponent_coding: coding,
             level: CodingLevel::from_number(u32::from(b3 >> 6) % 3 + 1).unwrap_or_default(),
+            container: crate::container::Container::Window,
         };
         let chunk_size = 1 + usize::from(byte(data, 6)) * 3;
         let rows = usize::from(byte(data, 7) % 4);

@@ -25,7 +25,7 @@ pub fn check_simd_parity(data: &[u8]) -> Result<(), Failure> {
     if data.len() < 6 {
         return Ok(());
     }
-    let dtype = DType::ALL[usize::from(data[0]) % 4];
+    let dtype = DType::WIDE[usize::from(data[0]) % 4];
     let exp_bits = match data[1] % (dtype.exp_bits() as u8 + 1) {
         0 => None,
         e => Some(u32::from(e)),
@@ -44,6 +44,7 @@ pub fn check_simd_parity(data: &[u8]) -> Result<(), Failure> {
         exponent_coding: ExponentCoding::ALL[usize::from(data[3] >> 2) % ExponentCoding::ALL.len()],
         level: [CodingLevel::Fast, CodingLevel::Default, CodingLevel::Max]
             [usize::from(data[4] >> 1) % 3],
+        container: crate::container::Container::Window,
     };
     let chunk = 1 + usize::from(data[5]) * 7;
     let body = &data[6..];

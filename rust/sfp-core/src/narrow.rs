@@ -1,0 +1,115 @@
+//! The narrow types (one byte per element) in the pipeline's 16-bit words: widened before an encode,
+//! narrowed after a decode, so every coder and frame layout serves them unchanged.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::chunk;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::frame::Header;
+use crate::kernel::{Params, TRUNCATE};
+use crate::reduce::Reducer;
+use crate::runtime::memory;
+use crate::simd::Level;
+
+thread_local! {
+    /// One chunk's 16-bit words, reused across the chunks a thread decodes.
+    static WORDS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bytes per parallel task.
+const STEP: usize = 1 << 16;
+
+/// `src` (one byte per element of `dtype`) as little-endian 16-bit words.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when an element has bits set above the type's width (a 4- or 6-bit
+/// type held in a byte keeps its high bits zero, as ml_dtypes does).
+pub(crate) fn widen(src: &[u8], dtype: DType) -> Result<Vec<u8>> {
+    let unused = !((1u16 << dtype.bits()) - 1) as u8;
+    if unused != 0 {
+        if let Some(i) = src.iter().position(|&b| b & unused != 0) {
+            return Err(Error::invalid(format!(
+                "element {i} of the {} array is 0x{:02x}: bits above its {} are set",
+                dtype.name(),
+                src[i],
+                dtype.bits()
+            )));
+        }
+    }
+    let mut out = memory::zeroed(src.len() * 2);
+    out.par_chunks_mut(2 * STEP)
+        .zip(src.par_chunks(STEP))
+        .for_each(|(d, s)| {
+            for (w, &b) in d.chunks_exact_mut(2).zip(s) {
+                w[0] = b;
+            }
+        });
+    Ok(out)
+}
+
+/// The low bytes of little-endian 16-bit `words` into `out` (half their length).
+///
+/// # Errors
+/// [`Error::Decode`] when a word does not fit the type (a corrupt frame can hold one).
+pub(crate) fn narrow(words: &[u8], dtype: DType, out: &mut [u8]) -> Result<()> {
+    let limit = 1u16 << dtype.bits();
+    out.par_chunks_mut(STEP)
+        .zip(words.par_chunks(2 * STEP))
+        .try_for_each(|(d, w)| {
+            let mut bad = false;
+            for (b, pair) in d.iter_mut().zip(w.chunks_exact(2)) {
+                let word = u16::from_le_bytes([pair[0], pair[1]]);
+                bad |= word >= limit;
+                *b = word as u8;
+            }
+            if bad {
+                return Err(Error::decode(format!(
+                    "a decoded {} element does not fit its {} bits: the data is corrupt",
+                    dtype.name(),
+                    dtype.bits()
+                )));
+            }
+            Ok(())
+        })
+}
+
+/// Decodes every chunk of a narrow-type frame into `out` (one byte per element), checksums first:
+/// each chunk is decoded into this thread's 16-bit words and narrowed while they are in cache.
+///
+/// # Errors
+/// [`Error::Decode`] naming the first bad chunk.
+pub(crate) fn decode_chunks(
+    level: Level,
+    r: &Reducer,
+    header: &Header,
+    frame: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let p = Params::<u16>::new(r);
+    let t = &header.target;
+    let ranges = header.chunk_ranges();
+    out.par_chunks_mut(header.chunk_size.max(1))
+        .zip(ranges.par_iter())
+        .zip(header.chunks.par_iter())
+        .enumerate()
+        .try_for_each(|(c, ((dst, range), &(_, sum)))| {
+            let bytes = &frame[range.clone()];
+            if xxh3_64(bytes) != sum {
+                return Err(Error::decode(format!(
+                    "checksum mismatch in chunk {c}: the data is corrupt"
+                )));
+            }
+            memory::with_reused(&WORDS, |words| {
+                // Zeroed, so the decode never depends on what an earlier chunk left here.
+                words.clear();
+                words.resize(dst.len() * 2, 0);
+                chunk::decode::<u16, TRUNCATE>(level, r, &p, t.exp_bits, t.man_bits, bytes, words)
+                    .and_then(|()| narrow(words, t.dtype, dst))
+                    .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
+            })
+        })
+}
