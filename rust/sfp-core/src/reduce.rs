@@ -27,6 +27,8 @@ pub(crate) struct Window {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reducer {
     pub(crate) size: usize,
+    /// Bits of an element (below the word's for the one-byte types).
+    pub(crate) value_bits: u32,
     pub(crate) src_m: u32,
     pub(crate) sign_shift: u32,
     pub(crate) mag_mask: u64,
@@ -48,6 +50,7 @@ impl Reducer {
         let (src_e, src_m) = (dtype.exp_bits(), dtype.man_bits());
         Self {
             size: dtype.word_size(),
+            value_bits: dtype.bits(),
             src_m,
             sign_shift: src_e + src_m,
             mag_mask: low_mask(src_e + src_m),

@@ -102,7 +102,11 @@ pub(crate) fn encode<W: Word, const M: u8>(
     let size = r.size();
     let planes_chunk = |level: CodingLevel| {
         let mut out = Vec::new();
-        with_scratch(|s| planes::encode(src, size, level, &mut s.planes, &mut out));
+        let word = planes::Word {
+            bytes: size,
+            bits: r.value_bits,
+        };
+        with_scratch(|s| planes::encode(src, word, level, &mut s.planes, &mut out));
         out
     };
     if uses_planes(r, coding, coding_level) {
@@ -192,9 +196,12 @@ pub(crate) fn uses_planes(r: &Reducer, coding: ExponentCoding, level: CodingLeve
 
 /// A planes chunk's word size, checked against the frame: only lossless 16- and 32-bit frames
 /// hold planes chunks.
-fn planes_word(r: &Reducer) -> Result<usize> {
+fn planes_word(r: &Reducer) -> Result<planes::Word> {
     if r.lossless && r.size() != 8 {
-        Ok(r.size())
+        Ok(planes::Word {
+            bytes: r.size(),
+            bits: r.value_bits,
+        })
     } else {
         Err(Error::decode(
             "a planes chunk in a frame that is not lossless 16- or 32-bit",

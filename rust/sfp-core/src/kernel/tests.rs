@@ -179,7 +179,11 @@ fn reference_chunk(
     // check its decoder); the maximum level keeps the smaller of the two.
     let planes = |level| {
         let mut out = Vec::new();
-        crate::chunk::planes::encode(src, size, level, &mut Default::default(), &mut out);
+        let word = crate::chunk::planes::Word {
+            bytes: size,
+            bits: r.value_bits,
+        };
+        crate::chunk::planes::encode(src, word, level, &mut Default::default(), &mut out);
         out
     };
     if crate::chunk::uses_planes(r, coding, level) {

@@ -1,7 +1,7 @@
 //! Harness of the `planes` fuzz target (and its corpus replay): the planes chunk coder.
 
 use super::Failure;
-use crate::chunk::planes::{self, Scratch};
+use crate::chunk::planes::{self, Scratch, Word};
 use crate::format::CodingLevel;
 use crate::simd::Level;
 
@@ -23,6 +23,10 @@ pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
     } else {
         CodingLevel::Default
     };
+    let word = Word {
+        bytes: word_bytes,
+        bits: 8 * word_bytes as u32,
+    };
     let every = usize::from(data.get(1).copied().unwrap_or(0) % 8);
     let body = data.get(2..).unwrap_or(&[]);
     let mut words = body[..body.len() / word_bytes * word_bytes].to_vec();
@@ -32,16 +36,10 @@ pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
         }
     }
     let mut chunk = Vec::new();
-    planes::encode(
-        &words,
-        word_bytes,
-        level,
-        &mut Scratch::default(),
-        &mut chunk,
-    );
+    planes::encode(&words, word, level, &mut Scratch::default(), &mut chunk);
     for l in Level::available() {
         let mut out = vec![0u8; words.len()];
-        planes::decode(l, &chunk, word_bytes, &mut Scratch::default(), &mut out)
+        planes::decode(l, &chunk, word, &mut Scratch::default(), &mut out)
             .map_err(|e| format!("planes coder cannot decode its own chunk at {l}: {e}"))?;
         if out != words {
             return Err(format!("planes round trip at {l} changed the words"));
@@ -51,7 +49,7 @@ pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
     let mut first: Option<Result<Vec<u8>, String>> = None;
     for l in Level::available() {
         let mut out = vec![0u8; hostile_words * word_bytes];
-        let got = planes::decode(l, body, word_bytes, &mut Scratch::default(), &mut out)
+        let got = planes::decode(l, body, word, &mut Scratch::default(), &mut out)
             .map(|()| out)
             .map_err(|e| e.to_string());
         match &first {
@@ -68,9 +66,13 @@ pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
 /// Appends the planes chunk of `words` at the default level (corpus seeds).
 pub fn encode_for_seed(words: &[u8], word_bytes: usize, out: &mut Vec<u8>) {
     let whole = &words[..words.len() / word_bytes * word_bytes];
+    let word = Word {
+        bytes: word_bytes,
+        bits: 8 * word_bytes as u32,
+    };
     planes::encode(
         whole,
-        word_bytes,
+        word,
         CodingLevel::Default,
         &mut Scratch::default(),
         out,

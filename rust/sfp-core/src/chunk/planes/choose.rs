@@ -122,7 +122,7 @@ fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) ->
         let mut bits = entropy_bits(&hist)
             + CODE_EXCESS * n
             + table_bits(&hist) * per_sample
-            + WIDER_SYMBOL_COST * f64::from(symbol_bits - MIN_SYMBOL_BITS) * n;
+            + WIDER_SYMBOL_COST * f64::from(symbol_bits.saturating_sub(MIN_SYMBOL_BITS)) * n;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()
                 && 8 * (planes.coded_lanes + 1) <= planes.low_bits()

@@ -52,7 +52,7 @@ const HEADER: usize = 1;
 /// How a chunk's words are cut into planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planes {
-    /// Bits of the element word (16 or 32).
+    /// Bits of the element (16 or 32; 8, 6 or 4 for the one-byte types).
     pub word_bits: u32,
     /// Bits of the Huffman-coded symbol at the top of the (rotated) word; 0: none.
     pub symbol_bits: u32,
@@ -162,11 +162,19 @@ pub(crate) struct Scratch {
     stream: Vec<u8>,
 }
 
-/// Encodes the little-endian words of `src` (`word_bytes` each, 2 or 4) as a planes chunk cut as
-/// the sample chooses at `level`, appending it to `out`.
+/// The element words a chunk holds: `bytes` each (2 or 4), of which the low `bits` are the
+/// element's (8, 6 or 4 for the one-byte types held in 16-bit words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Word {
+    pub bytes: usize,
+    pub bits: u32,
+}
+
+/// Encodes the little-endian words of `src` as a planes chunk cut as the samples choose at
+/// `level`, appending it to `out`.
 pub(crate) fn encode(
     src: &[u8],
-    word_bytes: usize,
+    word: Word,
     level: CodingLevel,
     s: &mut Scratch,
     out: &mut Vec<u8>,
@@ -174,35 +182,23 @@ pub(crate) fn encode(
     #[cfg(target_arch = "x86_64")]
     if matches!(crate::simd::current(), Ok(Level::Avx2 | Level::Avx512)) {
         // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2 and BMI2.
-        return unsafe { encode_avx2(src, word_bytes, level, s, out) };
+        return unsafe { encode_avx2(src, word, level, s, out) };
     }
-    encode_body(src, word_bytes, level, s, out);
+    encode_body(src, word, level, s, out);
 }
 
 /// [`encode`] with AVX2 and BMI2 (its loops vectorise, its shifts take any register); the same
 /// bytes as the baseline build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi2")]
-fn encode_avx2(
-    src: &[u8],
-    word_bytes: usize,
-    level: CodingLevel,
-    s: &mut Scratch,
-    out: &mut Vec<u8>,
-) {
-    encode_body(src, word_bytes, level, s, out);
+fn encode_avx2(src: &[u8], word: Word, level: CodingLevel, s: &mut Scratch, out: &mut Vec<u8>) {
+    encode_body(src, word, level, s, out);
 }
 
 #[inline(always)]
-fn encode_body(
-    src: &[u8],
-    word_bytes: usize,
-    level: CodingLevel,
-    s: &mut Scratch,
-    out: &mut Vec<u8>,
-) {
-    let word_bits = 8 * word_bytes as u32;
-    split::load_words(src, word_bytes, &mut s.words);
+fn encode_body(src: &[u8], word: Word, level: CodingLevel, s: &mut Scratch, out: &mut Vec<u8>) {
+    let word_bits = word.bits;
+    split::load_words(src, word.bytes, &mut s.words);
     out.push(PLANES);
     let n = s.words.len();
     for start in (0..n).step_by(BLOCK) {
@@ -227,16 +223,16 @@ pub(crate) fn is_planes(bytes: &[u8]) -> bool {
 pub(crate) fn decode(
     level: Level,
     bytes: &[u8],
-    word_bytes: usize,
+    word: Word,
     s: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
     let mut r = Reader { bytes, pos: HEADER };
-    let n = out.len() / word_bytes;
+    let n = out.len() / word.bytes;
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
-        let dst = &mut out[start * word_bytes..end * word_bytes];
-        decode_block(level, &mut r, word_bytes, s, dst)?;
+        let dst = &mut out[start * word.bytes..end * word.bytes];
+        decode_block(level, &mut r, word, s, dst)?;
     }
     if r.pos != bytes.len() {
         return Err(Error::decode(format!(
@@ -292,7 +288,7 @@ impl PlanesBytes {
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
-pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<PlanesBytes> {
+pub(crate) fn layout(bytes: &[u8], word: Word, n: usize) -> Result<PlanesBytes> {
     let mut r = Reader { bytes, pos: HEADER };
     let mut sizes = PlanesBytes {
         symbol_bits: (u32::MAX, 0),
@@ -301,7 +297,7 @@ pub(crate) fn layout(bytes: &[u8], word_bytes: usize, n: usize) -> Result<Planes
     for start in (0..n).step_by(BLOCK) {
         let values = (start + BLOCK).min(n) - start;
         let before = r.pos;
-        let (lengths, block) = read_lengths(8 * word_bytes as u32, &mut r)?;
+        let (lengths, block) = read_lengths(word.bits, &mut r)?;
         sizes.header += r.pos - before;
         sizes.blocks += 1;
         sizes.symbol_bits.0 = sizes.symbol_bits.0.min(block.symbol_bits);
@@ -382,12 +378,13 @@ fn read_lengths(word_bits: u32, r: &mut Reader<'_>) -> Result<(BlockLengths, Pla
 fn decode_block(
     level: Level,
     r: &mut Reader<'_>,
-    word_bytes: usize,
+    word: Word,
     s: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
+    let word_bytes = word.bytes;
     let n = out.len() / word_bytes;
-    let (lengths, planes) = read_lengths(8 * word_bytes as u32, r)?;
+    let (lengths, planes) = read_lengths(word.bits, r)?;
     let stored = match lengths.stored {
         Some(stored) => {
             s.mask.resize(n.div_ceil(8), 0);

@@ -33,6 +33,13 @@ fn words(n: usize, word_bytes: usize, zeros: u64, seed: u64) -> Vec<u8> {
     out
 }
 
+fn word(bytes: usize) -> Word {
+    Word {
+        bytes,
+        bits: 8 * bytes as u32,
+    }
+}
+
 fn encode_with(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
     let mut s = Scratch::default();
     split::load_words(src, word_bytes, &mut s.words);
@@ -50,7 +57,14 @@ fn decode_all(frame: &[u8], word_bytes: usize, n: usize) -> Vec<Vec<u8>> {
         .into_iter()
         .map(|level| {
             let mut out = vec![0xa5u8; n * word_bytes];
-            decode(level, frame, word_bytes, &mut Scratch::default(), &mut out).unwrap();
+            decode(
+                level,
+                frame,
+                word(word_bytes),
+                &mut Scratch::default(),
+                &mut out,
+            )
+            .unwrap();
             out
         })
         .collect()
@@ -90,7 +104,7 @@ fn every_cut_round_trips_at_every_level() {
                 for out in decode_all(&frame, word_bytes, n) {
                     assert!(out == src, "{cut:?}, {n} words");
                 }
-                let sizes = layout(&frame, word_bytes, n).unwrap();
+                let sizes = layout(&frame, word(word_bytes), n).unwrap();
                 let blocks = n.div_ceil(BLOCK);
                 assert_eq!(sizes.blocks, blocks);
                 assert_eq!(sizes.coded_lanes, blocks * cut.coded_lanes as usize);
@@ -116,11 +130,23 @@ fn chosen_cuts_round_trip_across_blocks_and_shrink_weights() {
             let src = words(n, word_bytes, zeros, 7);
             for level in [CodingLevel::Fast, CodingLevel::Default] {
                 let mut frame = Vec::new();
-                encode(&src, word_bytes, level, &mut Scratch::default(), &mut frame);
+                encode(
+                    &src,
+                    word(word_bytes),
+                    level,
+                    &mut Scratch::default(),
+                    &mut frame,
+                );
                 for simd in crate::simd::Level::available() {
                     let mut again = Vec::new();
                     crate::simd::with_level(simd, || {
-                        encode(&src, word_bytes, level, &mut Scratch::default(), &mut again)
+                        encode(
+                            &src,
+                            word(word_bytes),
+                            level,
+                            &mut Scratch::default(),
+                            &mut again,
+                        )
                     })
                     .unwrap();
                     assert!(again == frame, "the encoder at {simd} writes other bytes");
@@ -135,7 +161,7 @@ fn chosen_cuts_round_trip_across_blocks_and_shrink_weights() {
                     frame.len(),
                     src.len()
                 );
-                let sizes = layout(&frame, word_bytes, n).unwrap();
+                let sizes = layout(&frame, word(word_bytes), n).unwrap();
                 let masked = if zeros > 0 { sizes.blocks } else { 0 };
                 assert_eq!(sizes.zero_mask_blocks, masked, "{sizes:?}");
             }
@@ -159,7 +185,7 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
         decode(
             crate::simd::Level::Scalar,
             bytes,
-            2,
+            word(2),
             &mut Scratch::default(),
             &mut out,
         )
@@ -188,7 +214,7 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
         assert!(decode(
             crate::simd::Level::Scalar,
             &frame[..cut],
-            2,
+            word(2),
             &mut Scratch::default(),
             &mut out
         )
@@ -214,7 +240,7 @@ fn every_bit_flip_is_an_error_or_some_words() {
             .into_iter()
             .map(|level| {
                 let mut out = vec![0u8; 800];
-                decode(level, &bad, 4, &mut Scratch::default(), &mut out).map(|()| out)
+                decode(level, &bad, word(4), &mut Scratch::default(), &mut out).map(|()| out)
             })
             .collect();
         // Whatever the outcome, every SIMD level agrees on it.
@@ -223,6 +249,36 @@ fn every_bit_flip_is_an_error_or_some_words() {
             if let (Ok(a), Ok(b)) = (o, &outs[0]) {
                 assert!(a == b);
             }
+        }
+    }
+}
+
+#[test]
+fn one_byte_types_in_16_bit_words_round_trip_and_shrink() {
+    // FP8-like bytes (a few exponents) and 4-bit codes, held in the low bits of 16-bit words.
+    for bits in [8u32, 6, 4] {
+        let mut r = rng(u64::from(bits));
+        let src: Vec<u8> = (0..50_000)
+            .flat_map(|_| {
+                let x = r();
+                let v = if bits == 8 {
+                    ((x & 0x80) | (0x30 + (x >> 8) % 12)) as u16
+                } else {
+                    ((x >> 8) % (1 << bits) / (1 + (x >> 20) % 3)) as u16
+                };
+                v.to_le_bytes()
+            })
+            .collect();
+        let word = Word { bytes: 2, bits };
+        for level in [CodingLevel::Fast, CodingLevel::Default] {
+            let mut frame = Vec::new();
+            encode(&src, word, level, &mut Scratch::default(), &mut frame);
+            for l in crate::simd::Level::available() {
+                let mut out = vec![0u8; src.len()];
+                decode(l, &frame, word, &mut Scratch::default(), &mut out).unwrap();
+                assert!(out == src, "{bits} bits at {l}");
+            }
+            assert!(8 * frame.len() < src.len() / 2 * bits as usize, "{bits} bits");
         }
     }
 }
