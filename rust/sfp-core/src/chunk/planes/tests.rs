@@ -278,7 +278,10 @@ fn one_byte_types_in_16_bit_words_round_trip_and_shrink() {
                 decode(l, &frame, word, &mut Scratch::default(), &mut out).unwrap();
                 assert!(out == src, "{bits} bits at {l}");
             }
-            assert!(8 * frame.len() < src.len() / 2 * bits as usize, "{bits} bits");
+            assert!(
+                8 * frame.len() < src.len() / 2 * bits as usize,
+                "{bits} bits"
+            );
         }
     }
 }
