@@ -99,7 +99,7 @@ fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) ->
         wide[(w >> (word_bits - top)) as usize] += 1;
     }
     let lanes: Vec<f64> = (0..MAX_LANES)
-        .filter(|&j| 8 * (j + 1) <= word_bits - MIN_SYMBOL_BITS)
+        .filter(|&j| 8 * (j + 1) <= word_bits.saturating_sub(MIN_SYMBOL_BITS))
         .map(|j| {
             let mut hist = [0u32; 256];
             for &w in stored {

@@ -2,24 +2,25 @@
 //! planes, the top bits Huffman-coded, the bits below stored in byte lanes (Huffman-coded where
 //! that pays) and a flat remainder.
 //!
-//! A word of `B` bits (16 or 32), optionally rotated left by one so the sign moves to bit 0, is
-//! `symbol (T bits) | flat (F bits) | lane c-1 (8 bits) | ... | lane 0 (8 bits)`, from the top, with
-//! `F = B - T - 8c`: the byte lanes are the lowest bytes, which carry structure when the values
-//! came from a narrower type or a quantizer (trailing zeros). Each block chooses its own cut. With the sign on top the symbol is the sign, the exponent and the top mantissa
-//! bits; rotated, it is the exponent and the top mantissa bits, and the sign is the flat part's
-//! lowest bit. Decoding is then a Huffman pass per coded plane and one pass of shifts and ORs over
-//! fixed-width fields, which vectorises ([`assemble`]). With the zero mask, a bitmap of the nonzero
-//! words (its bytes Huffman-coded) comes first and only the nonzero words are stored, so the zeros
-//! after a ReLU cost about a bit each.
+//! A word of `B` bits (16 or 32; 8, 6 or 4 for the one-byte types), optionally rotated left by one
+//! so the sign moves to bit 0, is `symbol (T bits) | flat (F bits) | lane c-1 (8 bits) | ... | lane
+//! 0 (8 bits)` from the top, with `F = B - T - 8c`. The byte lanes are the lowest bytes, which
+//! carry structure when the values came from a narrower type or a quantizer (trailing zeros). With
+//! the sign on top the symbol is the sign, the exponent and the top mantissa bits; rotated, it is
+//! the exponent and the top mantissa bits, and the sign is the lowest bit. Each block chooses its
+//! own cut ([`choose`]). Decoding is a Huffman pass per coded plane and one pass of shifts and ORs
+//! over fixed-width fields, which vectorises ([`assemble`]). With the zero mask, a bitmap of the
+//! nonzero words (its bytes Huffman-coded) comes first and only the nonzero words are stored, so
+//! the zeros after a ReLU cost about a bit each.
 //!
 //! Layout: `u8 flags (PLANES)`, then per block of [`BLOCK`] values (the last one shorter): `u8
 //! symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero mask) | [u32 stored words] |
 //! u8 coded lanes c (0..=3) | [u32 mask stream bytes] | [u32 symbol stream bytes] | c x u32 lane
-//! stream bytes | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream codes `ceil(n / 8)` bytes (bit
-//! `i % 8` of byte `i / 8` set when word `i` is nonzero, bits past the block zero); the symbol
-//! stream (absent when `T` is 0) and the lane streams code one symbol per stored word
-//! ([`huffman`] streams of widths `T` and 8); the flat stream packs the stored words' low `F` bits
-//! (LSB first). Per-block tables follow the statistics within a tensor.
+//! stream bytes | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream
+//! codes `ceil(n / 8)` bytes (bit `i % 8` of byte `i / 8` set when word `i` is nonzero, bits past
+//! the block zero); the symbol stream (absent when `T` is 0) and the lane streams code one symbol
+//! per stored word ([`huffman`] streams of widths `T` and 8); the flat stream packs each stored
+//! word's `F` flat bits (LSB first).
 
 mod assemble;
 mod choose;
