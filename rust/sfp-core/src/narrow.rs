@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk;
 use crate::dtype::DType;
@@ -97,12 +96,7 @@ pub(crate) fn decode_chunks(
         .zip(header.chunks.par_iter())
         .enumerate()
         .try_for_each(|(c, ((dst, range), &(_, sum)))| {
-            let bytes = &frame[range.clone()];
-            if xxh3_64(bytes) != sum {
-                return Err(Error::decode(format!(
-                    "checksum mismatch in chunk {c}: the data is corrupt"
-                )));
-            }
+            let bytes = crate::pipeline::checked_chunk(frame, range, sum, c)?;
             memory::with_reused(&WORDS, |words| {
                 // Zeroed, so the decode never depends on what an earlier chunk left here.
                 words.clear();

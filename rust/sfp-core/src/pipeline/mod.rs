@@ -169,15 +169,29 @@ pub(crate) fn decode_chunks<W: Word, const M: u8>(
         .zip(header.chunks.par_iter())
         .enumerate()
         .try_for_each(|(c, ((dst, range), &(_, sum)))| {
-            let bytes = &frame[range.clone()];
-            if xxh3_64(bytes) != sum {
-                return Err(Error::decode(format!(
-                    "checksum mismatch in chunk {c}: the data is corrupt"
-                )));
-            }
+            let bytes = checked_chunk(frame, range, sum, c)?;
             chunk::decode::<W, M>(level, r, &p, t.exp_bits, t.man_bits, bytes, dst)
                 .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
         })
+}
+
+/// Chunk `c`'s bytes, `frame[range]`, once their checksum matches `sum`.
+///
+/// # Errors
+/// [`Error::Decode`] when it does not: the data is corrupt.
+pub(crate) fn checked_chunk<'a>(
+    frame: &'a [u8],
+    range: &std::ops::Range<usize>,
+    sum: u64,
+    c: usize,
+) -> Result<&'a [u8]> {
+    let bytes = &frame[range.clone()];
+    if xxh3_64(bytes) != sum {
+        return Err(Error::decode(format!(
+            "checksum mismatch in chunk {c}: the data is corrupt"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Elements per parallel task of `quantize` (a multiple of the kernels' block).
