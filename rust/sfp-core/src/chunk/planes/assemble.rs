@@ -226,6 +226,72 @@ mod avx2 {
         r
     }
 
+    /// Widest flat field the 16-bit steps take: a field at any bit offset within its first byte
+    /// must fit a 16-bit lane.
+    const NARROW_FLAT: u32 = 9;
+
+    /// The per-lane byte shuffle and multiplier that move flat field `k` of each 8-field half of a
+    /// 16-word step to 16-bit lane `k` of that half, its top at bit 15 (a multiply is the only
+    /// per-lane shift AVX2 has for 16-bit lanes); each half reads the 16 bytes from its group.
+    struct NarrowGroup {
+        shuffle: __m256i,
+        up: __m256i,
+        down: __m128i,
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn narrow_group(bits: u32) -> NarrowGroup {
+        let mut bytes = [0i8; 32];
+        let mut up = [0i16; 16];
+        for half in 0..2 {
+            for k in 0..8 {
+                let bit = k * bits as usize;
+                let lane = 8 * half + k;
+                bytes[2 * lane] = (bit / 8) as i8;
+                bytes[2 * lane + 1] = (bit / 8 + 1) as i8;
+                // At most 2^15: the field's offset plus its bits is at least 1.
+                up[lane] = (1u32 << (16 - bit % 8 - bits as usize)) as u16 as i16;
+            }
+        }
+        NarrowGroup {
+            shuffle: _mm256_loadu_si256(bytes.as_ptr().cast()),
+            up: _mm256_loadu_si256(up.as_ptr().cast()),
+            down: _mm_cvtsi32_si128(16 - bits as i32),
+        }
+    }
+
+    /// Sixteen stored 16-bit words from position `i` (the caller checks every read is in
+    /// bounds), in 16-bit lanes: the step [`eight`] takes twice, without widening.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn sixteen<const ROT: bool, const LANES: usize, const FLAT: bool>(
+        f: &Fields<'_>,
+        g: &NarrowGroup,
+        c: &Counts,
+        flat_bits: usize,
+        i: usize,
+    ) -> __m256i {
+        let s = _mm256_loadu_si256(f.symbols.as_ptr().add(i).cast());
+        let mut r = _mm256_sll_epi16(s, c.symbol);
+        if FLAT {
+            let at = f.flat.as_ptr().add(i / 8 * flat_bits);
+            let lo = _mm_loadu_si128(at.cast());
+            let hi = _mm_loadu_si128(at.add(flat_bits).cast());
+            let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+            let v = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, g.shuffle), g.up);
+            r = _mm256_or_si256(r, _mm256_sll_epi16(_mm256_srl_epi16(v, g.down), c.flat));
+        }
+        for j in 0..LANES {
+            let l = _mm256_loadu_si256(f.lanes[j].as_ptr().add(i).cast());
+            r = _mm256_or_si256(r, _mm256_sll_epi16(l, c.lanes[j]));
+        }
+        if ROT {
+            let low = _mm256_and_si256(r, _mm256_set1_epi16(1));
+            r = _mm256_or_si256(_mm256_srli_epi16::<1>(r), _mm256_sll_epi16(low, c.top));
+        }
+        r
+    }
+
     /// Per mask byte: the byte shuffle that spreads 8 dense 16-bit words to the set positions
     /// (zeros elsewhere), and for 32-bit words the lane permutation.
     struct Spread {
@@ -337,15 +403,27 @@ mod avx2 {
         };
         let flat_bits = p.flat_bits() as usize;
         let step = if WB == 2 { 16 } else { 8 };
-        // The last step's flat reads end at `(i / 8) * bits + upper + 16` for its last group.
+        let narrow = WB == 2 && p.flat_bits() <= NARROW_FLAT;
+        // The last step's flat reads end at `(i / 8) * bits + upper + 16` for its last group
+        // (`bits + 16` for the 16-bit steps' second half).
+        let reach = if narrow { flat_bits } else { g.upper };
         let mut end = n / step * step;
         if FLAT {
-            while end > 0 && (end - 8) / 8 * flat_bits + g.upper + 16 > f.flat.len() {
+            while end > 0 && (end - 8) / 8 * flat_bits + reach + 16 > f.flat.len() {
                 end -= step;
             }
         }
         let dst = out.as_mut_ptr();
         let mut i = 0;
+        if narrow {
+            let g = narrow_group(p.flat_bits());
+            while i < end {
+                let v = sixteen::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
+                _mm256_storeu_si256(dst.add(2 * i).cast(), v);
+                i += step;
+            }
+            return i;
+        }
         while i < end {
             if WB == 2 {
                 let a = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);

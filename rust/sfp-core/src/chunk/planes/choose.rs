@@ -13,11 +13,15 @@ use crate::format::CodingLevel;
 const SAMPLES: usize = 1 << 13;
 /// The narrowest symbol tried (the exponent of float16).
 const MIN_SYMBOL_BITS: u32 = 5;
-/// Bits per value each further symbol bit must save: a wider symbol makes the codes longer, so
-/// fewer of them decode per table lookup (measured: from 9 to 10 bits on bfloat16 weights, 15%
-/// more decoding instructions for 0.017 bits, and from 6 to 7 on float16, 0.023 bits, which ZipNN's
-/// ratio needs); on uniform bits it saves nothing.
-const WIDER_SYMBOL_COST: f64 = 0.01;
+/// Bits per value one decode table lookup per value is worth at the default level. Decoding time
+/// goes with the lookups (about ten instructions each, whatever the code; see
+/// [`lookups_per_symbol`]), so a wider symbol must save more bits than the lookups its longer codes
+/// add are worth. Measured on the MiniLM weights, the tenth bit of a bfloat16 symbol (the seventh
+/// of a float16 one: the same bits) saves 0.0145 bits and adds 0.135 lookups per value; ZipNN's
+/// ratio on float16 needs it, so the default keeps it and the fast level does not.
+const LOOKUP_COST: f64 = 0.07;
+/// [`LOOKUP_COST`] at the fast level.
+const FAST_LOOKUP_COST: f64 = 0.3;
 /// Samples per distinct symbol below which a sample says too little about the block's symbols (a
 /// code fitted to it would be too short): such a symbol is not chosen.
 const MIN_SAMPLES_PER_SYMBOL: usize = 16;
@@ -119,10 +123,10 @@ fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) ->
             continue;
         }
         let mut planes = Planes { symbol_bits, ..cut };
-        let mut bits = entropy_bits(&hist)
-            + CODE_EXCESS * n
+        let code_bits = entropy_bits(&hist) / n + CODE_EXCESS;
+        let mut bits = code_bits * n
             + table_bits(&hist) * per_sample
-            + WIDER_SYMBOL_COST * f64::from(symbol_bits.saturating_sub(MIN_SYMBOL_BITS)) * n;
+            + lookup_cost(level) * lookups_per_symbol(code_bits) * n;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()
                 && 8 * (planes.coded_lanes + 1) <= planes.low_bits()
@@ -138,6 +142,24 @@ fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) ->
         }
     }
     best
+}
+
+/// Bits per value a decode table lookup per value is worth at `level`: the maximum level takes the
+/// fewest bits whatever they cost to decode, the fast level pays more for speed.
+fn lookup_cost(level: CodingLevel) -> f64 {
+    match level {
+        CodingLevel::Fast => FAST_LOOKUP_COST,
+        CodingLevel::Default => LOOKUP_COST,
+        CodingLevel::Max => 0.0,
+    }
+}
+
+/// Decode table lookups per symbol for codes of `code_bits` on average: a lookup of the 11-bit table
+/// decodes the codes that fit whole in its bits, about half a code fewer than its bits hold
+/// (within 3% of the count on weights and activations from 2.6 to 5.7 bits per code).
+fn lookups_per_symbol(code_bits: f64) -> f64 {
+    const INDEX_BITS: f64 = 11.0;
+    code_bits / (INDEX_BITS - code_bits / 2.0).max(1.0)
 }
 
 /// The sample's order-0 entropy in bits, in all, with the Miller-Madow correction (a sample's

@@ -7,6 +7,8 @@
 //! bits to up to seven symbols whose codes fit in them, stored to the output as one 16-byte entry;
 //! the careful loop's table maps them to one symbol and its length.
 
+use std::ops::Range;
+
 use super::{lengths, MAX_LEN};
 use crate::error::{Error, Result};
 
@@ -24,10 +26,16 @@ const PER_ENTRY: usize = 7;
 /// symbols each); shorter streams are decoded on the careful path alone.
 const FAST_MIN: usize = 4096;
 
-/// One entry of the fast table: up to seven symbols, then a header lane holding the bits they take
-/// (low byte, so that it is a shift count as it stands) and their count (high byte). The entry is
-/// stored to the output whole; the lanes past the count are overwritten by the next entry.
-type Entry = [u16; 8];
+/// One entry of the fast table: up to seven symbols, then the bits they take and their count
+/// (two bytes read apart, so that neither needs a shift). The entry is stored to the output whole;
+/// the lanes past the count are overwritten by the next entry.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Entry {
+    symbols: [u16; PER_ENTRY],
+    used: u8,
+    count: u8,
+}
 
 /// The decoder's lookup tables, reused from stream to stream.
 #[derive(Default)]
@@ -50,44 +58,77 @@ pub(super) struct Code<'a> {
     pub lengths: &'a [u8],
 }
 
-/// Decodes the streams `streams[k]` into the parts `outs[k]` (symbol counts), then checks each
-/// stream ends where its symbols do.
+/// Where the bitstreams lie in a coded stream's payload and where their symbols go in the output:
+/// bitstream `k` is `payload[bytes[k]]` and decodes into `out[symbols[k]]`.
+pub(super) struct Split<const N: usize> {
+    pub bytes: [Range<usize>; N],
+    pub symbols: [Range<usize>; N],
+}
+
+/// Decodes every bitstream of `payload` into its part of `out`, then checks each ends where its
+/// symbols do.
 ///
 /// # Errors
 /// [`Error::Decode`] when a stream runs out of bits or has bytes or bits left over;
 /// [`Error::InvalidArgument`] when `SFP_SIMD` names an unusable level.
 pub(super) fn decode_streams<const N: usize>(
     code: &Code<'_>,
-    streams: [&[u8]; N],
-    mut outs: [&mut [u16]; N],
+    payload: &[u8],
+    split: &Split<N>,
+    out: &mut [u16],
 ) -> Result<()> {
     let level = crate::simd::current()?;
-    let total: usize = outs.iter().map(|o| o.len()).sum();
+    let in_bounds = split
+        .bytes
+        .iter()
+        .all(|r| r.start <= r.end && r.end <= payload.len())
+        && split
+            .symbols
+            .iter()
+            .all(|r| r.start <= r.end && r.end <= out.len());
+    if !in_bounds {
+        return Err(Error::decode(
+            "huffman stream: bitstreams beyond the stream",
+        ));
+    }
     crate::runtime::memory::with_reused(&TABLES, |tables| {
         let max_len = code.lengths.iter().copied().max().unwrap_or(0);
         let bits = u32::from(max_len).max(MIN_TABLE_BITS);
         tables.build_single(code, bits);
-        let mut pos = [0usize; N];
-        let mut at = [0usize; N];
-        if total >= FAST_MIN {
+        let mut pos: [usize; N] = std::array::from_fn(|k| 8 * split.bytes[k].start);
+        let mut at: [usize; N] = std::array::from_fn(|k| split.symbols[k].start);
+        if out.len() >= FAST_MIN {
             let multi = tables.build_multi(bits)?;
-            match bits {
-                11 => run::<N, 11>(level, multi, &streams, &mut outs, &mut pos, &mut at),
-                12 => run::<N, 12>(level, multi, &streams, &mut outs, &mut pos, &mut at),
-                13 => run::<N, 13>(level, multi, &streams, &mut outs, &mut pos, &mut at),
-                14 => run::<N, 14>(level, multi, &streams, &mut outs, &mut pos, &mut at),
-                _ => run::<N, 15>(level, multi, &streams, &mut outs, &mut pos, &mut at),
-            }
+            let run = match bits {
+                11 => run::<N, 11>,
+                12 => run::<N, 12>,
+                13 => run::<N, 13>,
+                14 => run::<N, 14>,
+                _ => run::<N, 15>,
+            };
+            run(level, multi, payload, split, out, &mut pos, &mut at);
         }
         let single = tables.single_table()?;
         let mask = (1u64 << bits) - 1;
-        for (k, (src, out)) in streams.iter().zip(outs.iter_mut()).enumerate() {
-            careful(single, mask, src, out, pos[k], at[k]).map_err(|what| {
+        for k in 0..N {
+            let bytes = split.bytes[k].clone();
+            let symbols = split.symbols[k].clone();
+            let from = Position {
+                bit: pos[k] - 8 * bytes.start,
+                symbol: at[k] - symbols.start,
+            };
+            careful(single, mask, &payload[bytes], &mut out[symbols], from).map_err(|what| {
                 Error::decode(format!("huffman stream: stream {k} of {N} {what}"))
             })?;
         }
         Ok(())
     })
+}
+
+/// Where a bitstream's decoding stands: its bit position and its output position.
+struct Position {
+    bit: usize,
+    symbol: usize,
 }
 
 impl Tables {
@@ -119,7 +160,7 @@ impl Tables {
     /// Fills the fast table from the single-symbol one (built for the same `bits`): each entry
     /// takes symbols while their codes fit in the entry's bits.
     fn build_multi(&mut self, bits: u32) -> Result<&[Entry; FULL]> {
-        self.multi.resize(FULL, [0; 8]);
+        self.multi.resize(FULL, Entry::default());
         let size = 1usize << bits;
         let single = self.single.get(..size).unwrap_or_default();
         for (idx, slot) in self.multi[..size].iter_mut().enumerate() {
@@ -133,11 +174,12 @@ impl Tables {
                 if used + len > bits {
                     break;
                 }
-                slot[count] = e as u16;
+                slot.symbols[count] = e as u16;
                 used += len;
                 count += 1;
             }
-            slot[PER_ENTRY] = used as u16 | ((count as u16) << 8);
+            slot.used = used as u8;
+            slot.count = count as u8;
         }
         <&[Entry; FULL]>::try_from(self.multi.get(..FULL).unwrap_or_default())
             .map_err(|_| Error::decode("huffman stream: decode table of the wrong size"))
@@ -148,31 +190,33 @@ impl Tables {
 fn run<const N: usize, const TB: u32>(
     level: crate::simd::Level,
     multi: &[Entry; FULL],
-    streams: &[&[u8]; N],
-    outs: &mut [&mut [u16]; N],
+    payload: &[u8],
+    split: &Split<N>,
+    out: &mut [u16],
     pos: &mut [usize; N],
     at: &mut [usize; N],
 ) {
     #[cfg(target_arch = "x86_64")]
     if matches!(level, crate::simd::Level::Avx2 | crate::simd::Level::Avx512) {
-        // SAFETY: both levels are only active after `Level::is_available` confirmed BMI2 on this
-        // CPU (`simd::current` checks it).
-        return unsafe { fast_bmi2::<N, TB>(multi, streams, outs, pos, at) };
+        // SAFETY: both levels are only active after `Level::is_available` confirmed BMI2 and
+        // LZCNT on this CPU (`simd::current` checks it).
+        return unsafe { fast_bmi2::<N, TB>(multi, payload, split, out, pos, at) };
     }
     let _ = level;
-    fast::<N, TB>(multi, streams, outs, pos, at)
+    fast::<N, TB>(multi, payload, split, out, pos, at)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "bmi1,bmi2")]
+#[target_feature(enable = "bmi1,bmi2,lzcnt")]
 fn fast_bmi2<const N: usize, const TB: u32>(
     multi: &[Entry; FULL],
-    streams: &[&[u8]; N],
-    outs: &mut [&mut [u16]; N],
+    payload: &[u8],
+    split: &Split<N>,
+    out: &mut [u16],
     pos: &mut [usize; N],
     at: &mut [usize; N],
 ) {
-    fast::<N, TB>(multi, streams, outs, pos, at)
+    fast::<N, TB>(multi, payload, split, out, pos, at)
 }
 
 /// Rounds over all streams: per stream one refill (an unaligned 8-byte load at the bit position),
@@ -180,94 +224,107 @@ fn fast_bmi2<const N: usize, const TB: u32>(
 /// stream can read past its last 8 bytes or write past its part, however short its codes; the
 /// joint loop ends when a stream has less than one round left, the others then go on alone, and
 /// [`careful`] finishes every stream.
-/// `pos[k]` is stream `k`'s bit position, `at[k]` its output position.
+/// `pos[k]` is stream `k`'s bit position in `payload`, `at[k]` its output position in `out`.
+///
+/// A refill keeps 56 bits, placed 4 bits up so that the masked bits are the entry's byte offset
+/// as they stand, and sets a marker bit above them: a round consumes at most 56 bits, so after
+/// it the marker's leading zeros count the bits consumed, and the lookups need not add up their
+/// lengths. All streams are addressed from one input and one output pointer, so that the chains
+/// fit in registers.
 #[inline(always)]
 fn fast<const N: usize, const TB: u32>(
     multi: &[Entry; FULL],
-    streams: &[&[u8]; N],
-    outs: &mut [&mut [u16]; N],
+    payload: &[u8],
+    split: &Split<N>,
+    out: &mut [u16],
     pos: &mut [usize; N],
     at: &mut [usize; N],
 ) {
+    const KEPT: u64 = (1 << 56) - 1;
+    // Entries are 16 bytes: the index's bits sit this far up.
+    const UP: u32 = 4;
+    const MARKER: u64 = 1 << (56 + UP);
     let per_refill = (56 / TB) as usize;
     let bits_per_round = per_refill * TB as usize;
     // A round writes at most this far past its start: each lookup stores 8 lanes and moves 7.
     let reach = PER_ENTRY * per_refill + 1;
-    let mask = (1u64 << TB) - 1;
+    let offsets = ((1u64 << TB) - 1) << UP;
+    let table = multi.as_ptr().cast::<u8>();
+    let src = payload.as_ptr();
+    let dst = out.as_mut_ptr();
     loop {
         let mut rounds = usize::MAX;
         for k in 0..N {
             // The last refill may start 8 bytes before the end.
-            let readable = (8 * streams[k].len()).checked_sub(64);
+            let readable = (8 * split.bytes[k].end).checked_sub(64);
             let by_input = match readable.and_then(|r| r.checked_sub(pos[k])) {
                 Some(left) => left / bits_per_round + 1,
                 None => 0,
             };
-            let by_output = outs[k].len().saturating_sub(at[k] + 1) / (reach - 1);
+            let by_output = split.symbols[k].end.saturating_sub(at[k] + 1) / (reach - 1);
             rounds = rounds.min(by_input).min(by_output);
         }
         if rounds == 0 {
             break;
         }
         let mut p = *pos;
-        let mut dst: [*mut u16; N] = std::array::from_fn(|k| {
-            // SAFETY: `at[k] <= outs[k].len()`: the offset stays inside (or one past) the part.
-            unsafe { outs[k].as_mut_ptr().add(at[k]) }
-        });
+        let mut a = *at;
         for _ in 0..rounds {
             let mut buf = [0u64; N];
             for k in 0..N {
-                let byte = p[k] >> 3;
-                let w = &streams[k][byte..byte + 8];
-                let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-                buf[k] = w >> (p[k] & 7);
+                // SAFETY: this block runs at most `by_input` rounds for stream `k`, each consuming
+                // at most `bits_per_round` bits, so every refill starts at or before the stream's
+                // last 8 bytes.
+                let w = unsafe { src.add(p[k] >> 3).cast::<u64>().read_unaligned() };
+                buf[k] = ((u64::from_le(w) >> (p[k] & 7)) & KEPT) << UP | MARKER;
             }
             for _ in 0..per_refill {
                 for k in 0..N {
-                    let e = &multi[(buf[k] & mask) as usize];
-                    let head = e[PER_ENTRY];
+                    // SAFETY: the offset is an entry's, of an index of `TB <= MAX_LEN` bits: inside
+                    // the table.
+                    let e = unsafe { &*table.add((buf[k] & offsets) as usize).cast::<Entry>() };
                     // SAFETY: this block runs at most `by_output` rounds for stream `k`, each
                     // storing at most `reach` lanes past its start and moving at most `reach - 1`,
-                    // so every store ends inside `outs[k]`.
-                    unsafe {
-                        dst[k].cast::<Entry>().write_unaligned(*e);
-                        dst[k] = dst[k].add(usize::from(head >> 8));
-                    }
-                    buf[k] = buf[k].wrapping_shr(u32::from(head));
-                    p[k] += usize::from(head & 0xff);
+                    // so every store ends inside the stream's part of `out`.
+                    unsafe { dst.add(a[k]).cast::<Entry>().write_unaligned(*e) };
+                    a[k] += usize::from(e.count);
+                    buf[k] >>= e.used;
                 }
+            }
+            for k in 0..N {
+                p[k] += (buf[k].leading_zeros() - (7 - UP)) as usize;
             }
         }
         *pos = p;
-        for k in 0..N {
-            // SAFETY: both pointers are into `outs[k]`, `dst[k]` at or after its start.
-            at[k] = unsafe { dst[k].offset_from(outs[k].as_ptr()) } as usize;
-        }
+        *at = a;
     }
     // The streams that did not end the joint rounds go on alone (one chain, but still the fast
     // table) until they too are within a round of their end.
     if N > 1 {
         for k in 0..N {
+            let one = Split {
+                bytes: [split.bytes[k].clone()],
+                symbols: [split.symbols[k].clone()],
+            };
             let mut p = [pos[k]];
             let mut a = [at[k]];
-            fast::<1, TB>(multi, &[streams[k]], &mut [&mut *outs[k]], &mut p, &mut a);
+            fast::<1, TB>(multi, payload, &one, out, &mut p, &mut a);
             pos[k] = p[0];
             at[k] = a[0];
         }
     }
 }
 
-/// Finishes one stream from bit `pos` and output position `at` a symbol at a time, then checks
-/// that it ends where its symbols do (whole bytes consumed, padding bits zero); the error says what
-/// is wrong.
+/// Finishes one stream from `from` a symbol at a time, then checks that it ends where its symbols
+/// do (whole bytes consumed, padding bits zero); the error says what is wrong.
 fn careful(
     single: &[u32; FULL],
     mask: u64,
     src: &[u8],
     out: &mut [u16],
-    mut pos: usize,
-    at: usize,
+    from: Position,
 ) -> std::result::Result<(), String> {
+    let mut pos = from.bit;
     let end = 8 * src.len();
     // The next bits at `pos`, zeros past the end.
     let peek = |pos: usize| -> u64 {
@@ -287,7 +344,7 @@ fn careful(
     let longest = mask.count_ones();
     let mut buf = peek(pos);
     let mut held = 57u32;
-    for o in out.iter_mut().skip(at) {
+    for o in out.iter_mut().skip(from.symbol) {
         if held < longest {
             buf = peek(pos);
             held = 57;

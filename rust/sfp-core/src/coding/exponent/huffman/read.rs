@@ -88,21 +88,20 @@ pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u
     }
     sizes[N - 1] = payload.len() - listed as usize;
     counts[N - 1] = out.len() - claimed as usize;
-    let mut left = payload;
-    let streams: [&[u8]; N] = std::array::from_fn(|k| {
-        let (a, b) = left.split_at(sizes[k]);
-        left = b;
-        a
-    });
-    let mut remaining: &mut [u16] = out;
-    let outs: [&mut [u16]; N] = std::array::from_fn(|k| {
-        let (a, b) = std::mem::take(&mut remaining).split_at_mut(counts[k]);
-        remaining = b;
-        a
-    });
+    let mut split = decode::Split::<N> {
+        bytes: std::array::from_fn(|_| 0..0),
+        symbols: std::array::from_fn(|_| 0..0),
+    };
+    let (mut byte, mut symbol) = (0, 0);
+    for k in 0..N {
+        split.bytes[k] = byte..byte + sizes[k];
+        split.symbols[k] = symbol..symbol + counts[k];
+        byte += sizes[k];
+        symbol += counts[k];
+    }
     let code = decode::Code {
         lo: lo as u16,
         lengths: &lengths,
     };
-    decode::decode_streams(&code, streams, outs)
+    decode::decode_streams(&code, payload, &split, out)
 }
