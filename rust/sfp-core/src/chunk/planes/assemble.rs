@@ -89,8 +89,22 @@ pub(super) fn check_mask(mask: &[u16], n: usize) -> Result<usize> {
             }
         }
     }
-    Ok(mask.iter().map(|&b| b.count_ones() as usize).sum())
+    Ok(mask
+        .iter()
+        .map(|&b| usize::from(ONES[usize::from(b as u8)]))
+        .sum())
 }
+
+/// Set bits of each byte (a table: the portable build has no population count instruction).
+const ONES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).count_ones() as u8;
+        b += 1;
+    }
+    t
+};
 
 /// Bytes [`expand`] may read past the dense words (it loads whole steps).
 pub(super) const DENSE_SLACK: usize = 32;
@@ -98,17 +112,14 @@ pub(super) const DENSE_SLACK: usize = 32;
 /// Spreads the dense nonzero words over `out` where the mask has set bits, zeros elsewhere;
 /// `dense` holds the words and [`DENSE_SLACK`] bytes more.
 pub(super) fn expand(level: Level, mask: &[u16], dense: &[u8], word_bytes: usize, out: &mut [u8]) {
-    let mut done = 0;
+    let (mut done, mut next) = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if matches!(level, Level::Avx2 | Level::Avx512) {
-        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
-        done = unsafe { avx2::expand(mask, dense, word_bytes, out) };
+        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2 and
+        // POPCNT.
+        (done, next) = unsafe { avx2::expand(mask, dense, word_bytes, out) };
     }
     let _ = level;
-    let next: usize = mask[..done]
-        .iter()
-        .map(|b| b.count_ones() as usize * word_bytes)
-        .sum();
     let (mask, out) = (&mask[done..], &mut out[8 * word_bytes * done..]);
     if word_bytes == 2 {
         expand_words::<2>(mask, &dense[next..], out);
@@ -325,21 +336,21 @@ mod avx2 {
     static SPREAD: Spread = spread();
 
     /// [`super::expand`] for whole mask bytes while 32 bytes can be read at the dense position;
-    /// returns how many mask bytes it did.
-    #[target_feature(enable = "avx2")]
+    /// returns how many mask bytes it did and the dense bytes they took.
+    #[target_feature(enable = "avx2,popcnt")]
     pub(super) unsafe fn expand(
         mask: &[u16],
         dense: &[u8],
         word_bytes: usize,
         out: &mut [u8],
-    ) -> usize {
+    ) -> (usize, usize) {
         let whole = (out.len() / (8 * word_bytes)).min(mask.len());
         let mut next = 0;
         let dst = out.as_mut_ptr();
         let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
         for (g, &byte) in mask[..whole].iter().enumerate() {
             if next + 32 > dense.len() {
-                return g;
+                return (g, next);
             }
             let m = usize::from(byte as u8);
             let src = dense.as_ptr().add(next);
@@ -357,7 +368,7 @@ mod avx2 {
             }
             next += byte.count_ones() as usize * word_bytes;
         }
-        whole
+        (whole, next)
     }
 
     /// Assembles whole steps of 8 (32-bit words) or 16 (16-bit words) while every load stays
