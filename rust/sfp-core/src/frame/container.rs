@@ -10,7 +10,7 @@
 //! A named container has one part, the cast values in the container's type; a block format has the
 //! element codes and the block scales, and NVFP4 a third, the float32 tensor scale (shape `[]`).
 
-use xxhash_rust::xxh3::xxh3_64;
+use crate::frame::checksum::checksum;
 
 use super::{Reader, MAGIC, MAX_NDIM};
 use crate::container::Container;
@@ -88,7 +88,7 @@ impl ContainerHeader {
         for p in parts {
             out.extend_from_slice(&(p.len() as u64).to_le_bytes());
         }
-        let sum = xxh3_64(&out);
+        let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         for p in parts {
             out.extend_from_slice(p);
@@ -150,7 +150,7 @@ impl ContainerHeader {
         }
         let header_len = r.pos + 8;
         let stored = r.u64("header checksum")?;
-        if xxh3_64(&frame[..header_len - 8]) != stored {
+        if checksum(&frame[..header_len - 8]) != stored {
             return Err(Error::decode(
                 "header checksum mismatch: the frame header is corrupt",
             ));

@@ -9,9 +9,10 @@
 //! | u64 xxh3 of the header so far | chunks...
 //! ```
 
+pub(crate) mod checksum;
 pub mod container;
 
-use xxhash_rust::xxh3::xxh3_64;
+use crate::frame::checksum::checksum;
 
 use crate::coding::exponent::ExponentCoding;
 use crate::dtype::DType;
@@ -97,7 +98,7 @@ impl Header {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&sum.to_le_bytes());
         }
-        let sum = xxh3_64(&out);
+        let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
     }
@@ -187,7 +188,7 @@ impl Header {
             .collect();
         let header_len = r.pos + 8;
         let stored = r.u64("header checksum")?;
-        if xxh3_64(&frame[..header_len - 8]) != stored {
+        if checksum(&frame[..header_len - 8]) != stored {
             return Err(Error::decode(
                 "header checksum mismatch: the frame header is corrupt",
             ));

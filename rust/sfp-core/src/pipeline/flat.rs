@@ -3,8 +3,8 @@
 //! encodes every chunk straight into its place in the caller's buffer. The frame's fresh memory is
 //! touched once, with no arena and no copy; the bytes are the ones the chunk-by-chunk encoder writes.
 
+use crate::frame::checksum::checksum;
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk;
 use crate::error::{Error, Result};
@@ -153,7 +153,7 @@ fn write_chunks<W: Word, const M: u8>(plan: &Plan<'_>, r: &Reducer, out: &mut [u
         .map(|(c, ((dst, negative), part))| {
             let first = (c * plan.chunk) as u64;
             chunk::encode_flat::<W, M>(plan.level, &p, bits, part, first, negative, dst)?;
-            Ok((dst.len() as u64, xxh3_64(dst)))
+            Ok((dst.len() as u64, checksum(dst)))
         })
         .collect::<Result<Vec<_>>>()?;
     let header = plan.header(table);

@@ -9,8 +9,8 @@
 pub(crate) mod flat;
 pub(crate) mod window;
 
+use crate::frame::checksum::checksum;
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::chunk;
 use crate::coding::exponent::ExponentCoding;
@@ -104,7 +104,7 @@ pub(crate) fn prepare<'a>(
         chunk_size: chunk,
         chunks: chunks
             .iter()
-            .map(|c| (c.len() as u64, xxh3_64(c)))
+            .map(|c| (c.len() as u64, checksum(c)))
             .collect(),
         header_len: 0,
     }
@@ -186,7 +186,7 @@ pub(crate) fn checked_chunk<'a>(
     c: usize,
 ) -> Result<&'a [u8]> {
     let bytes = &frame[range.clone()];
-    if xxh3_64(bytes) != sum {
+    if checksum(bytes) != sum {
         return Err(Error::decode(format!(
             "checksum mismatch in chunk {c}: the data is corrupt"
         )));
