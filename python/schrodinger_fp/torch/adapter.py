@@ -80,14 +80,12 @@ def quantize(x: torch.Tensor, fmt: Format) -> torch.Tensor:
 class QuantizeSTE(torch.autograd.Function):
     """``quantize(x, fmt)`` forward, identity (straight-through) backward."""
 
+    # forward takes ctx (no setup_context): torch binds the arguments of a separate
+    # setup_context with inspect.signature on every call, a fixed cost per tensor
     @staticmethod
-    def forward(x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
         y = quantize(x, fmt)
         return y.clone() if y is x else y
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        pass
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
@@ -106,19 +104,21 @@ class QuantumFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        x: torch.Tensor, p: Plan, base: Format, sink: Callable[[BitGradients], None]
+        ctx: Any,
+        x: torch.Tensor,
+        p: Plan,
+        base: Format,
+        sink: Callable[[BitGradients], None],
     ) -> torch.Tensor:
+        # ctx in forward, as in QuantizeSTE: no per-call binding of a setup_context
         y = quantize(x, corner_format(base, p.corner))
-        return y.clone() if y is x else y
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        x, p = inputs[0], inputs[1]
+        y = y.clone() if y is x else y
         if needs_input(p):
-            ctx.save_for_backward(output, x)
+            ctx.save_for_backward(y, x)
         else:
-            ctx.save_for_backward(output)
-        ctx.plan, ctx.base, ctx.sink = p, inputs[2], inputs[3]
+            ctx.save_for_backward(y)
+        ctx.plan, ctx.base, ctx.sink = p, base, sink
+        return y
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]

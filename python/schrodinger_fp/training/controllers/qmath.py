@@ -165,9 +165,21 @@ def _first_damage(y: np.ndarray, k: int) -> int:
     if largest == 0.0:
         return k - 1
     _, top = np.frexp(largest)
-    _, bottom = np.frexp(float(mag[mag > 0].min()))
+    _, bottom = np.frexp(_smallest_nonzero(mag))
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
+
+
+def _smallest_nonzero(mag: np.ndarray) -> float:
+    """The smallest nonzero of finite magnitudes, without a masked copy.
+
+    As unsigned integers the magnitudes order as the values do; one less
+    wraps zero round to the largest, so the minimum is the smallest nonzero's.
+    """
+    unsigned = np.dtype(f"u{mag.dtype.itemsize}")
+    one = unsigned.type(1)
+    below = np.ascontiguousarray(mag).view(unsigned) - one
+    return float(np.asarray(below.min() + one, dtype=unsigned).view(mag.dtype))
 
 
 def sensitivity(

@@ -222,6 +222,8 @@ class _Quantum:
             bits = self.container(name)
             if self.containers is not None:
                 new = self.containers.choose(name, self.dtypes[name], self.kind, bits)
+            elif getattr(old, key) == bits:
+                continue  # most steps move no container: no new format, no rule to look up
             elif key == "man_bits":
                 new = replace(old, man_bits=bits)
             else:
