@@ -360,3 +360,34 @@ def test_a_large_tensor_learns_its_mantissa_without_an_exponent_format() -> None
     ys = y[::3]
     want = 3 * float(x[::3].astype(np.float64) @ (ys - sfp.quantize(ys, sfp.Format(man_bits=4))))
     assert bits.man == pytest.approx(want, rel=1e-5) and bits.exp is None
+
+
+def test_the_bit_gradient_reports_the_spread_of_its_terms() -> None:
+    x = gaussian()
+    g = np.random.default_rng(7).standard_normal(x.size).astype(np.float32)
+    y, ctx = quantum_forward(x, Plan((3, 8), man_lowest=0))
+    _, bits = quantum_backward(g, ctx)
+    d = y.astype(np.float64) - sfp.quantize(y, sfp.Format(exp_bits=8, man_bits=2))
+    terms = g.astype(np.float64) * d
+    assert bits.man == pytest.approx(float(terms.sum()), rel=1e-5)
+    assert bits.man_spread == pytest.approx(float(np.sqrt(terms @ terms)), rel=1e-5)
+    # nothing below changes a value: no gradient and no spread
+    _, ctx = quantum_forward(np.ones(64, np.float32), Plan((3, 8), man_lowest=0))
+    assert quantum_backward(np.ones(64, np.float32), ctx)[1].man_spread == 0.0
+
+
+def test_a_bit_is_priced_by_its_gradient_plus_confidence_times_its_spread() -> None:
+    """A zero-mean gradient with a wide spread keeps the bit; the paper's price (0) drops it."""
+    kept, dropped = (sfp.QuantumMantissa(gamma=1.0, lr=0.5, confidence=c) for c in (1.0, 0.0))
+    for qm in (kept, dropped):
+        qm.attach(sfp.Policy(), SPECS)
+        for step in range(5):
+            qm.step(StepState(step, bit_grads={"b": {"man": 0.0}}, bit_spreads={"b": {"man": 4.0}}))
+    # penalty 0.75 per bit against the standard error of Adam's average of the gradient,
+    # 4.0 * sqrt(0.1 / 1.9) = 0.92: the pessimistic price says keep the bit
+    assert kept.bits["b"] == 23.0
+    assert dropped.bits["b"] == pytest.approx(23.0 - 5 * 0.5)
+    with pytest.raises(ValueError, match="confidence=-1"):
+        sfp.QuantumMantissa(confidence=-1)
+    with pytest.raises(ValueError, match="spread"):
+        kept.step(StepState(9, bit_grads={"b": {"man": 0.0}}, bit_spreads={"b": {"man": math.nan}}))

@@ -259,6 +259,28 @@ def test_saved_tensors_follow_the_learned_format_of_their_module_output() -> Non
     assert policy.format_for("1.saved") == policy.format_for("1.act")
 
 
+def test_what_the_loss_saves_follows_the_learned_format_of_the_model_output() -> None:
+    model = small_mlp()
+    qm = sfp.QuantumMantissa(init_bits=5)
+    policy = sfp.Policy()
+    adapter = attach(model, policy, torch.randn(4, 64), controllers=[qm])
+    last = f"{len(model) - 1}.act"
+    assert adapter.follows["<outside>.saved"] == last
+    x, y = torch.randn(256, 64), torch.randint(0, 10, (256,))
+    with compressed_stash(adapter, capture=True) as stash:
+        loss = torch.nn.functional.cross_entropy(model(x), y)  # log_softmax saves its output
+    loss.backward()
+    fp32, held = stash.stats.by_name["<outside>.saved"]
+    assert fp32 >= 4 * 256 * 10 and held < fp32 / 2  # no longer held in FP32
+    (fmt,) = [f for k, f in stash.formats.items() if k.startswith("<outside>.saved")]
+    assert fmt is not None and fmt.man_bits == policy.format_for(last).man_bits == 5
+    # without learned formats nothing outside the model gets one
+    plain = attach(small_mlp(), sfp.Policy(), torch.randn(4, 64))
+    with compressed_stash(plain) as stash:
+        torch.nn.functional.cross_entropy(plain.model(x), y)
+    assert stash.stats.by_name["<outside>.saved"][0] == stash.stats.by_name["<outside>.saved"][1]
+
+
 class Sharpen(torch.nn.Module):
     """Softmax saves its output: probabilities spanning more binades than the module's output."""
 

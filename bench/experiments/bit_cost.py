@@ -9,6 +9,8 @@ weight; everything else lossless) and prints, per format:
 * the true change of the loss (a forward pass at that format);
 * the first-order estimate ``-g . D`` (``D = x - Q(x)``), what the Quantum
   Mantissa/Exponent bit gradient is made of;
+* the spread of the first order's terms ``sqrt(sum_i (g_i D_i)^2)``, which
+  Quantum Mantissa/Exponent add to a bit's price (``confidence`` times it);
 * a curvature estimate ``0.5 D^T H D`` with the empirical Fisher
   ``H = N sum_s g_s g_s^T`` (``N`` sequences; a weight's per-sample gradients
   are not at hand, so ``N sum_i g_i^2 D_i^2``);
@@ -77,8 +79,11 @@ def main() -> None:
     params = dict(model.named_parameters())
     tensors = [(n, outputs[n], True) for n in outputs] + [(n, params[n], False) for n in WEIGHTS]
     print(f"char LM after {args.steps} FP32 steps, loss {base:.4f}, {samples} sequences")
-    print("| tensor | format | true loss change | first order | curvature | energy lost | budget |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| tensor | format | true loss change | first order | spread | curvature "
+        "| energy lost | budget |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, t, rows in tensors:
         value = t.detach().numpy()
         grad = t.grad.detach().numpy().astype(np.float64)  # type: ignore[union-attr]
@@ -92,9 +97,11 @@ def main() -> None:
             gd = grad * d
             per = gd.reshape(samples, -1).sum(1) if rows else gd.reshape(-1)
             curvature = 0.5 * samples * float(per @ per)
+            spread = float(np.sqrt((gd * gd).sum()))
             lost = float((d**2).sum() / (value.astype(np.float64) ** 2).sum())
             print(
-                f"| {name} | e{e}m{m} | {true:+.5f} | {-float(gd.sum()):+.5f} | {curvature:.5f} "
+                f"| {name} | e{e}m{m} | {true:+.5f} | {-float(gd.sum()):+.5f} | {spread:.5f} "
+                f"| {curvature:.5f} "
                 f"| {lost:.2e} | {flush_budget(m):.2e} |"
             )
 

@@ -23,6 +23,7 @@ Quantization runs where the tensor lives: on the CPU with the Rust core's
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 import zlib
@@ -79,14 +80,12 @@ def quantize(x: torch.Tensor, fmt: Format) -> torch.Tensor:
 class QuantizeSTE(torch.autograd.Function):
     """``quantize(x, fmt)`` forward, identity (straight-through) backward."""
 
+    # forward takes ctx (no setup_context): torch binds the arguments of a separate
+    # setup_context with inspect.signature on every call, a fixed cost per tensor
     @staticmethod
-    def forward(x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, fmt: Format) -> torch.Tensor:  # type: ignore[override]
         y = quantize(x, fmt)
         return y.clone() if y is x else y
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        pass
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
@@ -105,19 +104,21 @@ class QuantumFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        x: torch.Tensor, p: Plan, base: Format, sink: Callable[[BitGradients], None]
+        ctx: Any,
+        x: torch.Tensor,
+        p: Plan,
+        base: Format,
+        sink: Callable[[BitGradients], None],
     ) -> torch.Tensor:
+        # ctx in forward, as in QuantizeSTE: no per-call binding of a setup_context
         y = quantize(x, corner_format(base, p.corner))
-        return y.clone() if y is x else y
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        x, p = inputs[0], inputs[1]
+        y = y.clone() if y is x else y
         if needs_input(p):
-            ctx.save_for_backward(output, x)
+            ctx.save_for_backward(y, x)
         else:
-            ctx.save_for_backward(output)
-        ctx.plan, ctx.base, ctx.sink = p, inputs[2], inputs[3]
+            ctx.save_for_backward(y)
+        ctx.plan, ctx.base, ctx.sink = p, base, sink
+        return y
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
@@ -163,6 +164,7 @@ class Adapter:
         self._override: dict[str, Format | None] | None = None
         self._bit_grads: dict[str, dict[str, float]] = {}
         self._lowest: dict[str, dict[str, int]] = {}
+        self._spread_squares: dict[str, dict[str, float]] = {}
         self._sizes: dict[str, int] = {}
         self._dtypes: dict[str, str] = {}
         self._pending: tuple[str, Format | None, torch.Tensor] | None = None
@@ -268,6 +270,10 @@ class Adapter:
             for kind, g in (("man", bits.man), ("exp", bits.exp)):
                 if g is not None:
                     grads[kind] = grads.get(kind, 0.0) + g
+            squares = self._spread_squares.setdefault(name, {})
+            for kind, s in (("man", bits.man_spread), ("exp", bits.exp_spread)):
+                if s is not None:  # the terms of several uses of a tensor add up
+                    squares[kind] = squares.get(kind, 0.0) + s * s
             if bits.exp_lowest is not None:
                 lowest = self._lowest.setdefault(name, {})
                 lowest["exp"] = max(lowest.get("exp", 0), bits.exp_lowest)
@@ -319,12 +325,17 @@ class Adapter:
             sizes=dict(self._sizes),
             evidence=evidence,
             lowest=self._lowest,
+            bit_spreads={
+                n: {k: math.sqrt(v) for k, v in sq.items()}
+                for n, sq in self._spread_squares.items()
+            },
         )
         for controller in self.controllers:
             controller.step(state)
         self._follow(step)
         self._bit_grads = {}
         self._lowest = {}
+        self._spread_squares = {}
         self._sizes.clear()
         self._step = step + 1
 

@@ -157,7 +157,14 @@ def _discover(adapter: Adapter, example_input: Any) -> None:
             torch.enable_grad(),
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
         ):
-            _call(model, example_input)
+            output = _call(model, example_input)
+        key = _output_key(output)
+        produced = None if key is None else adapter._produced.get(key)
+        if produced is not None and produced[1].endswith(".act"):
+            # what the loss saves outside the model (log-probabilities) is the model output's
+            # kin: with learned formats it takes that output's format, with the exponent bits
+            # its own values need
+            adapter.follows["<outside>.saved"] = produced[1]
     finally:
         adapter.enabled = True
         with torch.no_grad():
@@ -182,6 +189,17 @@ def _nearest_act(module: str, specs: dict[str, TensorSpec]) -> str | None:
         if module in ("", "<outside>"):
             return None
         module = module.rpartition(".")[0]
+
+
+def _output_key(output: Any) -> tuple[Any, ...] | None:
+    if not isinstance(output, torch.Tensor):
+        return None
+    return (
+        output.untyped_storage().data_ptr(),
+        output.storage_offset(),
+        output.numel(),
+        output.dtype,
+    )
 
 
 def _call(model: nn.Module, batch: Any) -> Any:

@@ -33,6 +33,7 @@ falls and results stay exact; other devices are rejected.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -318,9 +319,7 @@ class CompressedStash:
             self.stats.add(name, fp32, own, False)
             return q
         arr = _to_numpy(t)
-        frame = encode(
-            arr, replace(fmt, exponent_coding=self.exponent_coding), threads=self.threads
-        )
+        frame = encode(arr, _coded(fmt, self.exponent_coding), threads=self.threads)
         self.stats.add(name, fp32, len(frame), True)
         self.stats.frame_bytes += len(frame)
         if self.capture:
@@ -328,6 +327,12 @@ class CompressedStash:
             self.captured[key] = arr.copy()
             self.formats[key] = fmt
         return _Frame(frame, t.shape, t.dtype, t.device, t.is_contiguous())
+
+
+@functools.lru_cache(maxsize=4096)
+def _coded(fmt: Format, coding: str) -> Format:
+    # cached: a Format validates itself when built, and every saved tensor needs one each step
+    return replace(fmt, exponent_coding=coding)
 
 
 def compressed_stash(

@@ -138,6 +138,10 @@ class StepState:
         The lowest bitlength each tensor's values allowed in this step (the
         exponent's flush limit, :class:`~schrodinger_fp.training.controllers.BitGradients`);
         a quantum controller does not go below it.
+    bit_spreads : mapping name -> {"man" | "exp": float}
+        The spread of each bit gradient's terms
+        (:class:`~schrodinger_fp.training.controllers.BitGradients`): a quantum
+        controller prices a bit by its gradient plus a multiple of it.
     """
 
     step: int
@@ -146,6 +150,7 @@ class StepState:
     sizes: Mapping[str, int] = field(default_factory=dict)
     evidence: GradientEvidence | None = None
     lowest: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    bit_spreads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -165,9 +165,21 @@ def _first_damage(y: np.ndarray, k: int) -> int:
     if largest == 0.0:
         return k - 1
     _, top = np.frexp(largest)
-    _, bottom = np.frexp(float(mag[mag > 0].min()))
+    _, bottom = np.frexp(_smallest_nonzero(mag))
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
+
+
+def _smallest_nonzero(mag: np.ndarray) -> float:
+    """The smallest nonzero of finite magnitudes, without a masked copy.
+
+    As unsigned integers the magnitudes order as the values do; one less
+    wraps zero round to the largest, so the minimum is the smallest nonzero's.
+    """
+    unsigned = np.dtype(f"u{mag.dtype.itemsize}")
+    one = unsigned.type(1)
+    below = np.ascontiguousarray(mag).view(unsigned) - one
+    return float(np.asarray(below.min() + one, dtype=unsigned).view(mag.dtype))
 
 
 def sensitivity(
@@ -229,11 +241,17 @@ class BitGradients:
         The lowest exponent bitlength the stored values allow (None: no
         limit seen): one below it, the window would flush more of the
         tensor's energy than its mantissa rounding costs (:func:`flush_budget`).
+    man_spread, exp_spread : float or None
+        The spread of each gradient's terms, ``sqrt(sum_i (g_i d_i)^2) / span``
+        (ours): how far the sum of many rounding errors against the gradient
+        can be from its true value; 0 where no lower container changes a value.
     """
 
     man: float | None = None
     exp: float | None = None
     exp_lowest: int | None = None
+    man_spread: float | None = None
+    exp_spread: float | None = None
 
 
 @dataclass
@@ -313,6 +331,7 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         scale = ctx.y.size / y.size
         top = top_exponent(ctx.y)
     grads: dict[str, float] = {}
+    spreads: dict[str, float] = {}
     exp_lowest = None
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
@@ -325,17 +344,23 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
             else _segment_below(y, ctx.plan.corner, kind, lowest, base, top)
         )
         if seg is None:
-            grads[kind] = 0.0
+            grads[kind] = spreads[kind] = 0.0
             continue
         d, span = seg
         grads[kind] = scale * float(np.dot(gf, d)) / span
+        with np.errstate(invalid="ignore", over="ignore"):
+            terms = _wide(gf) * _wide(d)
+            # a sample of the terms: the full sum of squares is about scale times the sample's
+            spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
         if kind == "exp" and not above:
             d32, y32 = _wide(d), _wide(y)
             with np.errstate(invalid="ignore", over="ignore"):
                 flushed, energy = float(d32 @ d32), float(y32 @ y32)
             if flushed > flush_budget(ctx.plan.corner[0]) * energy:
                 exp_lowest = k - span + 1
-    return BitGradients(grads.get("man"), grads.get("exp"), exp_lowest)
+    return BitGradients(
+        grads.get("man"), grads.get("exp"), exp_lowest, spreads.get("man"), spreads.get("exp")
+    )
 
 
 def _wide(a: np.ndarray) -> np.ndarray:

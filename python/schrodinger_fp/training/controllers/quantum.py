@@ -15,6 +15,12 @@ from .containers import NamedContainers
 
 __all__ = ["QuantumExponent", "QuantumMantissa"]
 
+#: Adam's first moment (the gradient the bits descend) averages the steps' gradients.
+_BETA1 = 0.9
+#: The standard error of that average per step's spread: ``sqrt((1 - b1) / (1 + b1))``
+#: for an exponential average of independent terms.
+_MEAN_ERROR = math.sqrt((1 - _BETA1) / (1 + _BETA1))
+
 
 class _Quantum:
     """Shared machinery of :class:`QuantumMantissa` and :class:`QuantumExponent`.
@@ -29,6 +35,18 @@ class _Quantum:
     the whole footprint may cost, whatever the loss's scale. A model near zero
     training loss has near-zero bit gradients; an additive penalty would then
     strip its containers until it breaks.
+
+    Ours, too: a bit is priced pessimistically. The bit gradient is a sum of
+    rounding errors against the gradient; at one or two mantissa bits that
+    sum says little about the true cost (``bench/experiments/bit_cost.py``:
+    at 0 bits it even has the wrong sign), while the spread of its terms
+    (``StepState.bit_spreads``) is as large as the part it misses. Adam
+    descends an average of the steps' gradients, whose standard error is
+    ``sqrt((1 - beta1) / (1 + beta1))`` times a step's spread; each step adds
+    ``confidence`` times that to the bit's cost, so a tensor loses a bit only
+    while the footprint saved outweighs the cost its own evidence cannot rule
+    out. Where the errors are small against the gradient's noise the spread
+    is small too, and the paper's rule is left as it is.
     """
 
     kind: ClassVar[str] = ""
@@ -38,6 +56,7 @@ class _Quantum:
         *,
         gamma: float = 0.001,
         lr: float = 0.1,
+        confidence: float = 1.0,
         init_bits: float | None = None,
         min_bits: int | None = None,
         max_bits: int | None = None,
@@ -49,10 +68,13 @@ class _Quantum:
             raise ValueError(f"gamma={gamma!r} must be a finite number >= 0")
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr={lr!r} must be a finite number > 0")
+        if not math.isfinite(confidence) or confidence < 0:
+            raise ValueError(f"confidence={confidence!r} must be a finite number >= 0")
         if init_bits is not None and not math.isfinite(init_bits):
             raise ValueError(f"init_bits={init_bits!r} must be finite")
         self.gamma = float(gamma)
         self.lr = float(lr)
+        self.confidence = float(confidence)
         self.init_bits = init_bits
         self.min_bits = min_bits
         self.max_bits = max_bits
@@ -117,7 +139,8 @@ class _Quantum:
 
         ``state.sizes`` (the values each tensor held in this step's batch)
         refreshes the footprint shares ``w_T``. For each managed tensor with a
-        gradient in ``state.bit_grads``, Adam descends ``gradient + gamma * w_T * loss``
+        gradient in ``state.bit_grads``, Adam descends
+        ``gradient - confidence * sqrt((1 - beta1) / (1 + beta1)) * spread + gamma * w_T * loss``
         (``loss`` 1 when ``state.loss`` is None);
         values are clamped to the tensor's range and kept at or above ``state.lowest``.
 
@@ -138,7 +161,11 @@ class _Quantum:
                 continue
             if not math.isfinite(grad):
                 raise ValueError(f"bit gradient {grad!r} for {name!r} is not finite")
-            g = grad + self.penalty_grad(name, state.loss)
+            spread = state.bit_spreads.get(name, {}).get(self.kind, 0.0)
+            if not math.isfinite(spread):
+                raise ValueError(f"bit gradient spread {spread!r} for {name!r} is not finite")
+            # dL/dn < 0 where a bit helps: the pessimistic price is more negative
+            g = grad - self.confidence * _MEAN_ERROR * spread + self.penalty_grad(name, state.loss)
             bits = self.bits[name] - self._update(name, g)
             floor = state.lowest.get(name, {}).get(self.kind)
             self.bits[name] = self._clamp(name, bits if floor is None else max(bits, floor))
@@ -180,10 +207,10 @@ class _Quantum:
         # magnitude between tensors and tasks; a plain SGD step on it barely moves the bits
         m, v, t = self._adam.get(name, (0.0, 0.0, 0))
         t += 1
-        m = 0.9 * m + 0.1 * g
+        m = _BETA1 * m + (1 - _BETA1) * g
         v = 0.999 * v + 0.001 * g * g
         self._adam[name] = (m, v, t)
-        mhat = m / (1 - 0.9**t)
+        mhat = m / (1 - _BETA1**t)
         vhat = v / (1 - 0.999**t)
         return self.lr * mhat / (math.sqrt(vhat) + 1e-8)
 
@@ -195,6 +222,8 @@ class _Quantum:
             bits = self.container(name)
             if self.containers is not None:
                 new = self.containers.choose(name, self.dtypes[name], self.kind, bits)
+            elif getattr(old, key) == bits:
+                continue  # most steps move no container: no new format, no rule to look up
             elif key == "man_bits":
                 new = replace(old, man_bits=bits)
             else:
@@ -213,6 +242,9 @@ class QuantumMantissa(_Quantum):
         Step size of the bitlengths' Adam optimizer (bits per step, at most
         about ``lr``). The controller owns it: the bitlengths are not torch
         parameters, so no user optimizer can miss them.
+    confidence : float, default 1.0
+        How many standard errors of the averaged bit gradient are added to a
+        bit's cost (ours; 0 is the paper's first-order price).
     init_bits : float, optional
         Starting bitlength (default: the source's full width), also the
         highest unless ``max_bits`` is given.
