@@ -108,23 +108,33 @@ struct Counts {
 }
 
 impl Counts {
-    /// The counts of the stored forms (as `cut` says) of `sample`.
-    #[inline(always)]
+    /// The counts of the stored forms (as `cut` says) of `sample`, with `lanes` byte lanes.
     fn of(sample: &[u32], cut: Planes, top: u32, lanes: usize) -> Self {
+        match lanes {
+            0 => Self::of_lanes::<0>(sample, cut, top),
+            1 => Self::of_lanes::<1>(sample, cut, top),
+            2 => Self::of_lanes::<2>(sample, cut, top),
+            _ => Self::of_lanes::<3>(sample, cut, top),
+        }
+    }
+
+    /// [`Counts::of`] with `L` lanes (a fixed count unrolls the loop over them).
+    #[inline(always)]
+    fn of_lanes<const L: usize>(sample: &[u32], cut: Planes, top: u32) -> Self {
         let mut wide = vec![0u32; 1 << top];
-        let mut lane = vec![[0u32; 256]; lanes];
+        let mut lanes = [[0u32; 256]; L];
         let shift = cut.word_bits - top;
         for &w in sample {
             let st = cut.to_stored(w);
             wide[(st >> shift) as usize] += 1;
-            for (j, h) in lane.iter_mut().enumerate() {
+            for (j, h) in lanes.iter_mut().enumerate() {
                 h[((st >> (8 * j)) & 0xff) as usize] += 1;
             }
         }
         Self {
             count: sample.len(),
             wide,
-            lanes: lane,
+            lanes: lanes.to_vec(),
         }
     }
 

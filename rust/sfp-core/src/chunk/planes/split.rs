@@ -193,14 +193,13 @@ fn pack_flat<const AVX2: bool>(words: &[u32], shift: u32, bits: u32, out: &mut V
         return;
     }
     let mask = u64::from(low_mask(bits));
-    let start = out.len();
     let len = (words.len() * bits as usize).div_ceil(8);
-    out.resize(start + len + 8, 0);
-    let dst = &mut out[start..];
-    // A register accumulator, stored 4 bytes at a time (a read-modify-write of memory per field
-    // would wait on the previous store); the fields of two or four words joined first when they
-    // fit 32 bits, which divides the accumulator's work.
-    let (mut acc, mut held, mut at) = (0u64, 0u32, 0usize);
+    out.reserve(len + 8);
+    let end = out.len() + len;
+    // A register accumulator, appended 4 bytes at a time (a read-modify-write of memory per field
+    // would wait on the previous store; appending, unlike storing into a zeroed buffer, writes
+    // each byte once); the fields of two or four words joined first when they fit 32 bits,
+    // which divides the accumulator's work.
     let field = |w: u32| (u64::from(w) >> shift) & mask;
     let both = (mask << shift) | (mask << (shift + 32));
     let pair = |a: u32, b: u32| -> u64 {
@@ -215,41 +214,60 @@ fn pack_flat<const AVX2: bool>(words: &[u32], shift: u32, bits: u32, out: &mut V
         let _ = both;
         field(a) | (field(b) << bits)
     };
-    let mut put = |v: u64, n: u32, dst: &mut [u8]| {
-        acc |= v << held;
-        held += n;
-        if held >= 32 {
-            dst[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-            at += 4;
-            acc >>= 32;
-            held -= 32;
-        }
-    };
-    if bits <= 8 {
-        let mut quads = words.chunks_exact(4);
-        for q in &mut quads {
-            put(
-                pair(q[0], q[1]) | (pair(q[2], q[3]) << (2 * bits)),
-                4 * bits,
-                dst,
-            );
-        }
-        for &w in quads.remainder() {
-            put(field(w), bits, dst);
-        }
-    } else if bits <= 16 {
+    if bits > 16 {
+        // Pairs of wide fields fill a 128-bit accumulator, appended 8 bytes at a time (fewer
+        // instructions than one field at a time into 64 bits).
+        let (mut acc, mut held) = (0u128, 0u32);
+        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
+            acc |= u128::from(v) << held;
+            held += n;
+            if held >= 64 {
+                out.extend_from_slice(&(acc as u64).to_le_bytes());
+                acc >>= 64;
+                held -= 64;
+            }
+        };
         let mut pairs = words.chunks_exact(2);
         for p in &mut pairs {
-            put(pair(p[0], p[1]), 2 * bits, dst);
+            put(pair(p[0], p[1]), 2 * bits, out);
         }
         for &w in pairs.remainder() {
-            put(field(w), bits, dst);
+            put(field(w), bits, out);
         }
+        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
     } else {
-        for &w in words {
-            put(field(w), bits, dst);
+        let (mut acc, mut held) = (0u64, 0u32);
+        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
+            acc |= v << held;
+            held += n;
+            if held >= 32 {
+                out.extend_from_slice(&(acc as u32).to_le_bytes());
+                acc >>= 32;
+                held -= 32;
+            }
+        };
+        if bits <= 8 {
+            let mut quads = words.chunks_exact(4);
+            for q in &mut quads {
+                put(
+                    pair(q[0], q[1]) | (pair(q[2], q[3]) << (2 * bits)),
+                    4 * bits,
+                    out,
+                );
+            }
+            for &w in quads.remainder() {
+                put(field(w), bits, out);
+            }
+        } else {
+            let mut pairs = words.chunks_exact(2);
+            for p in &mut pairs {
+                put(pair(p[0], p[1]), 2 * bits, out);
+            }
+            for &w in pairs.remainder() {
+                put(field(w), bits, out);
+            }
         }
+        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
     }
-    dst[at..at + 8].copy_from_slice(&acc.to_le_bytes());
-    out.truncate(start + len);
+    debug_assert_eq!(out.len(), end);
 }

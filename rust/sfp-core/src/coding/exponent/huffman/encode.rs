@@ -59,8 +59,9 @@ pub(super) fn bitstream(
         .div_ceil(8) as usize
         + 16;
     let start = out.len();
-    out.resize(start + bound, 0);
-    let buf = &mut out[start..];
+    // Written straight into the spare capacity (zeroing it first would write every byte twice).
+    out.reserve(bound);
+    let buf = &mut out.spare_capacity_mut()[..bound];
     // Symbols per flush: at most 7 bits are pending after one, so this many codes fit 64.
     let (taken, bits, flags) = match (code.max_len, checked) {
         (0..=11, false) => run::<5, false>(level, symbols, code, target, buf),
@@ -70,7 +71,10 @@ pub(super) fn bitstream(
         (12..=14, true) => run::<4, true>(level, symbols, code, target, buf),
         (_, true) => run::<3, true>(level, symbols, code, target, buf),
     };
-    out.truncate(start + bits.div_ceil(8) as usize);
+    // SAFETY: the 8-byte stores start at positions that never step by more than 7, from 0 to
+    // the last one, which is at most 7 bytes below `bits / 8` and stored after the last code: they
+    // initialised every byte up to `bits.div_ceil(8)`, within the reserved `bound`.
+    unsafe { out.set_len(start + bits.div_ceil(8) as usize) };
     let missing = if flags & ABSENT != 0 {
         symbols[..taken]
             .iter()
@@ -92,7 +96,7 @@ fn run<const G: usize, const CHECKED: bool>(
     symbols: &[u16],
     code: Code<'_>,
     target: u64,
-    buf: &mut [u8],
+    buf: &mut [std::mem::MaybeUninit<u8>],
 ) -> (usize, u64, u32) {
     #[cfg(target_arch = "x86_64")]
     if matches!(level, crate::simd::Level::Avx2 | crate::simd::Level::Avx512) {
@@ -110,9 +114,25 @@ fn body_bmi2<const G: usize, const CHECKED: bool>(
     symbols: &[u16],
     code: Code<'_>,
     target: u64,
-    buf: &mut [u8],
+    buf: &mut [std::mem::MaybeUninit<u8>],
 ) -> (usize, u64, u32) {
     body::<G, CHECKED>(symbols, code, target, buf)
+}
+
+/// Stores the 8 bytes of `acc` at `buf[pos..]`.
+#[inline(always)]
+fn store(buf: &mut [std::mem::MaybeUninit<u8>], pos: usize, acc: u64) {
+    debug_assert!(pos + 8 <= buf.len(), "bitstream buffer too small");
+    // SAFETY: `pos + 8` is within `buf`: the bits written stay below `target + 128` and
+    // `symbols.len() * max_len` (each run of groups ends less than a group past the target, the
+    // rest is less than a group), and `bitstream` sized `buf` 16 bytes past the smaller of those
+    // (a bounds check per group of codes was a tenth of the loop).
+    unsafe {
+        buf.as_mut_ptr()
+            .add(pos)
+            .cast::<[u8; 8]>()
+            .write_unaligned(acc.to_le_bytes());
+    }
 }
 
 /// The table entry of `s` (masked).
@@ -133,7 +153,7 @@ fn body<const G: usize, const CHECKED: bool>(
     symbols: &[u16],
     code: Code<'_>,
     target: u64,
-    buf: &mut [u8],
+    buf: &mut [std::mem::MaybeUninit<u8>],
 ) -> (usize, u64, u32) {
     let (mask, codes) = (code.mask, code.codes);
     let group_bits = G as u64 * u64::from(code.max_len.max(1));
@@ -166,16 +186,7 @@ fn body<const G: usize, const CHECKED: bool>(
                 acc |= u64::from(c >> 8) << nb;
                 nb += c & LEN;
             }
-            debug_assert!(pos + 8 <= buf.len(), "bitstream buffer too small");
-            // SAFETY: the bits written stay below `target + 128` and `symbols.len() * max_len`
-            // (each run of groups ends less than a group past the target, the rest is less
-            // than a group), and `bitstream` sized `buf` 16 bytes past the smaller of those.
-            unsafe {
-                buf.as_mut_ptr()
-                    .add(pos)
-                    .cast::<[u8; 8]>()
-                    .write_unaligned(acc.to_le_bytes());
-            }
+            store(buf, pos, acc);
             let whole = nb >> 3;
             pos += whole as usize;
             // `whole` is at most 7: at most 7 pending bits plus `G` codes of at most 64 - 7 bits.
@@ -192,11 +203,7 @@ fn body<const G: usize, const CHECKED: bool>(
             nb += c & LEN;
         }
         taken = symbols.len();
-        let dst = buf.get_mut(pos..pos + 8);
-        debug_assert!(dst.is_some(), "bitstream buffer too small");
-        if let Some(dst) = dst {
-            dst.copy_from_slice(&acc.to_le_bytes());
-        }
+        store(buf, pos, acc);
     }
     (taken, 8 * pos as u64 + u64::from(nb), flags)
 }
