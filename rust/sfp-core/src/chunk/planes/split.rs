@@ -79,7 +79,7 @@ pub(super) fn encode_block<const AVX2: bool>(
         let hist = histogram(&s.symbols, 8);
         code(&s.symbols, 8, &hist, out);
     }
-    pack_flat::<AVX2>(stored, planes.flat_shift(), planes.flat_bits(), out);
+    pack_flat(stored, planes.flat_shift(), planes.flat_bits(), out);
 }
 
 fn histogram(symbols: &[u16], width: u32) -> Vec<u32> {
@@ -97,7 +97,7 @@ fn rotate(planes: Planes, words: &[u32], stored: &mut Vec<u32>) {
 /// The stored form of the nonzero words, and the bitmap of them (bit `i % 8` of byte `i / 8`),
 /// without a branch per word (zeros and nonzeros alternate unpredictably after a ReLU); returns
 /// how many there are, the first that many of `stored`. With `AVX2` (only in code compiled for
-/// AVX2 and BMI2) eight words at a time; the result is the same.
+/// AVX2) eight words at a time; the result is the same.
 #[inline(always)]
 fn compact_nonzero<const AVX2: bool>(
     planes: Planes,
@@ -116,7 +116,7 @@ fn compact_nonzero<const AVX2: bool>(
     let mut bytes = mask.iter_mut();
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
-        // SAFETY: `AVX2` is only set by the caller compiled with `avx2` and `bmi2`, which runs
+        // SAFETY: `AVX2` is only set by the caller compiled with `avx2` (and `bmi2`), which runs
         // only after `Level::is_available` confirmed them; `k + 8` stays within `stored`.
         unsafe { k = compact_avx2(planes, &mut eights, &mut bytes, stored) };
     }
@@ -142,8 +142,32 @@ fn compact_scalar(planes: Planes, words: &[u32], stored: &mut [u32], k: &mut usi
     m
 }
 
+/// Per bitmap of eight words, the indices of its set bits in order, one per byte from the lowest
+/// (a table, not `pdep`/`pext`, which are microcoded and slow on some AVX2 CPUs).
+#[cfg(target_arch = "x86_64")]
+static KEPT_INDICES: [u64; 256] = kept_indices();
+
+#[cfg(target_arch = "x86_64")]
+const fn kept_indices() -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut k, mut b, mut v) = (0, 0, 0u64);
+        while b < 8 {
+            if m & (1 << b) != 0 {
+                v |= (b as u64) << (8 * k);
+                k += 1;
+            }
+            b += 1;
+        }
+        table[m] = v;
+        m += 1;
+    }
+    table
+}
+
 /// The groups of eight of [`compact_nonzero`] with AVX2: a compare, a bit mask, and a
-/// permutation that moves the nonzero words to the front (its indices gathered by `pext`).
+/// permutation that moves the nonzero words to the front.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn compact_avx2(
@@ -169,9 +193,7 @@ unsafe fn compact_avx2(
         } else {
             w
         };
-        // One byte per word, 0xff where it is kept; `pext` takes the kept words' indices.
-        let spread = _pdep_u64(u64::from(nonzero), 0x0101_0101_0101_0101) * 0xff;
-        let indices = _pext_u64(0x0706_0504_0302_0100, spread);
+        let indices = KEPT_INDICES[nonzero as usize];
         let perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(indices as i64));
         debug_assert!(k + 8 <= stored.len());
         _mm256_storeu_si256(
@@ -185,10 +207,9 @@ unsafe fn compact_avx2(
 }
 
 /// Appends `bits` bits from `shift` of each word, LSB first (the bit-packing of
-/// [`crate::coding::bitpack`]). With `AVX2` (only in code compiled for AVX2 and BMI2), two words'
-/// fields are gathered by one `pext`; the bytes are the same.
+/// [`crate::coding::bitpack`]).
 #[inline(always)]
-fn pack_flat<const AVX2: bool>(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
+fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
     if bits == 0 {
         return;
     }
@@ -201,19 +222,7 @@ fn pack_flat<const AVX2: bool>(words: &[u32], shift: u32, bits: u32, out: &mut V
     // each byte once); the fields of two or four words joined first when they fit 32 bits,
     // which divides the accumulator's work.
     let field = |w: u32| (u64::from(w) >> shift) & mask;
-    let both = (mask << shift) | (mask << (shift + 32));
-    let pair = |a: u32, b: u32| -> u64 {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: `AVX2` is only set by the caller compiled with the `bmi2` feature, which
-            // runs only after `Level::is_available` confirmed it.
-            return unsafe {
-                std::arch::x86_64::_pext_u64(u64::from(a) | (u64::from(b) << 32), both)
-            };
-        }
-        let _ = both;
-        field(a) | (field(b) << bits)
-    };
+    let pair = |a: u32, b: u32| field(a) | (field(b) << bits);
     if bits > 16 {
         // Pairs of wide fields fill a 128-bit accumulator, appended 8 bytes at a time (fewer
         // instructions than one field at a time into 64 bits).
