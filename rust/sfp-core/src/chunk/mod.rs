@@ -74,6 +74,7 @@ pub(crate) struct Scratch {
     low: Vec<u64>,
     tables: assemble::Tables,
     planes: planes::Scratch,
+    chunk: Vec<u8>,
 }
 
 thread_local! {
@@ -101,13 +102,17 @@ pub(crate) fn encode<W: Word, const M: u8>(
 ) -> Vec<u8> {
     let size = r.size();
     let planes_chunk = |level: CodingLevel| {
-        let mut out = Vec::new();
         let word = planes::Word {
             bytes: size,
             bits: r.value_bits,
         };
-        with_scratch(|s| planes::encode(src, word, level, &mut s.planes, &mut out));
-        out
+        // Built in a reused buffer, then copied once at its exact length (a growing buffer
+        // copied itself several times).
+        with_scratch(|s| {
+            s.chunk.clear();
+            planes::encode(src, word, level, &mut s.planes, &mut s.chunk);
+            s.chunk.to_vec()
+        })
     };
     if uses_planes(r, coding, coding_level) {
         return planes_chunk(coding_level);

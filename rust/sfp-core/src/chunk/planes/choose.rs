@@ -54,6 +54,19 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
     // that rate.
     let per_sample = 1.0 / stride as f64;
     let zeros = sample.iter().filter(|&&w| w == 0).count();
+    let top = MAX_SYMBOL_BITS.min(word_bits);
+    let lanes = (0..MAX_LANES)
+        .filter(|&j| 8 * (j + 1) <= word_bits.saturating_sub(MIN_SYMBOL_BITS))
+        .count();
+    // The counts of each rotation, once; a zero mask only removes the zero words, whose stored
+    // form is 0 in every plane.
+    let counted = [false, true].map(|rotated| {
+        let cut = Planes {
+            rotated,
+            ..verbatim
+        };
+        Counts::of(&sample, cut, top, lanes)
+    });
     let mut best = (f64::from(word_bits) * total as f64, verbatim);
     for zero_mask in [false, true] {
         if zero_mask && zeros * MIN_ZERO_SHARE < total {
@@ -65,18 +78,17 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
         } else {
             0.0
         };
-        for rotated in [false, true] {
+        for (rotated, counts) in [false, true].into_iter().zip(&counted) {
             let cut = Planes {
                 rotated,
                 zero_mask,
                 ..verbatim
             };
-            let stored: Vec<u32> = sample
-                .iter()
-                .filter(|&&w| !zero_mask || w != 0)
-                .map(|&w| cut.to_stored(w))
-                .collect();
-            let (bits, planes) = best_cut(cut, &stored, level, per_sample);
+            let (bits, planes) = if zero_mask {
+                best_cut(cut, &counts.without_zeros(zeros), level, per_sample)
+            } else {
+                best_cut(cut, counts, level, per_sample)
+            };
             if bits + mask_bits < best.0 {
                 best = (bits + mask_bits, planes);
             }
@@ -88,44 +100,95 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
 /// Bits of a byte plane's code-length table (256 lengths of 4 bits).
 const TABLE_BITS: f64 = 1024.0;
 
-/// The best symbol width and coded lanes for the stored sample words, with their estimated bits.
+/// What a candidate cut is sized from: the histograms of the sample's stored words.
+#[derive(Clone)]
+struct Counts {
+    /// Words counted.
+    count: usize,
+    /// Per value of the top `top` bits of the stored word.
+    wide: Vec<u32>,
+    /// Per value of each low byte lane that may be coded.
+    lanes: Vec<[u32; 256]>,
+}
+
+impl Counts {
+    /// The counts of the stored forms (as `cut` says) of `sample`, with `lanes` byte lanes.
+    fn of(sample: &[u32], cut: Planes, top: u32, lanes: usize) -> Self {
+        match lanes {
+            0 => Self::of_lanes::<0>(sample, cut, top),
+            1 => Self::of_lanes::<1>(sample, cut, top),
+            2 => Self::of_lanes::<2>(sample, cut, top),
+            _ => Self::of_lanes::<3>(sample, cut, top),
+        }
+    }
+
+    /// [`Counts::of`] with `L` lanes (a fixed count unrolls the loop over them).
+    #[inline(always)]
+    fn of_lanes<const L: usize>(sample: &[u32], cut: Planes, top: u32) -> Self {
+        let mut wide = vec![0u32; 1 << top];
+        let mut lanes = [[0u32; 256]; L];
+        let shift = cut.word_bits - top;
+        for &w in sample {
+            let st = cut.to_stored(w);
+            wide[(st >> shift) as usize] += 1;
+            for (j, h) in lanes.iter_mut().enumerate() {
+                h[((st >> (8 * j)) & 0xff) as usize] += 1;
+            }
+        }
+        Self {
+            count: sample.len(),
+            wide,
+            lanes: lanes.to_vec(),
+        }
+    }
+
+    /// The counts without `zeros` zero words.
+    fn without_zeros(&self, zeros: usize) -> Self {
+        let mut c = self.clone();
+        let z = zeros as u32;
+        c.count -= zeros;
+        c.wide[0] -= z;
+        for h in &mut c.lanes {
+            h[0] -= z;
+        }
+        c
+    }
+}
+
+/// The best symbol width and coded lanes for the counted sample words, with their estimated bits.
 #[inline(always)]
-fn best_cut(cut: Planes, stored: &[u32], level: CodingLevel, per_sample: f64) -> (f64, Planes) {
-    let count = stored.len();
+fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -> (f64, Planes) {
+    let count = counts.count;
     if count == 0 {
         return (0.0, cut);
     }
     let n = count as f64;
     let word_bits = cut.word_bits;
     let top = MAX_SYMBOL_BITS.min(word_bits);
-    let mut wide = vec![0u32; 1 << top];
-    for &w in stored {
-        wide[(w >> (word_bits - top)) as usize] += 1;
-    }
-    let lanes: Vec<f64> = (0..MAX_LANES)
-        .filter(|&j| 8 * (j + 1) <= word_bits.saturating_sub(MIN_SYMBOL_BITS))
-        .map(|j| {
-            let mut hist = [0u32; 256];
-            for &w in stored {
-                hist[((w >> (8 * j)) & 0xff) as usize] += 1;
-            }
-            (entropy_bits(&hist) / n + CODE_EXCESS).min(8.0)
-        })
+    let lanes: Vec<f64> = counts
+        .lanes
+        .iter()
+        .map(|hist| (entropy_bits(hist) / n + CODE_EXCESS).min(8.0))
         .collect();
+    // The histogram of each narrower symbol: adjacent pairs of the next wider one summed.
+    let narrowest = MIN_SYMBOL_BITS.min(top);
+    let mut widths: Vec<Vec<u32>> = vec![counts.wide.clone()];
+    for _ in narrowest..top {
+        let wider = &widths[widths.len() - 1];
+        let narrower = wider.chunks_exact(2).map(|p| p[0] + p[1]).collect();
+        widths.push(narrower);
+    }
     let mut best = (f64::INFINITY, cut);
-    for symbol_bits in MIN_SYMBOL_BITS.min(top)..=top {
-        let hist: Vec<u32> = wide
-            .chunks_exact(1 << (top - symbol_bits))
-            .map(|c| c.iter().sum())
-            .collect();
+    for symbol_bits in narrowest..=top {
+        let hist = &widths[(top - symbol_bits) as usize];
         let present = hist.iter().filter(|&&h| h > 0).count();
         if symbol_bits > MIN_SYMBOL_BITS && present * MIN_SAMPLES_PER_SYMBOL > count {
             continue;
         }
         let mut planes = Planes { symbol_bits, ..cut };
-        let code_bits = entropy_bits(&hist) / n + CODE_EXCESS;
+        let code_bits = entropy_bits(hist) / n + CODE_EXCESS;
         let mut bits = code_bits * n
-            + table_bits(&hist) * per_sample
+            + table_bits(hist) * per_sample
             + lookup_cost(level) * lookups_per_symbol(code_bits) * n;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()

@@ -160,7 +160,6 @@ pub(crate) struct Scratch {
     lanes: [Vec<u16>; MAX_LANES as usize],
     mask: Vec<u16>,
     dense: Vec<u8>,
-    stream: Vec<u8>,
 }
 
 /// The element words a chunk holds: `bytes` each (2 or 4), of which the low `bits` are the
@@ -185,7 +184,7 @@ pub(crate) fn encode(
         // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2 and BMI2.
         return unsafe { encode_avx2(src, word, level, s, out) };
     }
-    encode_body(src, word, level, s, out);
+    encode_body::<false>(src, word, level, s, out);
 }
 
 /// [`encode`] with AVX2 and BMI2 (its loops vectorise, its shifts take any register); the same
@@ -193,11 +192,17 @@ pub(crate) fn encode(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi2")]
 fn encode_avx2(src: &[u8], word: Word, level: CodingLevel, s: &mut Scratch, out: &mut Vec<u8>) {
-    encode_body(src, word, level, s, out);
+    encode_body::<true>(src, word, level, s, out);
 }
 
 #[inline(always)]
-fn encode_body(src: &[u8], word: Word, level: CodingLevel, s: &mut Scratch, out: &mut Vec<u8>) {
+fn encode_body<const AVX2: bool>(
+    src: &[u8],
+    word: Word,
+    level: CodingLevel,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
     let word_bits = word.bits;
     split::load_words(src, word.bytes, &mut s.words);
     out.push(PLANES);
@@ -206,7 +211,7 @@ fn encode_body(src: &[u8], word: Word, level: CodingLevel, s: &mut Scratch, out:
         let end = (start + BLOCK).min(n);
         let planes = choose(&s.words[start..end], word_bits, level);
         out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
-        split::encode_block(planes, start..end, s, out);
+        split::encode_block::<AVX2>(planes, start..end, s, out);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{low_mask, Planes, Scratch, MAX_LANES};
+use super::{low_mask, Planes, Scratch};
 use crate::coding::exponent::huffman;
 
 /// Reads little-endian words of `word_bytes` (2 or 4) into `words`.
@@ -24,9 +24,9 @@ pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
 }
 
 /// Codes the words `block` of `s.words` as `planes` says, appending the block (after its cut) to
-/// `out`.
+/// `out`; `AVX2` only where the caller is compiled for it.
 #[inline(always)]
-pub(super) fn encode_block(
+pub(super) fn encode_block<const AVX2: bool>(
     planes: Planes,
     block: Range<usize>,
     s: &mut Scratch,
@@ -34,53 +34,176 @@ pub(super) fn encode_block(
 ) {
     let words = &s.words[block];
     // The stored words: rotated, and only the nonzero ones under a zero mask.
-    let stored = &mut s.stored;
-    stored.clear();
-    s.mask.clear();
-    if planes.zero_mask {
-        s.mask.resize(words.len().div_ceil(8), 0);
-        for (i, &w) in words.iter().enumerate() {
-            if w != 0 {
-                s.mask[i / 8] |= 1 << (i % 8);
-                stored.push(planes.to_stored(w));
-            }
-        }
+    let stored: &[u32] = if planes.zero_mask {
+        let count = compact_nonzero::<AVX2>(planes, words, &mut s.stored, &mut s.mask);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        &s.stored[..count]
+    } else if planes.rotated {
+        rotate(planes, words, &mut s.stored);
+        &s.stored
     } else {
-        stored.extend(words.iter().map(|&w| planes.to_stored(w)));
-    }
-    if planes.zero_mask {
-        out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
-    }
+        words
+    };
     out.push(planes.coded_lanes as u8);
     let low = planes.low_bits();
-    let streams = &mut s.stream;
-    streams.clear();
-    let mut lengths: Vec<u32> = Vec::with_capacity(2 + MAX_LANES as usize);
-    let mut code = |symbols: &[u16], width: u32, streams: &mut Vec<u8>| {
-        let before = streams.len();
-        huffman::encode(symbols, width, streams);
-        lengths.push((streams.len() - before) as u32);
+    // The stream lengths come first: room for them, filled in once each stream is written.
+    let streams = usize::from(planes.zero_mask)
+        + usize::from(planes.symbol_bits > 0)
+        + planes.coded_lanes as usize;
+    let lengths_at = out.len();
+    out.resize(lengths_at + 4 * streams, 0);
+    let mut written = 0usize;
+    let mut code = |symbols: &[u16], width: u32, hist: &[u32], out: &mut Vec<u8>| {
+        let before = out.len();
+        huffman::encode_counted(symbols, width, hist, out);
+        let at = lengths_at + 4 * written;
+        let len = (out.len() - before) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        written += 1;
     };
     if planes.zero_mask {
-        code(&s.mask, 8, streams);
+        let hist = histogram(&s.mask, 8);
+        code(&s.mask, 8, &hist, out);
     }
     if planes.symbol_bits > 0 {
         s.symbols.clear();
         s.symbols.extend(stored.iter().map(|&w| (w >> low) as u16));
-        code(&s.symbols, planes.symbol_bits, streams);
+        let hist = histogram(&s.symbols, planes.symbol_bits);
+        code(&s.symbols, planes.symbol_bits, &hist, out);
     }
     for j in 0..planes.coded_lanes {
         let shift = planes.lane_shift(j);
         s.symbols.clear();
         s.symbols
             .extend(stored.iter().map(|&w| ((w >> shift) & 0xff) as u16));
-        code(&s.symbols, 8, streams);
+        let hist = histogram(&s.symbols, 8);
+        code(&s.symbols, 8, &hist, out);
     }
-    for l in &lengths {
-        out.extend_from_slice(&l.to_le_bytes());
-    }
-    out.extend_from_slice(streams);
     pack_flat(stored, planes.flat_shift(), planes.flat_bits(), out);
+}
+
+fn histogram(symbols: &[u16], width: u32) -> Vec<u32> {
+    crate::coding::exponent::entropy::histogram(symbols, width)
+}
+
+/// The rotated form of every word.
+#[inline(always)]
+fn rotate(planes: Planes, words: &[u32], stored: &mut Vec<u32>) {
+    let (bits, mask) = (planes.word_bits, low_mask(planes.word_bits));
+    stored.clear();
+    stored.extend(words.iter().map(|&w| ((w << 1) | (w >> (bits - 1))) & mask));
+}
+
+/// The stored form of the nonzero words, and the bitmap of them (bit `i % 8` of byte `i / 8`),
+/// without a branch per word (zeros and nonzeros alternate unpredictably after a ReLU); returns
+/// how many there are, the first that many of `stored`. With `AVX2` (only in code compiled for
+/// AVX2) eight words at a time; the result is the same.
+#[inline(always)]
+fn compact_nonzero<const AVX2: bool>(
+    planes: Planes,
+    words: &[u32],
+    stored: &mut Vec<u32>,
+    mask: &mut Vec<u16>,
+) -> usize {
+    // Room for a whole group of eight past the last nonzero word: the vector loop stores eight.
+    if stored.len() < words.len() + 8 {
+        stored.resize(words.len() + 8, 0);
+    }
+    mask.clear();
+    mask.resize(words.len().div_ceil(8), 0);
+    let mut k = 0usize;
+    let mut eights = words.chunks_exact(8);
+    let mut bytes = mask.iter_mut();
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is only set by the caller compiled with `avx2` (and `bmi2`), which runs
+        // only after `Level::is_available` confirmed them; `k + 8` stays within `stored`.
+        unsafe { k = compact_avx2(planes, &mut eights, &mut bytes, stored) };
+    }
+    for (eight, bits) in (&mut eights).zip(&mut bytes) {
+        *bits = compact_scalar(planes, eight, stored, &mut k);
+    }
+    if let Some(bits) = bytes.next() {
+        *bits = compact_scalar(planes, eights.remainder(), stored, &mut k);
+    }
+    k
+}
+
+/// Stores the nonzero words of `words` (at most eight) from `stored[*k]`, returning their bitmap.
+#[inline(always)]
+fn compact_scalar(planes: Planes, words: &[u32], stored: &mut [u32], k: &mut usize) -> u16 {
+    let mut m = 0u16;
+    for (b, &w) in words.iter().enumerate() {
+        let nonzero = usize::from(w != 0);
+        stored[*k] = planes.to_stored(w);
+        m |= (nonzero as u16) << b;
+        *k += nonzero;
+    }
+    m
+}
+
+/// Per bitmap of eight words, the indices of its set bits in order, one per byte from the lowest
+/// (a table, not `pdep`/`pext`, which are microcoded and slow on some AVX2 CPUs).
+#[cfg(target_arch = "x86_64")]
+static KEPT_INDICES: [u64; 256] = kept_indices();
+
+#[cfg(target_arch = "x86_64")]
+const fn kept_indices() -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut k, mut b, mut v) = (0, 0, 0u64);
+        while b < 8 {
+            if m & (1 << b) != 0 {
+                v |= (b as u64) << (8 * k);
+                k += 1;
+            }
+            b += 1;
+        }
+        table[m] = v;
+        m += 1;
+    }
+    table
+}
+
+/// The groups of eight of [`compact_nonzero`] with AVX2: a compare, a bit mask, and a
+/// permutation that moves the nonzero words to the front.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn compact_avx2(
+    planes: Planes,
+    eights: &mut std::slice::ChunksExact<'_, u32>,
+    bytes: &mut std::slice::IterMut<'_, u16>,
+    stored: &mut [u32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let mut k = 0usize;
+    let zero = _mm256_setzero_si256();
+    let keep = _mm256_set1_epi32(low_mask(planes.word_bits) as i32);
+    let top = _mm_cvtsi32_si128(planes.word_bits as i32 - 1);
+    for (eight, bits) in eights.zip(bytes) {
+        let w = _mm256_loadu_si256(eight.as_ptr().cast());
+        let zeros = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(w, zero))) as u32;
+        let nonzero = !zeros & 0xff;
+        let st = if planes.rotated {
+            _mm256_and_si256(
+                _mm256_or_si256(_mm256_slli_epi32(w, 1), _mm256_srl_epi32(w, top)),
+                keep,
+            )
+        } else {
+            w
+        };
+        let indices = KEPT_INDICES[nonzero as usize];
+        let perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(indices as i64));
+        debug_assert!(k + 8 <= stored.len());
+        _mm256_storeu_si256(
+            stored.as_mut_ptr().add(k).cast(),
+            _mm256_permutevar8x32_epi32(st, perm),
+        );
+        k += nonzero.count_ones() as usize;
+        *bits = nonzero as u16;
+    }
+    k
 }
 
 /// Appends `bits` bits from `shift` of each word, LSB first (the bit-packing of
@@ -91,23 +214,69 @@ fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
         return;
     }
     let mask = u64::from(low_mask(bits));
-    let start = out.len();
     let len = (words.len() * bits as usize).div_ceil(8);
-    out.resize(start + len + 4, 0);
-    let dst = &mut out[start..];
-    // A register accumulator, stored 4 bytes at a time (a read-modify-write of memory per field
-    // would wait on the previous store).
-    let (mut acc, mut held, mut at) = (0u64, 0u32, 0usize);
-    for &w in words {
-        acc |= ((u64::from(w) >> shift) & mask) << held;
-        held += bits;
-        if held >= 32 {
-            dst[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-            at += 4;
-            acc >>= 32;
-            held -= 32;
+    out.reserve(len + 8);
+    let end = out.len() + len;
+    // A register accumulator, appended 4 bytes at a time (a read-modify-write of memory per field
+    // would wait on the previous store; appending, unlike storing into a zeroed buffer, writes
+    // each byte once); the fields of two or four words joined first when they fit 32 bits,
+    // which divides the accumulator's work.
+    let field = |w: u32| (u64::from(w) >> shift) & mask;
+    let pair = |a: u32, b: u32| field(a) | (field(b) << bits);
+    if bits > 16 {
+        // Pairs of wide fields fill a 128-bit accumulator, appended 8 bytes at a time (fewer
+        // instructions than one field at a time into 64 bits).
+        let (mut acc, mut held) = (0u128, 0u32);
+        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
+            acc |= u128::from(v) << held;
+            held += n;
+            if held >= 64 {
+                out.extend_from_slice(&(acc as u64).to_le_bytes());
+                acc >>= 64;
+                held -= 64;
+            }
+        };
+        let mut pairs = words.chunks_exact(2);
+        for p in &mut pairs {
+            put(pair(p[0], p[1]), 2 * bits, out);
         }
+        for &w in pairs.remainder() {
+            put(field(w), bits, out);
+        }
+        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
+    } else {
+        let (mut acc, mut held) = (0u64, 0u32);
+        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
+            acc |= v << held;
+            held += n;
+            if held >= 32 {
+                out.extend_from_slice(&(acc as u32).to_le_bytes());
+                acc >>= 32;
+                held -= 32;
+            }
+        };
+        if bits <= 8 {
+            let mut quads = words.chunks_exact(4);
+            for q in &mut quads {
+                put(
+                    pair(q[0], q[1]) | (pair(q[2], q[3]) << (2 * bits)),
+                    4 * bits,
+                    out,
+                );
+            }
+            for &w in quads.remainder() {
+                put(field(w), bits, out);
+            }
+        } else {
+            let mut pairs = words.chunks_exact(2);
+            for p in &mut pairs {
+                put(pair(p[0], p[1]), 2 * bits, out);
+            }
+            for &w in pairs.remainder() {
+                put(field(w), bits, out);
+            }
+        }
+        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
     }
-    dst[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-    out.truncate(start + len);
+    debug_assert_eq!(out.len(), end);
 }

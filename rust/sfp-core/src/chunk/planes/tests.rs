@@ -41,13 +41,25 @@ fn word(bytes: usize) -> Word {
 }
 
 fn encode_with(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
+    encode_cut::<false>(src, word_bytes, planes)
+}
+
+/// [`encode_with`] through the encoder's AVX2 loops.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi2")]
+fn encode_with_avx2(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
+    encode_cut::<true>(src, word_bytes, planes)
+}
+
+#[inline(always)]
+fn encode_cut<const AVX2: bool>(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
     let mut s = Scratch::default();
     split::load_words(src, word_bytes, &mut s.words);
     let mut out = vec![PLANES];
     let n = s.words.len();
     for start in (0..n).step_by(BLOCK) {
         out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
-        split::encode_block(planes, start..(start + BLOCK).min(n), &mut s, &mut out);
+        split::encode_block::<AVX2>(planes, start..(start + BLOCK).min(n), &mut s, &mut out);
     }
     out
 }
@@ -117,6 +129,27 @@ fn every_cut_round_trips_at_every_level() {
                     sizes.header + sizes.mask + sizes.symbols + sizes.lanes + sizes.flat,
                     frame.len()
                 );
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_avx2_encoder_writes_the_portable_bytes() {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("bmi2")) {
+        return;
+    }
+    for word_bytes in [2, 4] {
+        for n in [1, 7, 8, 9, 63, 64, 65, 1000, BLOCK + 17] {
+            for zeros in [0, 30, 90, 100] {
+                let src = words(n, word_bytes, zeros, n as u64 + zeros);
+                for cut in every_cut(word_bytes) {
+                    let portable = encode_with(&src, word_bytes, cut);
+                    // SAFETY: AVX2 and BMI2 were detected above.
+                    let avx2 = unsafe { encode_with_avx2(&src, word_bytes, cut) };
+                    assert!(portable == avx2, "{cut:?}, {n} words, {zeros}% zeros");
+                }
             }
         }
     }

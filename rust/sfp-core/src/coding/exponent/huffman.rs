@@ -211,14 +211,27 @@ fn streams_for(n: usize) -> usize {
 pub fn encode(symbols: &[u16], width: u32, out: &mut Vec<u8>) {
     let width = width.min(MAX_WIDTH);
     let hist = histogram(symbols, width);
-    if let Some(table) = Table::from_histogram(&hist) {
+    encode_counted(symbols, width, &hist, out);
+}
+
+/// [`encode`] with `hist`, the [`histogram`] of `symbols` at `width` (a caller that counted the
+/// symbols while making them saves a pass).
+pub(crate) fn encode_counted(symbols: &[u16], width: u32, hist: &[u32], out: &mut Vec<u8>) {
+    let width = width.min(MAX_WIDTH);
+    if let Some(table) = Table::from_histogram(hist) {
         let start = out.len();
-        if encode_with_table(symbols, width, &table, out).is_err() {
+        let mask = mask_of(width);
+        let coded = match &table.kind {
+            // The table codes every symbol it counted, so the loop need not look for a missing one.
+            Kind::Coded(c) => encode_coded(symbols, mask, c, false, out),
+            _ => encode_with_table(symbols, width, &table, out),
+        };
+        if coded.is_err() {
             // Unreachable (the table codes every symbol of its own histogram, and a bitstream
             // over 4 GiB needs more symbols than a chunk holds); the verbatim form always works.
             debug_assert!(false, "huffman table does not code its own symbols");
             out.truncate(start);
-            encode_verbatim(symbols, mask_of(width), out);
+            encode_verbatim(symbols, mask, out);
         }
     }
 }
@@ -256,7 +269,7 @@ pub fn encode_with_table(
         Kind::Verbatim => encode_verbatim(symbols, mask, out),
         Kind::Coded(c) => {
             let start = out.len();
-            let result = encode_coded(symbols, mask, c, out);
+            let result = encode_coded(symbols, mask, c, true, out);
             if result.is_err() {
                 out.truncate(start);
             }
@@ -272,7 +285,13 @@ fn encode_verbatim(symbols: &[u16], mask: u16, out: &mut Vec<u8>) {
     out.extend(symbols.iter().flat_map(|&s| (s & mask).to_le_bytes()));
 }
 
-fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Result<()> {
+fn encode_coded(
+    symbols: &[u16],
+    mask: u16,
+    c: &Coded,
+    checked: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     // The bytes do not depend on the level, and `encode` has no error path for an unusable
     // `SFP_SIMD`: the portable loop then writes the same stream.
     let level = crate::simd::current().unwrap_or(crate::simd::Level::Scalar);
@@ -308,6 +327,7 @@ fn encode_coded(symbols: &[u16], mask: u16, c: &Coded, out: &mut Vec<u8>) -> Res
                 max_len,
             },
             target,
+            checked,
             out,
         );
         if let Some(s) = coded.missing {
