@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::frame::Header;
 use crate::kernel::{Params, TRUNCATE};
 use crate::reduce::Reducer;
-use crate::runtime::memory;
+use crate::runtime::memory::{self, Stores};
 use crate::simd::Level;
 
 thread_local! {
@@ -76,8 +76,9 @@ pub(crate) fn narrow(words: &[u8], dtype: DType, out: &mut [u8]) -> Result<()> {
         })
 }
 
-/// Decodes every chunk of a narrow-type frame into `out` (one byte per element), checksums first:
-/// each chunk is decoded into this thread's 16-bit words and narrowed while they are in cache.
+/// Decodes every chunk of a narrow-type frame into `out` (one byte per element): each chunk is
+/// decoded into this thread's 16-bit words, narrowed while they are in cache, and checked against
+/// its checksum.
 ///
 /// # Errors
 /// [`Error::Decode`] naming the first bad chunk.
@@ -96,14 +97,14 @@ pub(crate) fn decode_chunks(
         .zip(header.chunks.par_iter())
         .enumerate()
         .try_for_each(|(c, ((dst, range), &(_, sum)))| {
-            let bytes = crate::pipeline::checked_chunk(frame, range, sum, c)?;
-            memory::with_reused(&WORDS, |words| {
-                // Zeroed, so the decode never depends on what an earlier chunk left here.
-                words.clear();
-                words.resize(dst.len() * 2, 0);
-                chunk::decode::<u16, TRUNCATE>(level, r, &p, t.exp_bits, t.man_bits, bytes, words)
-                    .and_then(|()| narrow(words, t.dtype, dst))
-                    .map_err(|e| Error::decode(format!("chunk {c}: {e}")))
+            crate::pipeline::decode_checked(&frame[range.clone()], sum, c, |bytes| {
+                memory::with_reused(&WORDS, |words| {
+                    // Zeroed, so the decode never depends on what an earlier chunk left here.
+                    words.clear();
+                    words.resize(dst.len() * 2, 0);
+                    chunk::decode::<u16, TRUNCATE>(level, r, &p, t, bytes, words, Stores::Cached)
+                        .and_then(|()| narrow(words, t.dtype, dst))
+                })
             })
         })
 }

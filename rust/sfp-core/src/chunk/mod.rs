@@ -17,7 +17,7 @@ use crate::coding::bitpack::{self, packed_len, packer, unpacker};
 use crate::coding::exponent::{Coder, ExponentCoding};
 use crate::dtype::load;
 use crate::error::{Error, Result};
-use crate::format::CodingLevel;
+use crate::format::{CodingLevel, Target};
 
 mod assemble;
 mod balanced;
@@ -28,6 +28,7 @@ use crate::coding::mantissa::{self, Plan};
 use crate::frame::Reader;
 use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::reduce::Reducer;
+use crate::runtime::memory::Stores;
 use crate::simd::Level;
 pub(crate) use flat::{encode as encode_flat, len as flat_len};
 
@@ -351,8 +352,8 @@ pub(crate) fn layout(r: &Reducer, man_bits: u32, bytes: &[u8], n: usize) -> Resu
     Ok(parse(bytes, n, man_bits, r.size(), r.has_exceptions())?.layout)
 }
 
-/// Decodes a chunk into `out` (little-endian elements, exactly the chunk's values) with the kernels of
-/// `level`; `W` is the element word.
+/// Decodes a chunk of `target` into `out` (little-endian elements, exactly the chunk's values) with
+/// the kernels of `level`, writing with `stores` where the chunk kind can; `W` is the element word.
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed.
@@ -360,15 +361,16 @@ pub(crate) fn decode<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
     p: &Params<W>,
-    exp_bits: u32,
-    man_bits: u32,
+    target: &Target,
     bytes: &[u8],
     out: &mut [u8],
+    stores: Stores,
 ) -> Result<()> {
     if planes::is_planes(bytes) {
         let word = planes_word(r)?;
-        return with_scratch(|s| planes::decode(level, bytes, word, &mut s.planes, out));
+        return with_scratch(|s| planes::decode(level, bytes, word, &mut s.planes, out, stores));
     }
+    let (exp_bits, man_bits) = (target.exp_bits, target.man_bits);
     let size = r.size();
     let n = out.len() / size;
     let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;

@@ -3,11 +3,13 @@
 use super::Failure;
 use crate::chunk::planes::{self, Scratch, Word};
 use crate::format::CodingLevel;
+use crate::runtime::memory::Stores;
 use crate::simd::Level;
 
 /// Round-trips words taken from `data` through the planes coder at both speed-aware levels,
-/// decoding at every SIMD level, and feeds the raw bytes to the decoder as a hostile chunk: an
-/// error or some words, the same at every level, never a panic.
+/// decoding at every SIMD level with cached and streaming stores (into an aligned output and one
+/// 2 bytes off), and feeds the raw bytes to the decoder as a hostile chunk: an error or some
+/// words, the same at every level, never a panic.
 ///
 /// `data[0]`: word size (bit 0: 16 or 32 bits) and level (bit 1); `data[1]`: which words are
 /// zeroed (every `data[1] % 8`th) and the hostile chunk's word count (`16 * data[1]`); the rest:
@@ -38,20 +40,39 @@ pub fn check_planes(data: &[u8]) -> Result<(), Failure> {
     let mut chunk = Vec::new();
     planes::encode(&words, word, level, &mut Scratch::default(), &mut chunk);
     for l in Level::available() {
-        let mut out = vec![0u8; words.len()];
-        planes::decode(l, &chunk, word, &mut Scratch::default(), &mut out)
-            .map_err(|e| format!("planes coder cannot decode its own chunk at {l}: {e}"))?;
-        if out != words {
-            return Err(format!("planes round trip at {l} changed the words"));
+        for (stores, offset) in [
+            (Stores::Cached, 0),
+            (Stores::Streaming, 0),
+            (Stores::Streaming, 2),
+        ] {
+            // 32-byte aligned, then `offset` bytes in.
+            let mut buf = vec![0u8; words.len() + 64];
+            let start = buf.as_ptr().align_offset(32) + offset;
+            let out = &mut buf[start..start + words.len()];
+            planes::decode(l, &chunk, word, &mut Scratch::default(), out, stores).map_err(|e| {
+                format!("planes coder cannot decode its own chunk at {l} ({stores:?}): {e}")
+            })?;
+            if out != words {
+                return Err(format!(
+                    "planes round trip at {l} ({stores:?}, {offset} bytes off) changed the words"
+                ));
+            }
         }
     }
     let hostile_words = 16 * usize::from(data.get(1).copied().unwrap_or(0));
     let mut first: Option<Result<Vec<u8>, String>> = None;
     for l in Level::available() {
         let mut out = vec![0u8; hostile_words * word_bytes];
-        let got = planes::decode(l, body, word, &mut Scratch::default(), &mut out)
-            .map(|()| out)
-            .map_err(|e| e.to_string());
+        let got = planes::decode(
+            l,
+            body,
+            word,
+            &mut Scratch::default(),
+            &mut out,
+            Stores::Cached,
+        )
+        .map(|()| out)
+        .map_err(|e| e.to_string());
         match &first {
             None => first = Some(got),
             Some(f) if f.is_ok() != got.is_ok() || (f.is_ok() && *f != got) => {

@@ -1,8 +1,10 @@
 //! The decoder's side of the planes: stored words rebuilt from their decoded symbols, lanes and flat
-//! bits in one pass (eight words per step with AVX2), and zero-masked blocks expanded.
+//! bits in one pass (eight words per step with AVX2), and zero-masked blocks expanded. The AVX2
+//! steps write a large output with streaming stores (see [`Stores`]).
 
 use super::{low_mask, Planes};
 use crate::error::{Error, Result};
+use crate::runtime::memory::Stores;
 use crate::simd::Level;
 
 /// The decoded planes of a block's stored words.
@@ -16,16 +18,22 @@ pub(super) struct Fields<'a> {
     pub flat: &'a [u8],
 }
 
-/// Writes the stored words of `f` into `out` (little-endian words of `word_bytes`).
-pub(super) fn assemble(level: Level, f: &Fields<'_>, word_bytes: usize, out: &mut [u8]) {
+/// Writes the stored words of `f` into `out` (little-endian words of `word_bytes`) with `stores`.
+pub(super) fn assemble(
+    level: Level,
+    f: &Fields<'_>,
+    word_bytes: usize,
+    out: &mut [u8],
+    stores: Stores,
+) {
     let n = out.len() / word_bytes;
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if matches!(level, Level::Avx2 | Level::Avx512) && avx2::fits(f.planes) {
         // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
-        done = unsafe { avx2::assemble(f, word_bytes, out) };
+        done = unsafe { avx2::assemble(f, word_bytes, out, avx2::Put::new(stores, out)) };
     }
-    let _ = level;
+    let _ = (level, stores);
     scalar(f, word_bytes, done..n, out);
 }
 
@@ -109,17 +117,25 @@ const ONES: [u8; 256] = {
 /// Bytes [`expand`] may read past the dense words (it loads whole steps).
 pub(super) const DENSE_SLACK: usize = 32;
 
-/// Spreads the dense nonzero words over `out` where the mask has set bits, zeros elsewhere;
-/// `dense` holds the words and [`DENSE_SLACK`] bytes more.
-pub(super) fn expand(level: Level, mask: &[u16], dense: &[u8], word_bytes: usize, out: &mut [u8]) {
+/// Spreads the dense nonzero words over `out` where the mask has set bits, zeros elsewhere, with
+/// `stores`; `dense` holds the words and [`DENSE_SLACK`] bytes more.
+pub(super) fn expand(
+    level: Level,
+    mask: &[u16],
+    dense: &[u8],
+    word_bytes: usize,
+    out: &mut [u8],
+    stores: Stores,
+) {
     let (mut done, mut next) = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if matches!(level, Level::Avx2 | Level::Avx512) {
         // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2 and
         // POPCNT.
-        (done, next) = unsafe { avx2::expand(mask, dense, word_bytes, out) };
+        (done, next) =
+            unsafe { avx2::expand(mask, dense, word_bytes, out, avx2::Put::new(stores, out)) };
     }
-    let _ = level;
+    let _ = (level, stores);
     let (mask, out) = (&mask[done..], &mut out[8 * word_bytes * done..]);
     if word_bytes == 2 {
         expand_words::<2>(mask, &dense[next..], out);
@@ -151,7 +167,52 @@ fn expand_words<const WB: usize>(mask: &[u16], dense: &[u8], out: &mut [u8]) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{low_mask, Fields, Planes};
+    use super::{low_mask, Fields, Planes, Stores};
+
+    /// How the steps store their 16 or 32 bytes: streaming stores need 16-byte alignment, which
+    /// every step keeps once `out` has it (numpy's large arrays start 16 bytes into a page).
+    #[derive(Clone, Copy)]
+    pub(super) struct Put {
+        streaming: bool,
+    }
+
+    impl Put {
+        pub(super) fn new(stores: Stores, out: &[u8]) -> Self {
+            Self {
+                streaming: stores == Stores::Streaming && out.as_ptr() as usize % 16 == 0,
+            }
+        }
+
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        unsafe fn half(self, dst: *mut u8, v: __m128i) {
+            if self.streaming {
+                _mm_stream_si128(dst.cast(), v);
+            } else {
+                _mm_storeu_si128(dst.cast(), v);
+            }
+        }
+
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        unsafe fn whole(self, dst: *mut u8, v: __m256i) {
+            if self.streaming {
+                _mm_stream_si128(dst.cast(), _mm256_castsi256_si128(v));
+                _mm_stream_si128(dst.add(16).cast(), _mm256_extracti128_si256::<1>(v));
+            } else {
+                _mm256_storeu_si256(dst.cast(), v);
+            }
+        }
+
+        /// Orders the streaming stores before whatever the thread stores next (the end of its
+        /// task, which another thread waits for).
+        fn finish(self) {
+            if self.streaming {
+                // SAFETY: SSE is part of x86-64.
+                unsafe { _mm_sfence() };
+            }
+        }
+    }
 
     /// Whether the eight flat fields of a step each fit a 32-bit lane after their byte offset.
     pub(super) fn fits(p: Planes) -> bool {
@@ -343,6 +404,7 @@ mod avx2 {
         dense: &[u8],
         word_bytes: usize,
         out: &mut [u8],
+        put: Put,
     ) -> (usize, usize) {
         let whole = (out.len() / (8 * word_bytes)).min(mask.len());
         let mut next = 0;
@@ -350,6 +412,7 @@ mod avx2 {
         let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
         for (g, &byte) in mask[..whole].iter().enumerate() {
             if next + 32 > dense.len() {
+                put.finish();
                 return (g, next);
             }
             let m = usize::from(byte as u8);
@@ -357,24 +420,30 @@ mod avx2 {
             if word_bytes == 2 {
                 let v = _mm_loadu_si128(src.cast());
                 let shuffle = _mm_loadu_si128(SPREAD.bytes[m].as_ptr().cast());
-                _mm_storeu_si128(dst.add(16 * g).cast(), _mm_shuffle_epi8(v, shuffle));
+                put.half(dst.add(16 * g), _mm_shuffle_epi8(v, shuffle));
             } else {
                 let v = _mm256_loadu_si256(src.cast());
                 let idx = _mm256_loadu_si256(SPREAD.lanes[m].as_ptr().cast());
                 let set =
                     _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bits), bits);
                 let spread = _mm256_and_si256(_mm256_permutevar8x32_epi32(v, idx), set);
-                _mm256_storeu_si256(dst.add(32 * g).cast(), spread);
+                put.whole(dst.add(32 * g), spread);
             }
             next += byte.count_ones() as usize * word_bytes;
         }
+        put.finish();
         (whole, next)
     }
 
     /// Assembles whole steps of 8 (32-bit words) or 16 (16-bit words) while every load stays
     /// inside its stream; returns how many words it wrote (none for planes without a symbol).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn assemble(f: &Fields<'_>, word_bytes: usize, out: &mut [u8]) -> usize {
+    pub(super) unsafe fn assemble(
+        f: &Fields<'_>,
+        word_bytes: usize,
+        out: &mut [u8],
+        put: Put,
+    ) -> usize {
         let p = f.planes;
         if p.symbol_bits == 0 {
             return 0;
@@ -382,7 +451,7 @@ mod avx2 {
         macro_rules! pick {
             ($($wb:literal $rot:literal $lanes:literal $flat:literal),*) => {
                 match (word_bytes, p.rotated, f.lanes.len(), p.flat_bits() > 0) {
-                    $(($wb, $rot, $lanes, $flat) => steps::<$wb, $rot, $lanes, $flat>(f, out),)*
+                    $(($wb, $rot, $lanes, $flat) => steps::<$wb, $rot, $lanes, $flat>(f, out, put),)*
                     _ => 0,
                 }
             };
@@ -401,6 +470,7 @@ mod avx2 {
     unsafe fn steps<const WB: usize, const ROT: bool, const LANES: usize, const FLAT: bool>(
         f: &Fields<'_>,
         out: &mut [u8],
+        put: Put,
     ) -> usize {
         let n = out.len() / WB;
         let p = f.planes;
@@ -430,9 +500,10 @@ mod avx2 {
             let g = narrow_group(p.flat_bits());
             while i < end {
                 let v = sixteen::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
-                _mm256_storeu_si256(dst.add(2 * i).cast(), v);
+                put.whole(dst.add(2 * i), v);
                 i += step;
             }
+            put.finish();
             return i;
         }
         while i < end {
@@ -440,13 +511,14 @@ mod avx2 {
                 let a = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
                 let b = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i + 8);
                 let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(a, b));
-                _mm256_storeu_si256(dst.add(2 * i).cast(), packed);
+                put.whole(dst.add(2 * i), packed);
             } else {
                 let v = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
-                _mm256_storeu_si256(dst.add(4 * i).cast(), v);
+                put.whole(dst.add(4 * i), v);
             }
             i += step;
         }
+        put.finish();
         i
     }
 }

@@ -31,6 +31,7 @@ use crate::coding::exponent::huffman;
 use crate::error::{Error, Result};
 use crate::format::CodingLevel;
 use crate::frame::Reader;
+use crate::runtime::memory::Stores;
 use crate::simd::Level;
 
 pub(crate) use choose::choose;
@@ -221,7 +222,7 @@ pub(crate) fn is_planes(bytes: &[u8]) -> bool {
 }
 
 /// Decodes a planes chunk into `out` (little-endian words of `word_bytes` each, exactly the
-/// chunk's values) with the kernels of `level`.
+/// chunk's values) with the kernels of `level`, written with `stores`.
 ///
 /// # Errors
 /// [`Error::Decode`] when the chunk is malformed: a bad header, stream lengths beyond the chunk,
@@ -232,13 +233,14 @@ pub(crate) fn decode(
     word: Word,
     s: &mut Scratch,
     out: &mut [u8],
+    stores: Stores,
 ) -> Result<()> {
     let mut r = Reader { bytes, pos: HEADER };
     let n = out.len() / word.bytes;
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let dst = &mut out[start * word.bytes..end * word.bytes];
-        decode_block(level, &mut r, word, s, dst)?;
+        decode_block(level, &mut r, word, s, dst, stores)?;
     }
     if r.pos != bytes.len() {
         return Err(Error::decode(format!(
@@ -387,6 +389,7 @@ fn decode_block(
     word: Word,
     s: &mut Scratch,
     out: &mut [u8],
+    stores: Stores,
 ) -> Result<()> {
     let word_bytes = word.bytes;
     let n = out.len() / word_bytes;
@@ -428,10 +431,10 @@ fn decode_block(
         s.dense
             .resize(stored * word_bytes + assemble::DENSE_SLACK, 0);
         let words = &mut s.dense[..stored * word_bytes];
-        assemble::assemble(level, &fields, word_bytes, words);
-        assemble::expand(level, &s.mask, &s.dense, word_bytes, out);
+        assemble::assemble(level, &fields, word_bytes, words, Stores::Cached);
+        assemble::expand(level, &s.mask, &s.dense, word_bytes, out, stores);
     } else {
-        assemble::assemble(level, &fields, word_bytes, out);
+        assemble::assemble(level, &fields, word_bytes, out, stores);
     }
     Ok(())
 }

@@ -64,10 +64,11 @@ fn encode_cut<const AVX2: bool>(src: &[u8], word_bytes: usize, planes: Planes) -
     out
 }
 
+/// The words decoded at every SIMD level, with cached and with streaming stores.
 fn decode_all(frame: &[u8], word_bytes: usize, n: usize) -> Vec<Vec<u8>> {
-    crate::simd::Level::available()
-        .into_iter()
-        .map(|level| {
+    let mut all = Vec::new();
+    for level in crate::simd::Level::available() {
+        for stores in [Stores::Cached, Stores::Streaming] {
             let mut out = vec![0xa5u8; n * word_bytes];
             decode(
                 level,
@@ -75,11 +76,13 @@ fn decode_all(frame: &[u8], word_bytes: usize, n: usize) -> Vec<Vec<u8>> {
                 word(word_bytes),
                 &mut Scratch::default(),
                 &mut out,
+                stores,
             )
             .unwrap();
-            out
-        })
-        .collect()
+            all.push(out);
+        }
+    }
+    all
 }
 
 fn every_cut(word_bytes: usize) -> Vec<Planes> {
@@ -221,6 +224,7 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
             word(2),
             &mut Scratch::default(),
             &mut out,
+            Stores::Cached,
         )
         .unwrap_err()
         .to_string()
@@ -249,7 +253,8 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
             &frame[..cut],
             word(2),
             &mut Scratch::default(),
-            &mut out
+            &mut out,
+            Stores::Cached,
         )
         .is_err());
     }
@@ -273,7 +278,15 @@ fn every_bit_flip_is_an_error_or_some_words() {
             .into_iter()
             .map(|level| {
                 let mut out = vec![0u8; 800];
-                decode(level, &bad, word(4), &mut Scratch::default(), &mut out).map(|()| out)
+                decode(
+                    level,
+                    &bad,
+                    word(4),
+                    &mut Scratch::default(),
+                    &mut out,
+                    Stores::Cached,
+                )
+                .map(|()| out)
             })
             .collect();
         // Whatever the outcome, every SIMD level agrees on it.
@@ -308,7 +321,15 @@ fn one_byte_types_in_16_bit_words_round_trip_and_shrink() {
             encode(&src, word, level, &mut Scratch::default(), &mut frame);
             for l in crate::simd::Level::available() {
                 let mut out = vec![0u8; src.len()];
-                decode(l, &frame, word, &mut Scratch::default(), &mut out).unwrap();
+                decode(
+                    l,
+                    &frame,
+                    word,
+                    &mut Scratch::default(),
+                    &mut out,
+                    Stores::Streaming,
+                )
+                .unwrap();
                 assert!(out == src, "{bits} bits at {l}");
             }
             assert!(
