@@ -1,8 +1,6 @@
 //! The encoder's side of the planes: words cut into the symbol, lane and flat planes of a block,
 //! each coded and appended.
 
-use std::ops::Range;
-
 use super::{low_mask, Planes, Scratch};
 use crate::coding::exponent::huffman;
 
@@ -23,16 +21,11 @@ pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
     }
 }
 
-/// Codes the words `block` of `s.words` as `planes` says, appending the block (after its cut) to
+/// Codes the block's words `s.words` as `planes` says, appending the block (after its cut) to
 /// `out`; `AVX2` only where the caller is compiled for it.
 #[inline(always)]
-pub(super) fn encode_block<const AVX2: bool>(
-    planes: Planes,
-    block: Range<usize>,
-    s: &mut Scratch,
-    out: &mut Vec<u8>,
-) {
-    let words = &s.words[block];
+pub(super) fn encode_block<const AVX2: bool>(planes: Planes, s: &mut Scratch, out: &mut Vec<u8>) {
+    let words = &s.words[..];
     // The stored words: rotated, and only the nonzero ones under a zero mask.
     let stored: &[u32] = if planes.zero_mask {
         let count = compact_nonzero::<AVX2>(planes, words, &mut s.stored, &mut s.mask);
@@ -210,73 +203,72 @@ unsafe fn compact_avx2(
 /// [`crate::coding::bitpack`]).
 #[inline(always)]
 fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
-    if bits == 0 {
-        return;
+    match bits {
+        0 => {}
+        // The fields of this many words are joined before the accumulator (at most 56 bits, so
+        // that the 7 bits an append may leave pending still fit 64), which divides its work.
+        1..=7 => pack_joined::<8>(words, shift, bits, out),
+        8..=14 => pack_joined::<4>(words, shift, bits, out),
+        15..=28 => pack_joined::<2>(words, shift, bits, out),
+        _ => pack_joined::<1>(words, shift, bits, out),
     }
+}
+
+/// [`pack_flat`] with the fields of `N` words joined per append (`N * bits <= 56`).
+#[inline(always)]
+fn pack_joined<const N: usize>(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
+    debug_assert!(N as u32 * bits <= 56 || N == 1);
     let mask = u64::from(low_mask(bits));
     let len = (words.len() * bits as usize).div_ceil(8);
+    // 8 bytes of room past the end for the last unaligned store.
     out.reserve(len + 8);
-    let end = out.len() + len;
-    // A register accumulator, appended 4 bytes at a time (a read-modify-write of memory per field
-    // would wait on the previous store; appending, unlike storing into a zeroed buffer, writes
-    // each byte once); the fields of two or four words joined first when they fit 32 bits,
-    // which divides the accumulator's work.
+    let start = out.len();
+    let buf = &mut out.spare_capacity_mut()[..len + 8];
+    // A register accumulator stored 8 bytes at a time into the spare capacity, advancing by the
+    // whole bytes it held: no capacity check per append, no read-modify-write of memory, and
+    // every byte written before it is final (appending, unlike storing into a zeroed buffer,
+    // writes each byte once).
+    let (mut acc, mut held, mut pos) = (0u64, 0u32, 0usize);
+    let mut put = |v: u64, n: u32| {
+        acc |= v << held;
+        held += n;
+        store8(buf, pos, acc);
+        let whole = held >> 3;
+        pos += whole as usize;
+        // `whole` is at most 7: at most 7 pending bits plus at most 56 new ones.
+        acc >>= 8 * whole;
+        held &= 7;
+    };
     let field = |w: u32| (u64::from(w) >> shift) & mask;
-    let pair = |a: u32, b: u32| field(a) | (field(b) << bits);
-    if bits > 16 {
-        // Pairs of wide fields fill a 128-bit accumulator, appended 8 bytes at a time (fewer
-        // instructions than one field at a time into 64 bits).
-        let (mut acc, mut held) = (0u128, 0u32);
-        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
-            acc |= u128::from(v) << held;
-            held += n;
-            if held >= 64 {
-                out.extend_from_slice(&(acc as u64).to_le_bytes());
-                acc >>= 64;
-                held -= 64;
-            }
-        };
-        let mut pairs = words.chunks_exact(2);
-        for p in &mut pairs {
-            put(pair(p[0], p[1]), 2 * bits, out);
+    let mut groups = words.chunks_exact(N);
+    for g in &mut groups {
+        let mut v = 0u64;
+        for (i, &w) in g.iter().enumerate() {
+            v |= field(w) << (i as u32 * bits);
         }
-        for &w in pairs.remainder() {
-            put(field(w), bits, out);
-        }
-        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
-    } else {
-        let (mut acc, mut held) = (0u64, 0u32);
-        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
-            acc |= v << held;
-            held += n;
-            if held >= 32 {
-                out.extend_from_slice(&(acc as u32).to_le_bytes());
-                acc >>= 32;
-                held -= 32;
-            }
-        };
-        if bits <= 8 {
-            let mut quads = words.chunks_exact(4);
-            for q in &mut quads {
-                put(
-                    pair(q[0], q[1]) | (pair(q[2], q[3]) << (2 * bits)),
-                    4 * bits,
-                    out,
-                );
-            }
-            for &w in quads.remainder() {
-                put(field(w), bits, out);
-            }
-        } else {
-            let mut pairs = words.chunks_exact(2);
-            for p in &mut pairs {
-                put(pair(p[0], p[1]), 2 * bits, out);
-            }
-            for &w in pairs.remainder() {
-                put(field(w), bits, out);
-            }
-        }
-        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
+        put(v, N as u32 * bits);
     }
-    debug_assert_eq!(out.len(), end);
+    for &w in groups.remainder() {
+        put(field(w), bits);
+    }
+    // The bytes below `pos`, and the pending ones stored with `acc` at `pos`, are every byte of
+    // the `len`: `pos + 8 > len` once all bits are appended.
+    debug_assert!(pos == len || pos + 1 == len);
+    // SAFETY: every store wrote 8 bytes from a `pos` that never steps by more than 7, from 0 to
+    // the last one: together they initialised `buf[..pos + 8]`, which covers `..len`.
+    unsafe { out.set_len(start + len) };
+}
+
+/// Stores the 8 bytes of `acc` at `buf[pos..]`.
+#[inline(always)]
+fn store8(buf: &mut [std::mem::MaybeUninit<u8>], pos: usize, acc: u64) {
+    debug_assert!(pos + 8 <= buf.len());
+    // SAFETY: the callers size `buf` 8 bytes past the last position they store at (a bounds
+    // check per store was a large share of the packing loop).
+    unsafe {
+        buf.as_mut_ptr()
+            .add(pos)
+            .cast::<[u8; 8]>()
+            .write_unaligned(acc.to_le_bytes());
+    }
 }
