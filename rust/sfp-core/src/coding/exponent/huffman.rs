@@ -308,6 +308,7 @@ fn encode_coded(
     let sizes_at = out.len();
     out.resize(sizes_at + 8 * (streams - 1), 0);
     let max_len = c.lengths.iter().copied().max().unwrap_or(0);
+    let code = encode::Code::new(&c.codes, mask, max_len);
     let mut next = 0usize;
     let mut written = 0u64;
     for k in 0..streams {
@@ -321,11 +322,7 @@ fn encode_coded(
         let coded = encode::bitstream(
             level,
             &symbols[next..],
-            encode::Code {
-                mask,
-                codes: &c.codes,
-                max_len,
-            },
+            &code,
             target,
             checked,
             out,
