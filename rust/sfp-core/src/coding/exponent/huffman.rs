@@ -319,14 +319,7 @@ fn encode_coded(
             (c.bits * (k as u64 + 1) / streams as u64).saturating_sub(written)
         };
         let start = out.len();
-        let coded = encode::bitstream(
-            level,
-            &symbols[next..],
-            &code,
-            target,
-            checked,
-            out,
-        );
+        let coded = encode::bitstream(level, &symbols[next..], &code, target, checked, out);
         if let Some(s) = coded.missing {
             return Err(Error::invalid(format!(
                 "huffman: symbol {s} has no code in the table"
