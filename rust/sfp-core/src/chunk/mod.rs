@@ -75,7 +75,6 @@ pub(crate) struct Scratch {
     low: Vec<u64>,
     tables: assemble::Tables,
     planes: planes::Scratch,
-    chunk: Vec<u8>,
 }
 
 thread_local! {
@@ -88,8 +87,8 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 }
 
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
-/// kernels of `level` into a buffer of exactly the chunk's length (the streams are built in this
-/// thread's scratch); `W` is the element word and `M` the rounding mode of `r`.
+/// kernels of `level` into a buffer of its own; `W` is the element word and `M` the rounding mode
+/// of `r`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
@@ -107,13 +106,14 @@ pub(crate) fn encode<W: Word, const M: u8>(
             bytes: size,
             bits: r.value_bits,
         };
-        // Built in a reused buffer, then copied once at its exact length (a growing buffer
-        // copied itself several times).
-        with_scratch(|s| {
-            s.chunk.clear();
-            planes::encode(src, word, level, &mut s.planes, &mut s.chunk);
-            s.chunk.to_vec()
-        })
+        // Written straight into the chunk's own buffer (a copy from a reused one took 7% of a
+        // bfloat16 encode), with room for the source's bytes, which a planes chunk rarely
+        // exceeds (a growing buffer copies itself); then cut to its length, which the allocator
+        // does in place.
+        let mut chunk = Vec::with_capacity(src.len() + src.len() / 8 + 64);
+        with_scratch(|s| planes::encode(src, word, level, &mut s.planes, &mut chunk));
+        chunk.shrink_to_fit();
+        chunk
     };
     if uses_planes(r, coding, coding_level) {
         return planes_chunk(coding_level);

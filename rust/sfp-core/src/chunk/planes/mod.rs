@@ -205,14 +205,13 @@ fn encode_body<const AVX2: bool>(
     out: &mut Vec<u8>,
 ) {
     let word_bits = word.bits;
-    split::load_words(src, word.bytes, &mut s.words);
     out.push(PLANES);
-    let n = s.words.len();
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let planes = choose(&s.words[start..end], word_bits, level);
+    // A block at a time, so that its words and planes stay in the core's cache between passes.
+    for block in src.chunks(BLOCK * word.bytes) {
+        split::load_words(block, word.bytes, &mut s.words);
+        let planes = choose(&s.words, word_bits, level);
         out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
-        split::encode_block::<AVX2>(planes, start..end, s, out);
+        split::encode_block::<AVX2>(planes, s, out);
     }
 }
 

@@ -1,8 +1,6 @@
 //! The encoder's side of the planes: words cut into the symbol, lane and flat planes of a block,
 //! each coded and appended.
 
-use std::ops::Range;
-
 use super::{low_mask, Planes, Scratch};
 use crate::coding::exponent::huffman;
 
@@ -23,16 +21,11 @@ pub(super) fn load_words(src: &[u8], word_bytes: usize, words: &mut Vec<u32>) {
     }
 }
 
-/// Codes the words `block` of `s.words` as `planes` says, appending the block (after its cut) to
+/// Codes the block's words `s.words` as `planes` says, appending the block (after its cut) to
 /// `out`; `AVX2` only where the caller is compiled for it.
 #[inline(always)]
-pub(super) fn encode_block<const AVX2: bool>(
-    planes: Planes,
-    block: Range<usize>,
-    s: &mut Scratch,
-    out: &mut Vec<u8>,
-) {
-    let words = &s.words[block];
+pub(super) fn encode_block<const AVX2: bool>(planes: Planes, s: &mut Scratch, out: &mut Vec<u8>) {
+    let words = &s.words[..];
     // The stored words: rotated, and only the nonzero ones under a zero mask.
     let stored: &[u32] = if planes.zero_mask {
         let count = compact_nonzero::<AVX2>(planes, words, &mut s.stored, &mut s.mask);
@@ -79,7 +72,7 @@ pub(super) fn encode_block<const AVX2: bool>(
         let hist = histogram(&s.symbols, 8);
         code(&s.symbols, 8, &hist, out);
     }
-    pack_flat(stored, planes.flat_shift(), planes.flat_bits(), out);
+    pack_flat::<AVX2>(stored, planes.flat_shift(), planes.flat_bits(), out);
 }
 
 fn histogram(symbols: &[u16], width: u32) -> Vec<u32> {
@@ -207,76 +200,165 @@ unsafe fn compact_avx2(
 }
 
 /// Appends `bits` bits from `shift` of each word, LSB first (the bit-packing of
-/// [`crate::coding::bitpack`]).
+/// [`crate::coding::bitpack`]); with `AVX2` (only in code compiled for it) eight words per step.
 #[inline(always)]
-fn pack_flat(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
-    if bits == 0 {
-        return;
+fn pack_flat<const AVX2: bool>(words: &[u32], shift: u32, bits: u32, out: &mut Vec<u8>) {
+    match bits {
+        0 => {}
+        // The fields of this many words are joined before the accumulator (at most 56 bits, so
+        // that the 7 bits an append may leave pending still fit 64), which divides its work.
+        1..=7 => pack_joined::<8, AVX2>(words, shift, bits, out),
+        8..=14 => pack_joined::<4, AVX2>(words, shift, bits, out),
+        15..=28 => pack_joined::<2, AVX2>(words, shift, bits, out),
+        _ => pack_joined::<1, false>(words, shift, bits, out),
     }
+}
+
+/// The flat packer's state between appends: `held` (at most 7) bits pending in `acc`, the next
+/// byte at `pos`.
+struct Packer {
+    acc: u64,
+    held: u32,
+    pos: usize,
+}
+
+impl Packer {
+    /// Appends the `n` (at most 56) bits of `v`: one 8-byte store into the spare capacity,
+    /// advancing by the whole bytes held (no capacity check per append, no read-modify-write of
+    /// memory; appending, unlike storing into a zeroed buffer, writes each byte once).
+    #[inline(always)]
+    fn put(&mut self, buf: &mut [std::mem::MaybeUninit<u8>], v: u64, n: u32) {
+        self.acc |= v << self.held;
+        self.held += n;
+        store8(buf, self.pos, self.acc);
+        let whole = self.held >> 3;
+        self.pos += whole as usize;
+        // `whole` is at most 7: at most 7 pending bits plus at most 56 new ones.
+        self.acc >>= 8 * whole;
+        self.held &= 7;
+    }
+}
+
+/// [`pack_flat`] with the fields of `N` words joined per append (`N * bits <= 56`).
+#[inline(always)]
+fn pack_joined<const N: usize, const AVX2: bool>(
+    words: &[u32],
+    shift: u32,
+    bits: u32,
+    out: &mut Vec<u8>,
+) {
+    debug_assert!(N as u32 * bits <= 56 || N == 1);
     let mask = u64::from(low_mask(bits));
     let len = (words.len() * bits as usize).div_ceil(8);
+    // 8 bytes of room past the end for the last unaligned store.
     out.reserve(len + 8);
-    let end = out.len() + len;
-    // A register accumulator, appended 4 bytes at a time (a read-modify-write of memory per field
-    // would wait on the previous store; appending, unlike storing into a zeroed buffer, writes
-    // each byte once); the fields of two or four words joined first when they fit 32 bits,
-    // which divides the accumulator's work.
-    let field = |w: u32| (u64::from(w) >> shift) & mask;
-    let pair = |a: u32, b: u32| field(a) | (field(b) << bits);
-    if bits > 16 {
-        // Pairs of wide fields fill a 128-bit accumulator, appended 8 bytes at a time (fewer
-        // instructions than one field at a time into 64 bits).
-        let (mut acc, mut held) = (0u128, 0u32);
-        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
-            acc |= u128::from(v) << held;
-            held += n;
-            if held >= 64 {
-                out.extend_from_slice(&(acc as u64).to_le_bytes());
-                acc >>= 64;
-                held -= 64;
-            }
-        };
-        let mut pairs = words.chunks_exact(2);
-        for p in &mut pairs {
-            put(pair(p[0], p[1]), 2 * bits, out);
-        }
-        for &w in pairs.remainder() {
-            put(field(w), bits, out);
-        }
-        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
-    } else {
-        let (mut acc, mut held) = (0u64, 0u32);
-        let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
-            acc |= v << held;
-            held += n;
-            if held >= 32 {
-                out.extend_from_slice(&(acc as u32).to_le_bytes());
-                acc >>= 32;
-                held -= 32;
-            }
-        };
-        if bits <= 8 {
-            let mut quads = words.chunks_exact(4);
-            for q in &mut quads {
-                put(
-                    pair(q[0], q[1]) | (pair(q[2], q[3]) << (2 * bits)),
-                    4 * bits,
-                    out,
-                );
-            }
-            for &w in quads.remainder() {
-                put(field(w), bits, out);
-            }
-        } else {
-            let mut pairs = words.chunks_exact(2);
-            for p in &mut pairs {
-                put(pair(p[0], p[1]), 2 * bits, out);
-            }
-            for &w in pairs.remainder() {
-                put(field(w), bits, out);
-            }
-        }
-        out.extend_from_slice(&acc.to_le_bytes()[..end - out.len()]);
+    let start = out.len();
+    let buf = &mut out.spare_capacity_mut()[..len + 8];
+    let mut p = Packer {
+        acc: 0,
+        held: 0,
+        pos: 0,
+    };
+    #[allow(unused_mut)]
+    let mut rest = words;
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 && N > 1 {
+        // SAFETY: `AVX2` is only set by callers compiled for AVX2, which run only after
+        // `Level::is_available` confirmed it; the appends stay within `buf` as below.
+        let done = unsafe { pack_eights_avx2::<N>(words, shift, bits, buf, &mut p) };
+        rest = &words[done..];
     }
-    debug_assert_eq!(out.len(), end);
+    let field = |w: u32| (u64::from(w) >> shift) & mask;
+    let mut groups = rest.chunks_exact(N);
+    for g in &mut groups {
+        let mut v = 0u64;
+        for (i, &w) in g.iter().enumerate() {
+            v |= field(w) << (i as u32 * bits);
+        }
+        p.put(buf, v, N as u32 * bits);
+    }
+    for &w in groups.remainder() {
+        p.put(buf, field(w), bits);
+    }
+    // The bytes below `pos`, and the pending ones stored with `acc` at `pos`, are every byte of
+    // the `len`: `pos + 8 > len` once all bits are appended.
+    debug_assert!(p.pos == len || p.pos + 1 == len);
+    // SAFETY: every store wrote 8 bytes from a `pos` that never steps by more than 7, from 0 to
+    // the last one: together they initialised `buf[..pos + 8]`, which covers `..len`.
+    unsafe { out.set_len(start + len) };
+}
+
+/// The fields of eight words at a time, while eight are left, appended as [`pack_joined`] joins
+/// them (`N` per append); returns the words taken. The fields are cut in 32-bit lanes, joined in
+/// pairs in 64-bit lanes, then in fours across each 128-bit half, and the fours appended.
+///
+/// # Safety
+/// The CPU must have AVX2; `N * bits <= 56`, `N` 2, 4 or 8; `buf` as for [`Packer::put`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pack_eights_avx2<const N: usize>(
+    words: &[u32],
+    shift: u32,
+    bits: u32,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    p: &mut Packer,
+) -> usize {
+    use std::arch::x86_64::*;
+    let mask = _mm256_set1_epi32(low_mask(bits) as i32);
+    let low = _mm256_set1_epi64x(0xffff_ffff);
+    let by_shift = _mm_cvtsi32_si128(shift as i32);
+    let by_one = _mm_cvtsi32_si128(bits as i32);
+    let by_two = _mm_cvtsi32_si128(2 * bits as i32);
+    let eights = words.chunks_exact(8);
+    let taken = eights.len() * 8;
+    for eight in eights {
+        let w = _mm256_loadu_si256(eight.as_ptr().cast());
+        let f = _mm256_and_si256(_mm256_srl_epi32(w, by_shift), mask);
+        // Per 64-bit lane: the even field, the odd one `bits` above it.
+        let pairs = _mm256_or_si256(
+            _mm256_and_si256(f, low),
+            _mm256_sll_epi64(_mm256_srli_epi64::<32>(f), by_one),
+        );
+        if N == 2 {
+            let lo = _mm256_castsi256_si128(pairs);
+            let hi = _mm256_extracti128_si256::<1>(pairs);
+            for v in [
+                _mm_cvtsi128_si64(lo),
+                _mm_extract_epi64::<1>(lo),
+                _mm_cvtsi128_si64(hi),
+                _mm_extract_epi64::<1>(hi),
+            ] {
+                p.put(buf, v as u64, 2 * bits);
+            }
+            continue;
+        }
+        // Lanes 0 and 2: their pair, the next lane's pair `2 * bits` above it.
+        let fours = _mm256_or_si256(
+            pairs,
+            _mm256_sll_epi64(_mm256_bsrli_epi128::<8>(pairs), by_two),
+        );
+        let lo = _mm_cvtsi128_si64(_mm256_castsi256_si128(fours)) as u64;
+        let hi = _mm_cvtsi128_si64(_mm256_extracti128_si256::<1>(fours)) as u64;
+        if N == 8 {
+            p.put(buf, lo | (hi << (4 * bits)), 8 * bits);
+        } else {
+            p.put(buf, lo, 4 * bits);
+            p.put(buf, hi, 4 * bits);
+        }
+    }
+    taken
+}
+
+/// Stores the 8 bytes of `acc` at `buf[pos..]`.
+#[inline(always)]
+fn store8(buf: &mut [std::mem::MaybeUninit<u8>], pos: usize, acc: u64) {
+    debug_assert!(pos + 8 <= buf.len());
+    // SAFETY: the callers size `buf` 8 bytes past the last position they store at (a bounds
+    // check per store was a large share of the packing loop).
+    unsafe {
+        buf.as_mut_ptr()
+            .add(pos)
+            .cast::<[u8; 8]>()
+            .write_unaligned(acc.to_le_bytes());
+    }
 }

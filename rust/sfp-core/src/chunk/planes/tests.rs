@@ -54,12 +54,11 @@ fn encode_with_avx2(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
 #[inline(always)]
 fn encode_cut<const AVX2: bool>(src: &[u8], word_bytes: usize, planes: Planes) -> Vec<u8> {
     let mut s = Scratch::default();
-    split::load_words(src, word_bytes, &mut s.words);
     let mut out = vec![PLANES];
-    let n = s.words.len();
-    for start in (0..n).step_by(BLOCK) {
+    for block in src.chunks(BLOCK * word_bytes) {
+        split::load_words(block, word_bytes, &mut s.words);
         out.extend_from_slice(&[planes.symbol_bits as u8, planes.options()]);
-        split::encode_block::<AVX2>(planes, start..(start + BLOCK).min(n), &mut s, &mut out);
+        split::encode_block::<AVX2>(planes, &mut s, &mut out);
     }
     out
 }

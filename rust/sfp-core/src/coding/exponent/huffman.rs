@@ -308,6 +308,7 @@ fn encode_coded(
     let sizes_at = out.len();
     out.resize(sizes_at + 8 * (streams - 1), 0);
     let max_len = c.lengths.iter().copied().max().unwrap_or(0);
+    let code = encode::Code::new(&c.codes, mask, max_len);
     let mut next = 0usize;
     let mut written = 0u64;
     for k in 0..streams {
@@ -318,18 +319,7 @@ fn encode_coded(
             (c.bits * (k as u64 + 1) / streams as u64).saturating_sub(written)
         };
         let start = out.len();
-        let coded = encode::bitstream(
-            level,
-            &symbols[next..],
-            encode::Code {
-                mask,
-                codes: &c.codes,
-                max_len,
-            },
-            target,
-            checked,
-            out,
-        );
+        let coded = encode::bitstream(level, &symbols[next..], &code, target, checked, out);
         if let Some(s) = coded.missing {
             return Err(Error::invalid(format!(
                 "huffman: symbol {s} has no code in the table"
