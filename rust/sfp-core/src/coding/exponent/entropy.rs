@@ -15,10 +15,6 @@
 //! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
 
 use crate::error::{Error, Result};
-use crate::simd::Level;
-
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 
 /// Widest code the coder takes (an 11-bit float64 exponent plus a sign bit fits with room to spare).
 pub const MAX_WIDTH: u32 = 16;
@@ -58,10 +54,8 @@ struct EncSym {
     cmpl_freq: u32,
 }
 
-/// One decode-table slot: the code, its frequency and the slot's offset inside the code's range
-/// (laid out in this order: the vector decoder gathers the fields as two 32-bit words).
+/// One decode-table slot: the code, its frequency and the slot's offset inside the code's range.
 #[derive(Clone, Copy, Default)]
-#[repr(C)]
 struct Slot {
     freq: u32,
     sym: u16,
@@ -425,10 +419,7 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
             ))
         };
     }
-    let level = crate::simd::current()?;
-    crate::runtime::memory::with_reused(&SLOTS, |slots| {
-        decode_with(level, bytes, width, slots, out)
-    })
+    crate::runtime::memory::with_reused(&SLOTS, |slots| decode_with(bytes, width, slots, out))
 }
 
 thread_local! {
@@ -438,21 +429,15 @@ thread_local! {
 }
 
 /// [`decode`] with `slots` as the table's buffer.
-fn decode_with(
-    level: Level,
-    bytes: &[u8],
-    width: u32,
-    slots: &mut Vec<Slot>,
-    out: &mut [u16],
-) -> Result<()> {
+fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
     let (scale, pos) = read_table(bytes, width, slots)?;
     if states_of(bytes) == WIDE_LANES {
         if slots.len() < FULL_TABLE {
             slots.resize(FULL_TABLE, Slot::default());
         }
-        decode_lanes::<WIDE_LANES>(level, bytes, slots, scale, pos, out)
+        decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out)
     } else {
-        decode_lanes::<LANES>(level, bytes, slots, scale, pos, out)
+        decode_lanes::<LANES>(bytes, slots, scale, pos, out)
     }
 }
 
@@ -466,7 +451,6 @@ fn states_of(bytes: &[u8]) -> usize {
 
 /// Reads the `N` final states after the table (which ends at `pos`) and decodes the codes.
 fn decode_lanes<const N: usize>(
-    level: Level,
     bytes: &[u8],
     slots: &[Slot],
     scale: u32,
@@ -501,7 +485,7 @@ fn decode_lanes<const N: usize>(
         .get(..FULL_TABLE)
         .and_then(|s| <&[Slot; FULL_TABLE]>::try_from(s).ok());
     if let (Ok(wide), Some(full)) = (<[u32; WIDE_LANES]>::try_from(&states[..]), full) {
-        let (states, wp, overrun) = decode_wide_at(level, full, scale, words, wide, out);
+        let (states, wp, overrun) = decode_wide(full, scale, words, wide, out);
         return finish(&states, wp, words, overrun);
     }
     let mut quads = out.chunks_exact_mut(LANES);
@@ -561,36 +545,6 @@ fn finish(states: &[u32], wp: usize, words: &[u8], overrun: bool) -> Result<()> 
         ));
     }
     Ok(())
-}
-
-/// The wide variant's rounds at the SIMD level `level`: vector rounds where the CPU has them, then
-/// [`decode_wide`] for the rest of the stream (its last rounds and its checked end), so the result,
-/// errors included, is the scalar decoder's.
-fn decode_wide_at(
-    level: Level,
-    slots: &[Slot; FULL_TABLE],
-    scale: u32,
-    words: &[u8],
-    st: [u32; WIDE_LANES],
-    out: &mut [u16],
-) -> ([u32; WIDE_LANES], usize, bool) {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(level, Level::Avx2 | Level::Avx512) {
-        // SAFETY: a level is only active after `Level::is_available` confirmed its features (both
-        // include AVX2).
-        let done = unsafe { avx2::rounds(slots, scale, words, st, out) };
-        // Whole rounds only, so the codes left keep their state assignment (code `i` to `i % 8`).
-        let (states, wp, overrun) = decode_wide(
-            slots,
-            scale,
-            &words[done.word_bytes..],
-            done.states,
-            &mut out[done.codes..],
-        );
-        return (states, done.word_bytes + wp, overrun);
-    }
-    let _ = level;
-    decode_wide(slots, scale, words, st, out)
 }
 
 /// The decoder rounds of the wide variant: eight states; returns the final states, the word
@@ -740,9 +694,6 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
     }
     Ok((scale, pos))
 }
-
-#[cfg(test)]
-mod simd_tests;
 
 #[cfg(test)]
 mod division_tests {
