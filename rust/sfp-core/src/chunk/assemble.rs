@@ -8,6 +8,10 @@ use crate::coding::bitpack::{self, low_mask};
 use crate::error::{Error, Result};
 use crate::kernel::Word;
 use crate::reduce::Reducer;
+use crate::simd::Level;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// How a chunk's symbols are laid out and where the rest of each mantissa is.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +41,8 @@ const MUST_BE_ZERO: u8 = 2;
 #[derive(Default)]
 pub(crate) struct Tables {
     prefix: Vec<u64>,
+    /// The prefixes as 32-bit words, for the vector loops of elements up to 32 bits.
+    prefix32: Vec<u32>,
     flags: Vec<u8>,
 }
 
@@ -63,8 +69,18 @@ pub(crate) fn assemble<W: Word>(
     tables: &mut Tables,
     out: &mut [u8],
 ) -> Result<()> {
+    let level = crate::simd::current()?;
     build(r, width, man_bits - layout.top, layout, tables);
+    if W::SIZE <= 4 {
+        tables.prefix32.clear();
+        tables
+            .prefix32
+            .extend(tables.prefix.iter().map(|&p| p as u32));
+    }
     let t = Table {
+        level,
+        prefix32: &tables.prefix32,
+        code_shift: layout.top + u32::from(layout.joint_sign),
         prefix: &tables.prefix,
         flags: &tables.flags,
         mask: (1usize << width) - 1,
@@ -108,7 +124,12 @@ pub(crate) fn assemble<W: Word>(
 
 /// The tables of one chunk, borrowed for its element loops.
 struct Table<'a> {
+    level: Level,
     prefix: &'a [u64],
+    /// [`Table::prefix`] as 32-bit words when the elements have at most 32 bits (else empty).
+    prefix32: &'a [u32],
+    /// Shift of a symbol down to its exponent code.
+    code_shift: u32,
     flags: &'a [u8],
     /// `2^width - 1`: a masked symbol indexes both tables (each `2^width` long).
     mask: usize,
@@ -160,19 +181,22 @@ impl Table<'_> {
         values: &[u64],
         out: &mut [u8],
     ) -> (usize, u64) {
-        let (mut k, mut stray) = (0usize, 0u64);
+        let (first, mut k) = self.values_simd::<W, SKIP, CHECK>(syms, values, out);
+        let mut stray = 0u64;
         // Under zero skip, every element loads the next stored value (clamped to the last one) and
         // masks it away when skipped: a branch on the zero code mispredicts on activations, where
         // zeros and nonzeros interleave at random. Too few stored values are caught by the caller
         // from the returned count.
         let values = if values.is_empty() { &[0][..] } else { values };
         let last = values.len() - 1;
-        for (g, (group, outs)) in syms
+        let rest = syms.get(first..).unwrap_or_default();
+        let outs = out.get_mut(first * W::SIZE..).unwrap_or_default();
+        for (g, (group, outs)) in rest
             .chunks(64)
-            .zip(out.chunks_mut(64 * W::SIZE))
+            .zip(outs.chunks_mut(64 * W::SIZE))
             .enumerate()
         {
-            let signs = self.sign_word(g);
+            let signs = self.sign_word(first / 64 + g);
             for (j, (&s, o)) in group.iter().zip(outs.chunks_exact_mut(W::SIZE)).enumerate() {
                 let (p, f) = self.entry(s);
                 let skipped = SKIP && f & CODE_ZERO != 0;
@@ -186,6 +210,41 @@ impl Table<'_> {
             }
         }
         (k, stray)
+    }
+
+    /// The leading whole groups of [`Table::values`] with the vector loop where the level has one
+    /// (elements of 16 or 32 bits, nothing to check); returns the elements written (a multiple
+    /// of 64) and the stored values read.
+    #[allow(unused_variables)]
+    fn values_simd<W: Word, const SKIP: bool, const CHECK: bool>(
+        &self,
+        syms: &[u16],
+        values: &[u64],
+        out: &mut [u8],
+    ) -> (usize, usize) {
+        #[cfg(target_arch = "x86_64")]
+        if !CHECK
+            && matches!(self.level, Level::Avx2 | Level::Avx512)
+            && self.prefix32.len() == self.mask + 1
+        {
+            let t = avx2::Lookup {
+                prefix: self.prefix32,
+                mask: self.mask as u32,
+                drop: self.drop,
+                code_shift: self.code_shift,
+                sign_shift: self.sign_shift,
+                signs: self.signs,
+            };
+            // SAFETY: the level is active only on a CPU with AVX2 (checked by `simd::current`);
+            // the prefix table has `mask + 1` entries (checked above).
+            let done = match W::SIZE {
+                2 => unsafe { avx2::values::<2, SKIP>(&t, syms, values, out) },
+                4 => unsafe { avx2::values::<4, SKIP>(&t, syms, values, out) },
+                _ => return (0, 0),
+            };
+            return (done.elements, done.values);
+        }
+        (0, 0)
     }
 
     /// Elements from low values packed flat at `bits`, one per element; returns the stray bits.
