@@ -313,7 +313,8 @@ pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
     if width == 0 {
         out.fill(0);
     }
-    crate::runtime::memory::with_reused(&SYMS, |syms| decode_with(bytes, width, syms, out))
+    let level = crate::simd::current()?;
+    crate::runtime::memory::with_reused(&SYMS, |syms| decode_with(level, bytes, width, syms, out))
 }
 
 thread_local! {
@@ -322,7 +323,13 @@ thread_local! {
 }
 
 /// [`decode`] with `syms` as the lane buffer.
-fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -> Result<()> {
+fn decode_with(
+    level: crate::simd::Level,
+    bytes: &[u8],
+    width: u32,
+    syms: &mut Vec<u16>,
+    out: &mut [u64],
+) -> Result<()> {
     let mut pos = 0usize;
     for block in out.chunks_mut(BLOCK) {
         for (lo, w) in lanes(width) {
@@ -338,8 +345,7 @@ fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -
             pos += len;
             match head[0] {
                 // The lowest lane sets each value, the others add their bits.
-                RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
-                RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
+                RAW => unpack::raw_lane(level, body, w, lo, block)?,
                 id @ (ENTROPY | HUFFMAN) => {
                     if syms.len() < block.len() {
                         syms.resize(block.len(), 0);
@@ -590,3 +596,4 @@ fn rebuild_into(
 
 #[cfg(test)]
 mod tests;
+mod unpack;
