@@ -5,6 +5,7 @@
 //! bits, then repacked the mantissas for the expand kernel.
 
 use crate::coding::bitpack::{self, low_mask};
+use crate::coding::mantissa;
 use crate::error::{Error, Result};
 use crate::kernel::Word;
 use crate::reduce::Reducer;
@@ -73,43 +74,10 @@ pub(crate) fn assemble<W: Word>(
     tables: &mut Tables,
     out: &mut [u8],
 ) -> Result<()> {
-    let level = crate::simd::current()?;
-    build(r, width, man_bits - layout.top, layout, tables);
-    if W::SIZE <= 4 {
-        tables.prefix32.clear();
-        tables
-            .prefix32
-            .extend(tables.prefix.iter().map(|&p| p as u32));
-    }
-    let t = Table {
-        level,
-        prefix32: &tables.prefix32,
-        code_shift: layout.top + u32::from(layout.joint_sign),
-        prefix: &tables.prefix,
-        flags: &tables.flags,
-        mask: (1usize << width) - 1,
-        drop: r.drop,
-        magnitude: r.mag_mask,
-        sign_shift: r.sign_shift,
-        signs,
-    };
+    let t = Table::new::<W>(r, man_bits, width, layout, signs, tables)?;
     let check = r.zero_code_is_zero();
     let stray = match low {
-        Low::Values(values) => {
-            let (k, stray) = match (layout.zero_skip, check) {
-                (true, true) => t.values::<W, true, true>(syms, values, out),
-                (true, false) => t.values::<W, true, false>(syms, values, out),
-                (false, true) => t.values::<W, false, true>(syms, values, out),
-                (false, false) => t.values::<W, false, false>(syms, values, out),
-            };
-            if k != values.len() {
-                return Err(Error::decode(format!(
-                    "{} stored mantissas for {k} values that need one",
-                    values.len()
-                )));
-            }
-            stray
-        }
+        Low::Values(values) => t.stored::<W>(layout.zero_skip, check, syms, values, out)?,
         Low::Packed { bytes, bits } => {
             if check {
                 t.packed::<W, true>(syms, bytes, bits, out)
@@ -118,6 +86,51 @@ pub(crate) fn assemble<W: Word>(
             }
         }
     };
+    no_stray(stray)
+}
+
+/// [`assemble`] for low values in a coded mantissa stream without zero skip (`mantissas`, values
+/// of `man_bits - layout.top` bits), one lane block at a time: each block's values are used while
+/// they are in cache, in `low` (reused). Errors come in the order a whole-stream decode gives
+/// them: the stream's own, then a signed zero's mantissa bits.
+///
+/// # Errors
+/// As [`assemble`] and [`crate::coding::mantissa::decode`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble_blocks<W: Word>(
+    r: &Reducer,
+    man_bits: u32,
+    syms: &[u16],
+    width: u32,
+    layout: Layout,
+    mantissas: &[u8],
+    signs: Option<&[u8]>,
+    tables: &mut Tables,
+    low: &mut Vec<u64>,
+    out: &mut [u8],
+) -> Result<()> {
+    let t = Table::new::<W>(r, man_bits, width, layout, signs, tables)?;
+    let check = r.zero_code_is_zero();
+    let mut blocks = mantissa::Blocks::new(mantissas, man_bits - layout.top)?;
+    low.resize(syms.len().min(mantissa::BLOCK), 0);
+    let mut stray = 0u64;
+    let parts = syms
+        .chunks(mantissa::BLOCK)
+        .zip(out.chunks_mut(mantissa::BLOCK * W::SIZE));
+    for (b, (syms, out)) in parts.enumerate() {
+        let values = &mut low[..syms.len()];
+        blocks.next(values)?;
+        // A block starts on a whole byte of the sign stream (blocks are multiples of 64).
+        let signs = signs.map(|s| s.get(b * mantissa::BLOCK / 8..).unwrap_or_default());
+        let t = Table { signs, ..t };
+        stray |= t.stored::<W>(false, check, syms, values, out)?;
+    }
+    blocks.finish()?;
+    no_stray(stray)
+}
+
+/// The error for a value with the zero exponent code whose mantissa bits are not all zero.
+fn no_stray(stray: u64) -> Result<()> {
     if stray != 0 {
         return Err(Error::decode(
             "a value with the zero exponent code has a nonzero mantissa",
@@ -127,6 +140,7 @@ pub(crate) fn assemble<W: Word>(
 }
 
 /// The tables of one chunk, borrowed for its element loops.
+#[derive(Clone, Copy)]
 struct Table<'a> {
     level: Level,
     prefix: &'a [u64],
@@ -144,7 +158,68 @@ struct Table<'a> {
     signs: Option<&'a [u8]>,
 }
 
-impl Table<'_> {
+impl<'a> Table<'a> {
+    /// Builds `tables` for symbols of `width` bits laid out as `layout` and borrows them.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] for an unusable `SFP_SIMD`.
+    fn new<W: Word>(
+        r: &Reducer,
+        man_bits: u32,
+        width: u32,
+        layout: Layout,
+        signs: Option<&'a [u8]>,
+        tables: &'a mut Tables,
+    ) -> Result<Self> {
+        let level = crate::simd::current()?;
+        build(r, width, man_bits - layout.top, layout, tables);
+        if W::SIZE <= 4 {
+            tables.prefix32.clear();
+            tables
+                .prefix32
+                .extend(tables.prefix.iter().map(|&p| p as u32));
+        }
+        Ok(Table {
+            level,
+            prefix: &tables.prefix,
+            prefix32: &tables.prefix32,
+            code_shift: layout.top + u32::from(layout.joint_sign),
+            flags: &tables.flags,
+            mask: (1usize << width) - 1,
+            drop: r.drop,
+            magnitude: r.mag_mask,
+            sign_shift: r.sign_shift,
+            signs,
+        })
+    }
+
+    /// Elements from stored low values ([`Table::values`]), checking they match the elements in
+    /// number; returns the stray bits.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the count of stored values is not the count the elements need.
+    fn stored<W: Word>(
+        &self,
+        skip: bool,
+        check: bool,
+        syms: &[u16],
+        values: &[u64],
+        out: &mut [u8],
+    ) -> Result<u64> {
+        let (k, stray) = match (skip, check) {
+            (true, true) => self.values::<W, true, true>(syms, values, out),
+            (true, false) => self.values::<W, true, false>(syms, values, out),
+            (false, true) => self.values::<W, false, true>(syms, values, out),
+            (false, false) => self.values::<W, false, false>(syms, values, out),
+        };
+        if k != values.len() {
+            return Err(Error::decode(format!(
+                "{} stored mantissas for {k} values that need one",
+                values.len()
+            )));
+        }
+        Ok(stray)
+    }
     /// The sign bits of group `g` (64 elements) from the sign stream, 0 without one.
     #[inline(always)]
     fn sign_word(&self, g: usize) -> u64 {

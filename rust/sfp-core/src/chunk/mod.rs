@@ -468,6 +468,26 @@ fn decode_joint<W: Word>(
             .coder
             .decode(parsed.exponents, width, &mut s.codes)?;
         let low_bits = man_bits - layout.top;
+        let signs = if layout.joint_sign {
+            None
+        } else {
+            parsed.signs
+        };
+        if plan.is_some_and(|p| !p.low_flat && !p.zero_skip) {
+            // Every element has a stored value: decode and use them a lane block at a time.
+            return assemble::assemble_blocks::<W>(
+                r,
+                man_bits,
+                &s.codes,
+                width,
+                layout,
+                parsed.mantissas,
+                signs,
+                &mut s.tables,
+                &mut s.low,
+                out,
+            );
+        }
         let stored = if layout.zero_skip {
             n - assemble::zero_codes(&s.codes, layout)
         } else {
@@ -503,11 +523,6 @@ fn decode_joint<W: Word>(
                 bytes: parsed.mantissas,
                 bits: man_bits,
             },
-        };
-        let signs = if layout.joint_sign {
-            None
-        } else {
-            parsed.signs
         };
         assemble::assemble::<W>(
             r,
