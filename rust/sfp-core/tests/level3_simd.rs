@@ -95,6 +95,9 @@ fn maximum_level_frames_decode_alike_at_every_level() {
         (DType::BF16, false, 70_001, None),
         (DType::BF16, true, 70_001, None),
         (DType::BF16, true, 5_003, Some(1_000)),
+        // Zero-skipped chunks of several lane blocks (about 150 000 stored values).
+        (DType::BF16, true, 300_001, None),
+        (DType::F32, true, 300_001, None),
         (DType::F16, false, 40_000, None),
         (DType::F16, true, 40_000, Some(7_777)),
         (DType::F32, false, 30_000, None),

@@ -473,8 +473,8 @@ fn decode_joint<W: Word>(
         } else {
             parsed.signs
         };
-        if plan.is_some_and(|p| !p.low_flat && !p.zero_skip) {
-            // Every element has a stored value: decode and use them a lane block at a time.
+        if plan.is_some_and(|p| !p.low_flat && (!p.zero_skip || signs.is_none())) {
+            // Decode the stored values and use them a lane block at a time.
             return assemble::assemble_blocks::<W>(
                 r,
                 man_bits,
