@@ -8,6 +8,13 @@ use crate::coding::bitpack::{self, low_mask};
 use crate::error::{Error, Result};
 use crate::kernel::Word;
 use crate::reduce::Reducer;
+use crate::simd::Level;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod blocks;
+
+pub(crate) use blocks::assemble_blocks;
 
 /// How a chunk's symbols are laid out and where the rest of each mantissa is.
 #[derive(Clone, Copy, Debug)]
@@ -37,13 +44,19 @@ const MUST_BE_ZERO: u8 = 2;
 #[derive(Default)]
 pub(crate) struct Tables {
     prefix: Vec<u64>,
+    /// The prefixes as 32-bit words, for the vector loops of elements up to 32 bits.
+    prefix32: Vec<u32>,
     flags: Vec<u8>,
 }
 
 /// The number of symbols whose exponent code is 0 (their low bits are skipped under zero skip).
 pub(crate) fn zero_codes(syms: &[u16], layout: Layout) -> usize {
     let shift = layout.top + u32::from(layout.joint_sign);
-    syms.iter().filter(|&&s| s >> shift == 0).count()
+    // Counted in 32-bit lanes per block (a block's count fits them), which the compiler
+    // vectorises eight or sixteen at a time.
+    syms.chunks(1 << 16)
+        .map(|b| b.iter().map(|&s| u32::from(s >> shift == 0)).sum::<u32>() as usize)
+        .sum()
 }
 
 /// Writes the elements of `syms` (each below `2^width`) into `out` (`W` words, little-endian).
@@ -63,33 +76,10 @@ pub(crate) fn assemble<W: Word>(
     tables: &mut Tables,
     out: &mut [u8],
 ) -> Result<()> {
-    build(r, width, man_bits - layout.top, layout, tables);
-    let t = Table {
-        prefix: &tables.prefix,
-        flags: &tables.flags,
-        mask: (1usize << width) - 1,
-        drop: r.drop,
-        magnitude: r.mag_mask,
-        sign_shift: r.sign_shift,
-        signs,
-    };
+    let t = Table::new::<W>(r, man_bits, width, layout, signs, tables)?;
     let check = r.zero_code_is_zero();
     let stray = match low {
-        Low::Values(values) => {
-            let (k, stray) = match (layout.zero_skip, check) {
-                (true, true) => t.values::<W, true, true>(syms, values, out),
-                (true, false) => t.values::<W, true, false>(syms, values, out),
-                (false, true) => t.values::<W, false, true>(syms, values, out),
-                (false, false) => t.values::<W, false, false>(syms, values, out),
-            };
-            if k != values.len() {
-                return Err(Error::decode(format!(
-                    "{} stored mantissas for {k} values that need one",
-                    values.len()
-                )));
-            }
-            stray
-        }
+        Low::Values(values) => t.stored::<W>(layout.zero_skip, check, syms, values, out)?,
         Low::Packed { bytes, bits } => {
             if check {
                 t.packed::<W, true>(syms, bytes, bits, out)
@@ -98,6 +88,11 @@ pub(crate) fn assemble<W: Word>(
             }
         }
     };
+    no_stray(stray)
+}
+
+/// The error for a value with the zero exponent code whose mantissa bits are not all zero.
+fn no_stray(stray: u64) -> Result<()> {
     if stray != 0 {
         return Err(Error::decode(
             "a value with the zero exponent code has a nonzero mantissa",
@@ -107,8 +102,14 @@ pub(crate) fn assemble<W: Word>(
 }
 
 /// The tables of one chunk, borrowed for its element loops.
+#[derive(Clone, Copy)]
 struct Table<'a> {
+    level: Level,
     prefix: &'a [u64],
+    /// [`Table::prefix`] as 32-bit words when the elements have at most 32 bits (else empty).
+    prefix32: &'a [u32],
+    /// Shift of a symbol down to its exponent code.
+    code_shift: u32,
     flags: &'a [u8],
     /// `2^width - 1`: a masked symbol indexes both tables (each `2^width` long).
     mask: usize,
@@ -119,7 +120,68 @@ struct Table<'a> {
     signs: Option<&'a [u8]>,
 }
 
-impl Table<'_> {
+impl<'a> Table<'a> {
+    /// Builds `tables` for symbols of `width` bits laid out as `layout` and borrows them.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] for an unusable `SFP_SIMD`.
+    fn new<W: Word>(
+        r: &Reducer,
+        man_bits: u32,
+        width: u32,
+        layout: Layout,
+        signs: Option<&'a [u8]>,
+        tables: &'a mut Tables,
+    ) -> Result<Self> {
+        let level = crate::simd::current()?;
+        build(r, width, man_bits - layout.top, layout, tables);
+        if W::SIZE <= 4 {
+            tables.prefix32.clear();
+            tables
+                .prefix32
+                .extend(tables.prefix.iter().map(|&p| p as u32));
+        }
+        Ok(Table {
+            level,
+            prefix: &tables.prefix,
+            prefix32: &tables.prefix32,
+            code_shift: layout.top + u32::from(layout.joint_sign),
+            flags: &tables.flags,
+            mask: (1usize << width) - 1,
+            drop: r.drop,
+            magnitude: r.mag_mask,
+            sign_shift: r.sign_shift,
+            signs,
+        })
+    }
+
+    /// Elements from stored low values ([`Table::values`]), checking they match the elements in
+    /// number; returns the stray bits.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the count of stored values is not the count the elements need.
+    fn stored<W: Word>(
+        &self,
+        skip: bool,
+        check: bool,
+        syms: &[u16],
+        values: &[u64],
+        out: &mut [u8],
+    ) -> Result<u64> {
+        let (k, stray) = match (skip, check) {
+            (true, true) => self.values::<W, true, true>(syms, values, out),
+            (true, false) => self.values::<W, true, false>(syms, values, out),
+            (false, true) => self.values::<W, false, true>(syms, values, out),
+            (false, false) => self.values::<W, false, false>(syms, values, out),
+        };
+        if k != values.len() {
+            return Err(Error::decode(format!(
+                "{} stored mantissas for {k} values that need one",
+                values.len()
+            )));
+        }
+        Ok(stray)
+    }
     /// The sign bits of group `g` (64 elements) from the sign stream, 0 without one.
     #[inline(always)]
     fn sign_word(&self, g: usize) -> u64 {
@@ -160,21 +222,27 @@ impl Table<'_> {
         values: &[u64],
         out: &mut [u8],
     ) -> (usize, u64) {
-        let (mut k, mut stray) = (0usize, 0u64);
-        for (g, (group, outs)) in syms
+        let (first, mut k) = self.values_simd::<W, SKIP, CHECK>(syms, values, out);
+        let mut stray = 0u64;
+        // Under zero skip, every element loads the next stored value (clamped to the last one) and
+        // masks it away when skipped: a branch on the zero code mispredicts on activations, where
+        // zeros and nonzeros interleave at random. Too few stored values are caught by the caller
+        // from the returned count.
+        let values = if values.is_empty() { &[0][..] } else { values };
+        let last = values.len() - 1;
+        let rest = syms.get(first..).unwrap_or_default();
+        let outs = out.get_mut(first * W::SIZE..).unwrap_or_default();
+        for (g, (group, outs)) in rest
             .chunks(64)
-            .zip(out.chunks_mut(64 * W::SIZE))
+            .zip(outs.chunks_mut(64 * W::SIZE))
             .enumerate()
         {
-            let signs = self.sign_word(g);
+            let signs = self.sign_word(first / 64 + g);
             for (j, (&s, o)) in group.iter().zip(outs.chunks_exact_mut(W::SIZE)).enumerate() {
                 let (p, f) = self.entry(s);
                 let skipped = SKIP && f & CODE_ZERO != 0;
-                let v = if skipped {
-                    0
-                } else {
-                    values.get(k).copied().unwrap_or(0)
-                };
+                let keep = u64::from(!skipped).wrapping_neg();
+                let v = values[k.min(last)] & keep;
                 k += usize::from(!skipped);
                 let (bits, bad) = self.element::<CHECK>(p, f, v);
                 stray |= bad;
@@ -183,6 +251,41 @@ impl Table<'_> {
             }
         }
         (k, stray)
+    }
+
+    /// The leading whole groups of [`Table::values`] with the vector loop where the level has one
+    /// (elements of 16 or 32 bits, nothing to check); returns the elements written (a multiple
+    /// of 64) and the stored values read.
+    #[allow(unused_variables)]
+    fn values_simd<W: Word, const SKIP: bool, const CHECK: bool>(
+        &self,
+        syms: &[u16],
+        values: &[u64],
+        out: &mut [u8],
+    ) -> (usize, usize) {
+        #[cfg(target_arch = "x86_64")]
+        if !CHECK
+            && matches!(self.level, Level::Avx2 | Level::Avx512)
+            && self.prefix32.len() == self.mask + 1
+        {
+            let t = avx2::Lookup {
+                prefix: self.prefix32,
+                mask: self.mask as u32,
+                drop: self.drop,
+                code_shift: self.code_shift,
+                sign_shift: self.sign_shift,
+                signs: self.signs,
+            };
+            // SAFETY: the level is active only on a CPU with AVX2 (checked by `simd::current`);
+            // the prefix table has `mask + 1` entries (checked above).
+            let done = match W::SIZE {
+                2 => unsafe { avx2::values::<2, SKIP>(&t, syms, values, out) },
+                4 => unsafe { avx2::values::<4, SKIP>(&t, syms, values, out) },
+                _ => return (0, 0),
+            };
+            return (done.elements, done.values);
+        }
+        (0, 0)
     }
 
     /// Elements from low values packed flat at `bits`, one per element; returns the stray bits.

@@ -470,6 +470,26 @@ fn decode_joint<W: Word>(
             .coder
             .decode(parsed.exponents, width, &mut s.codes)?;
         let low_bits = man_bits - layout.top;
+        let signs = if layout.joint_sign {
+            None
+        } else {
+            parsed.signs
+        };
+        if plan.is_some_and(|p| !p.low_flat && (!p.zero_skip || signs.is_none())) {
+            // Decode the stored values and use them a lane block at a time.
+            return assemble::assemble_blocks::<W>(
+                r,
+                man_bits,
+                &s.codes,
+                width,
+                layout,
+                parsed.mantissas,
+                signs,
+                &mut s.tables,
+                &mut s.low,
+                out,
+            );
+        }
         let stored = if layout.zero_skip {
             n - assemble::zero_codes(&s.codes, layout)
         } else {
@@ -505,11 +525,6 @@ fn decode_joint<W: Word>(
                 bytes: parsed.mantissas,
                 bits: man_bits,
             },
-        };
-        let signs = if layout.joint_sign {
-            None
-        } else {
-            parsed.signs
         };
         assemble::assemble::<W>(
             r,

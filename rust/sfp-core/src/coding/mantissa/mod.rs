@@ -307,13 +307,12 @@ fn encode_with(
 /// # Errors
 /// [`Error::Decode`] when the stream is malformed, truncated or has bytes left over.
 pub fn decode(bytes: &[u8], width: u32, out: &mut [u64]) -> Result<()> {
-    if width > 64 {
-        return Err(Error::decode(format!("mantissa width {width} exceeds 64")));
-    }
-    if width == 0 {
-        out.fill(0);
-    }
-    crate::runtime::memory::with_reused(&SYMS, |syms| decode_with(bytes, width, syms, out))
+    let mut blocks = Blocks::new(bytes, width)?;
+    crate::runtime::memory::with_reused(&SYMS, |syms| {
+        out.chunks_mut(BLOCK)
+            .try_for_each(|block| blocks.next_with(syms, block))
+    })?;
+    blocks.finish()
 }
 
 thread_local! {
@@ -321,25 +320,61 @@ thread_local! {
     static SYMS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// [`decode`] with `syms` as the lane buffer.
-fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -> Result<()> {
-    let mut pos = 0usize;
-    for block in out.chunks_mut(BLOCK) {
-        for (lo, w) in lanes(width) {
+/// A mantissa stream read one lane block at a time, so a decoder can use each block's values
+/// while they are in cache.
+pub(crate) struct Blocks<'a> {
+    level: crate::simd::Level,
+    bytes: &'a [u8],
+    width: u32,
+    pos: usize,
+}
+
+impl<'a> Blocks<'a> {
+    /// A reader of the stream `bytes` of `width`-bit values.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when `width` exceeds 64; [`Error::InvalidArgument`] for an unusable
+    /// `SFP_SIMD`.
+    pub(crate) fn new(bytes: &'a [u8], width: u32) -> Result<Self> {
+        if width > 64 {
+            return Err(Error::decode(format!("mantissa width {width} exceeds 64")));
+        }
+        Ok(Self {
+            level: crate::simd::current()?,
+            bytes,
+            width,
+            pos: 0,
+        })
+    }
+
+    /// Decodes the next block: `out.len()` values (a whole [`BLOCK`], or the last block's rest).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the block is malformed or truncated.
+    pub(crate) fn next(&mut self, out: &mut [u64]) -> Result<()> {
+        crate::runtime::memory::with_reused(&SYMS, |syms| self.next_with(syms, out))
+    }
+
+    /// [`Blocks::next`] with `syms` as the lane buffer.
+    fn next_with(&mut self, syms: &mut Vec<u16>, block: &mut [u64]) -> Result<()> {
+        let (level, bytes) = (self.level, self.bytes);
+        if self.width == 0 {
+            block.fill(0);
+        }
+        for (lo, w) in lanes(self.width) {
+            let pos = self.pos;
             let head = bytes
                 .get(pos..pos + 5)
                 .ok_or_else(|| Error::decode("mantissa stream: truncated lane header"))?;
             let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            pos += 5;
             let body = bytes
-                .get(pos..)
+                .get(pos + 5..)
                 .and_then(|b| b.get(..len))
                 .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
-            pos += len;
+            self.pos = pos + 5 + len;
             match head[0] {
                 // The lowest lane sets each value, the others add their bits.
-                RAW if lo == 0 => bitpack::unpack(body, block.len(), w, |i, v| block[i] = v)?,
-                RAW => bitpack::unpack(body, block.len(), w, |i, v| block[i] |= v << lo)?,
+                RAW => unpack::raw_lane(level, body, w, lo, block)?,
                 id @ (ENTROPY | HUFFMAN) => {
                     if syms.len() < block.len() {
                         syms.resize(block.len(), 0);
@@ -366,14 +401,22 @@ fn decode_with(bytes: &[u8], width: u32, syms: &mut Vec<u16>, out: &mut [u64]) -
                 }
             }
         }
+        Ok(())
     }
-    if pos != bytes.len() {
-        return Err(Error::decode(format!(
-            "mantissa stream: {} stray bytes",
-            bytes.len() - pos
-        )));
+
+    /// Checks that the blocks read were the whole stream.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when bytes are left over.
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.pos != self.bytes.len() {
+            return Err(Error::decode(format!(
+                "mantissa stream: {} stray bytes",
+                self.bytes.len() - self.pos
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A chunk's mantissas split by `plan`: the exponent alphabet codes (`code << top | top bits`) and
@@ -590,3 +633,4 @@ fn rebuild_into(
 
 #[cfg(test)]
 mod tests;
+mod unpack;
