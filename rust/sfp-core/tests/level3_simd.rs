@@ -4,18 +4,8 @@
 
 use sfp_core::simd::{with_level, Level};
 use sfp_core::testkit::corrupt::repair_checksums;
+use sfp_core::testkit::rng;
 use sfp_core::{decode_into, encode, inspect, CodingLevel, DType, Format, Options};
-
-/// xorshift: deterministic pseudo-random words.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
 
 /// `n` float32 values shaped like weights (a sum of uniforms), or ReLU activations of them.
 fn values(n: usize, relu: bool, seed: u64) -> Vec<f32> {

@@ -28,6 +28,17 @@ pub const MIN_BYTES_PER_CHUNK: usize = 16 + 10;
 /// Decoded sizes above this are checked against [`max_decoded_bytes`] but not decoded by the harness.
 pub const TRY_LIMIT: usize = 1 << 27;
 
+/// Deterministic pseudo-random words (xorshift) from `seed`, for tests.
+pub fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
 /// The most decoded bytes a frame of `input_len` bytes can claim and still pass header validation:
 /// each chunk costs at least [`MIN_BYTES_PER_CHUNK`] bytes of input and holds at most
 /// [`crate::frame::MAX_CHUNK`] values of at most 8 bytes.

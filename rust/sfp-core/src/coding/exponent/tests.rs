@@ -2,6 +2,7 @@
 
 use super::gecko::{Base, Params, Zeros};
 use super::*;
+use crate::testkit::rng;
 use proptest::prelude::*;
 
 const CODERS: [Coder; 4] = [Coder::Raw, Coder::Gecko, Coder::Entropy, Coder::Huffman];
@@ -22,17 +23,6 @@ fn all_params() -> Vec<Params> {
         }
     }
     v
-}
-
-/// xorshift: deterministic pseudo-random codes.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
 }
 
 /// A lop-sided exponent-like sequence: most codes a few below `top`, some zeros.

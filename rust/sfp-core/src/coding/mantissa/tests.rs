@@ -1,18 +1,8 @@
 //! Round trips and malformed streams for the mantissa coder.
 
 use super::*;
+use crate::testkit::rng;
 use proptest::prelude::*;
-
-/// xorshift: deterministic pseudo-random values.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
 
 /// Round-trips `values` with every lane coder; returns the rANS stream.
 fn round_trip(values: &[u64], width: u32) -> Vec<u8> {

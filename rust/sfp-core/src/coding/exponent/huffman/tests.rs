@@ -3,18 +3,8 @@
 
 use super::*;
 use crate::simd::{with_level, Level};
+use crate::testkit::rng;
 use proptest::prelude::*;
-
-/// xorshift: deterministic pseudo-random symbols.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
 
 /// Exponent-like symbols: mostly a few below the top of the width, geometric, some zeros.
 fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
