@@ -14,7 +14,7 @@ use crate::narrow;
 use crate::pipeline::window::window_for;
 use crate::pipeline::{self, decode_chunks, quantize_chunks};
 use crate::reduce::Reducer;
-use crate::runtime::memory;
+use crate::runtime::memory::{self, Stores};
 use crate::runtime::threads;
 use crate::simd;
 
@@ -162,7 +162,14 @@ pub fn decode_with<B: AsMut<[u8]>>(
             return crate::by_word!(
                 dtype.word_size(),
                 TRUNCATE,
-                decode_chunks(level, &reducer, &header, frame, buf)
+                decode_chunks(
+                    level,
+                    &reducer,
+                    &header,
+                    frame,
+                    Stores::for_output(buf.len()),
+                    buf
+                )
             );
         }
         narrow::decode_chunks(level, &reducer, &header, frame, buf)

@@ -10,6 +10,7 @@ use crate::coding::exponent::Coder;
 use crate::error::{Error, Result};
 use crate::kernel::{self, Codes, Params, Split, Word};
 use crate::reduce::Reducer;
+use crate::runtime::memory::Stores;
 use crate::simd::Level;
 
 /// Bytes of a flat chunk of `n` values of `size` bytes with a sign stream when `negative` and
@@ -104,6 +105,7 @@ pub(super) fn decode<W: Word, const M: u8>(
     p: &Params<W>,
     bits: (u32, u32),
     parsed: &Parsed<'_>,
+    stores: Stores,
     out: &mut [u8],
 ) -> Result<bool> {
     let (exp_bits, man_bits) = bits;
@@ -120,6 +122,7 @@ pub(super) fn decode<W: Word, const M: u8>(
         (parsed.exponents, unpacker(exp_bits), exp_bits),
         (parsed.mantissas, unpacker(man_bits), man_bits),
         check,
+        stores,
         out,
     );
     Ok(!stray)

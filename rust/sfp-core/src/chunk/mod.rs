@@ -374,8 +374,8 @@ pub(crate) fn decode<W: Word, const M: u8>(
     let size = r.size();
     let n = out.len() / size;
     let parsed = parse(bytes, n, man_bits, size, r.has_exceptions())?;
-    if !flat::decode::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, out)? {
-        decode_fields::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, out)?;
+    if !flat::decode::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, stores, out)? {
+        decode_fields::<W, M>(level, r, p, (exp_bits, man_bits), &parsed, stores, out)?;
     }
     let mut previous: Option<usize> = None;
     for e in parsed.exceptions.chunks_exact(4 + size) {
@@ -405,6 +405,7 @@ fn decode_fields<W: Word, const M: u8>(
     p: &Params<W>,
     bits: (u32, u32),
     parsed: &Parsed<'_>,
+    stores: Stores,
     out: &mut [u8],
 ) -> Result<()> {
     let (exp_bits, man_bits) = bits;
@@ -430,6 +431,7 @@ fn decode_fields<W: Word, const M: u8>(
             mants,
             (unpacker(man_bits), man_bits),
             man_bits > 0 && r.zero_code_is_zero(),
+            stores,
             out,
         );
         if stray {

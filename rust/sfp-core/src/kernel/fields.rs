@@ -5,6 +5,7 @@
 
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
 use crate::coding::bitpack::{unpack_group, Packer, Unpacker};
+use crate::runtime::memory::{Staged, Stores};
 
 /// Where [`split`] puts the exponent codes.
 pub(crate) enum Codes<'a> {
@@ -156,6 +157,17 @@ fn sign_word(signs: Option<&[u8]>, k: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
+/// Where an expand kernel writes the output block `dst`: straight into it with cached stores, or
+/// into the cache-resident `staged` block that [`Stores::put`] then streams out (so the kernel's
+/// vectorised stores stay what the compiler makes of them).
+#[inline(always)]
+fn staging<'a>(stores: Stores, staged: &'a mut Staged, dst: &'a mut [u8]) -> &'a mut [u8] {
+    match stores {
+        Stores::Cached => dst,
+        Stores::Streaming => &mut staged.0[..dst.len()],
+    }
+}
+
 /// Expands one block into `dst` (whole elements, at most [`LANES`]); with `CHECK`, returns whether a
 /// zero code carries a nonzero mantissa (malformed where the zero code can only stand for zero). The block is
 /// built in a fixed-size array first: that loop vectorises, one over `dst`'s elements directly does not.
@@ -248,10 +260,13 @@ multiversion! {
         mants: &[u8],
         unpack: (Unpacker, u32),
         check: bool,
+        stores: Stores,
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
         let (mut c, mut m) = ([0u16; LANES], [0u64; LANES]);
+        let stores = stores.for_slice(out);
+        let mut staged = Staged::default();
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(unpack.0, unpack.1, mants, k, &mut m);
             let tail = codes.get(k * LANES..).unwrap_or_default();
@@ -260,12 +275,17 @@ multiversion! {
             // Lanes past the last element must not count as stray.
             c[n..].fill(1);
             let sign = sign_word(signs, k);
+            let into = staging(stores, &mut staged, dst);
             stray |= if check {
-                expand_block::<W, u16, true>(p, sign, &c, &m, dst)
+                expand_block::<W, u16, true>(p, sign, &c, &m, into)
             } else {
-                expand_block::<W, u16, false>(p, sign, &c, &m, dst)
+                expand_block::<W, u16, false>(p, sign, &c, &m, into)
             };
+            if stores == Stores::Streaming {
+                stores.put(&staged, dst);
+            }
         }
+        stores.finish();
         stray
     }
 }
@@ -279,20 +299,28 @@ multiversion! {
         codes: (&[u8], Unpacker, u32),
         mants: (&[u8], Unpacker, u32),
         check: bool,
+        stores: Stores,
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
         let (mut c, mut m) = ([0u64; LANES], [0u64; LANES]);
+        let stores = stores.for_slice(out);
+        let mut staged = Staged::default();
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(codes.1, codes.2, codes.0, k, &mut c);
             unpack_block(mants.1, mants.2, mants.0, k, &mut m);
             let sign = sign_word(signs, k);
+            let into = staging(stores, &mut staged, dst);
             stray |= if check {
-                expand_block::<W, u64, true>(p, sign, &c, &m, dst)
+                expand_block::<W, u64, true>(p, sign, &c, &m, into)
             } else {
-                expand_block::<W, u64, false>(p, sign, &c, &m, dst)
+                expand_block::<W, u64, false>(p, sign, &c, &m, into)
             };
+            if stores == Stores::Streaming {
+                stores.put(&staged, dst);
+            }
         }
+        stores.finish();
         stray
     }
 }

@@ -406,3 +406,54 @@ fn flat_chunks_without_signs_and_unaligned_buffers_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn streaming_stores_decode_the_values_cached_stores_do() {
+    use crate::kernel::TRUNCATE;
+    use crate::pipeline::{decode_chunks, open};
+    use crate::runtime::memory::Stores;
+    for dtype in DType::WIDE {
+        let size = dtype.size();
+        let mut all = formats(dtype);
+        for level in [CodingLevel::Fast, CodingLevel::Default, CodingLevel::Max] {
+            all.push(Format {
+                level,
+                ..Format::LOSSLESS
+            });
+        }
+        for (k, fmt) in all.iter().enumerate() {
+            // Chunks of 256 values keep every chunk 16-byte aligned, of 333 only the first; the
+            // last chunk is short, so blocks end inside a 16-byte piece.
+            for chunk in [256usize, 333] {
+                let n = 3 * chunk + 7;
+                let src = inputs(dtype, n, 90 + k as u64);
+                let opts = Options {
+                    chunk_size: Some(chunk),
+                    threads: Some(1),
+                };
+                let frame = encode(&src, dtype, &[n as u64], fmt, &opts).unwrap();
+                let mut expected = vec![0u8; src.len()];
+                decode_into(&frame, &mut expected, Some(1)).unwrap();
+                let (header, reducer) = open(&frame).unwrap();
+                for level in Level::available() {
+                    for offset in [0, size] {
+                        // 64-byte aligned, then `offset` bytes in.
+                        let mut buf = vec![0u8; src.len() + 128];
+                        let start = buf.as_ptr().align_offset(64) + offset;
+                        let out = &mut buf[start..start + src.len()];
+                        crate::by_word!(
+                            size,
+                            TRUNCATE,
+                            decode_chunks(level, &reducer, &header, &frame, Stores::Streaming, out)
+                        )
+                        .unwrap();
+                        assert!(
+                            *out == expected[..],
+                            "{dtype:?} {fmt:?} chunk {chunk} at {level}, {offset} bytes off"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

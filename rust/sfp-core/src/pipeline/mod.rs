@@ -151,8 +151,8 @@ pub(crate) fn open(frame: &[u8]) -> Result<(Header, Reducer)> {
     Ok((header, reducer))
 }
 
-/// Decodes every chunk of a parsed frame into its place in `out`, each checked against its
-/// checksum.
+/// Decodes every chunk of a parsed frame into its place in `out` with `stores`, each checked
+/// against its checksum.
 ///
 /// # Errors
 /// [`Error::Decode`] naming the first bad chunk.
@@ -161,12 +161,12 @@ pub(crate) fn decode_chunks<W: Word, const M: u8>(
     r: &Reducer,
     header: &Header,
     frame: &[u8],
+    stores: Stores,
     out: &mut [u8],
 ) -> Result<()> {
     let p = Params::<W>::new(r);
     let t = &header.target;
     let ranges = header.chunk_ranges();
-    let stores = Stores::for_output(out.len());
     out.par_chunks_mut((header.chunk_size * W::SIZE).max(1))
         .zip(ranges.par_iter())
         .zip(header.chunks.par_iter())

@@ -44,6 +44,64 @@ impl Stores {
     }
 }
 
+/// A block of decoded output staged in the first-level cache before [`Stores::put`] streams it out
+/// (kernels whose stores the compiler vectorises write here instead of into the output).
+#[repr(C, align(64))]
+pub(crate) struct Staged(pub [u8; 512]);
+
+impl Default for Staged {
+    fn default() -> Self {
+        Self([0; 512])
+    }
+}
+
+impl Stores {
+    /// The stores a kernel uses for `out`: streaming ones need its start 16-byte aligned (numpy's
+    /// large arrays start 16 bytes into a page), then every whole 16 bytes of a block it copies
+    /// stays aligned as long as the blocks before it were multiples of 16 bytes.
+    pub(crate) fn for_slice(self, out: &[u8]) -> Self {
+        if self == Self::Streaming && out.as_ptr() as usize % 16 == 0 {
+            Self::Streaming
+        } else {
+            Self::Cached
+        }
+    }
+
+    /// Copies `src` (a [`Staged`] block's first bytes) to `dst` of the same length: streamed in
+    /// 16-byte pieces when `self` is [`Stores::Streaming`] and `dst` is aligned, the rest through
+    /// the cache.
+    #[inline(always)]
+    pub(crate) fn put(self, src: &Staged, dst: &mut [u8]) {
+        let len = dst.len().min(src.0.len());
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self == Self::Streaming && dst.as_ptr() as usize % 16 == 0 {
+            use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_stream_si128};
+            done = len / 16 * 16;
+            for at in (0..done).step_by(16) {
+                // SAFETY: `at + 16 <= len`, inside both buffers; the source is 64-byte aligned
+                // (`Staged`) and `at` a multiple of 16, the destination 16-byte aligned (checked);
+                // SSE2 is part of x86-64.
+                unsafe {
+                    let v = _mm_load_si128(src.0.as_ptr().add(at).cast::<__m128i>());
+                    _mm_stream_si128(dst.as_mut_ptr().add(at).cast::<__m128i>(), v);
+                }
+            }
+        }
+        dst[done..len].copy_from_slice(&src.0[done..len]);
+    }
+
+    /// Orders the streaming stores before whatever the thread stores next (the end of its task,
+    /// which another thread waits for).
+    pub(crate) fn finish(self) {
+        #[cfg(target_arch = "x86_64")]
+        if self == Self::Streaming {
+            // SAFETY: SSE is part of x86-64.
+            unsafe { std::arch::x86_64::_mm_sfence() };
+        }
+    }
+}
+
 /// Bytes of a transparent huge page on x86-64 and aarch64 with 4 KiB base pages.
 pub const HUGE_PAGE: usize = 2 << 20;
 

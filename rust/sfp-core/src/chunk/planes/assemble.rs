@@ -170,23 +170,23 @@ mod avx2 {
     use super::{low_mask, Fields, Planes, Stores};
 
     /// How the steps store their 16 or 32 bytes: streaming stores need 16-byte alignment, which
-    /// every step keeps once `out` has it (numpy's large arrays start 16 bytes into a page).
+    /// every step keeps once `out` has it.
     #[derive(Clone, Copy)]
     pub(super) struct Put {
-        streaming: bool,
+        stores: Stores,
     }
 
     impl Put {
         pub(super) fn new(stores: Stores, out: &[u8]) -> Self {
             Self {
-                streaming: stores == Stores::Streaming && out.as_ptr() as usize % 16 == 0,
+                stores: stores.for_slice(out),
             }
         }
 
         #[target_feature(enable = "avx2")]
         #[inline]
         unsafe fn half(self, dst: *mut u8, v: __m128i) {
-            if self.streaming {
+            if self.stores == Stores::Streaming {
                 _mm_stream_si128(dst.cast(), v);
             } else {
                 _mm_storeu_si128(dst.cast(), v);
@@ -196,7 +196,7 @@ mod avx2 {
         #[target_feature(enable = "avx2")]
         #[inline]
         unsafe fn whole(self, dst: *mut u8, v: __m256i) {
-            if self.streaming {
+            if self.stores == Stores::Streaming {
                 _mm_stream_si128(dst.cast(), _mm256_castsi256_si128(v));
                 _mm_stream_si128(dst.add(16).cast(), _mm256_extracti128_si256::<1>(v));
             } else {
@@ -204,13 +204,8 @@ mod avx2 {
             }
         }
 
-        /// Orders the streaming stores before whatever the thread stores next (the end of its
-        /// task, which another thread waits for).
         fn finish(self) {
-            if self.streaming {
-                // SAFETY: SSE is part of x86-64.
-                unsafe { _mm_sfence() };
-            }
+            self.stores.finish();
         }
     }
 
