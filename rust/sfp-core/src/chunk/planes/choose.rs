@@ -198,7 +198,7 @@ fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -
         };
         let mut bits = code_bits * n
             + table_bits(hist) * per_sample
-            + lookup_cost(level) * lookups_per_symbol(code_bits, index_bits(word_bits)) * n;
+            + lookup_cost(level) * lookups_per_symbol(code_bits) * n;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()
                 && 8 * (planes.coded_lanes + 1) <= planes.low_bits()
@@ -229,18 +229,9 @@ fn lookup_cost(level: CodingLevel) -> f64 {
 /// Decode table lookups per symbol for codes of `code_bits` on average: a lookup of the 11-bit table
 /// decodes the codes that fit whole in its bits, about half a code fewer than its bits hold
 /// (within 3% of the count on weights and activations from 2.6 to 5.7 bits per code).
-fn lookups_per_symbol(code_bits: f64, index_bits: f64) -> f64 {
-    code_bits / (index_bits - code_bits / 2.0).max(1.0)
-}
-
-/// The index bits of the decode table that decodes the symbols of a word of `word_bits`: the
-/// one-byte words' decoder writes bytes and indexes its table by 12 bits, the others by 11.
-fn index_bits(word_bits: u32) -> f64 {
-    if word_bits <= SMALL_WORD_BITS {
-        12.0
-    } else {
-        11.0
-    }
+fn lookups_per_symbol(code_bits: f64) -> f64 {
+    const INDEX_BITS: f64 = 11.0;
+    code_bits / (INDEX_BITS - code_bits / 2.0).max(1.0)
 }
 
 /// Bits of the Huffman code of the counted symbols (without a length limit, which a block's
@@ -340,7 +331,11 @@ mod tests {
                 .collect();
             let table = Table::from_histogram(&hist).unwrap();
             assert!(table.max_code_len() <= 11);
-            assert_eq!(huffman_bits(&hist), table.coded_bits(&hist) as f64, "{symbols}");
+            assert_eq!(
+                huffman_bits(&hist),
+                table.coded_bits(&hist) as f64,
+                "{symbols}"
+            );
         }
         assert_eq!(huffman_bits(&[0, 5, 0]), 0.0);
     }

@@ -2,11 +2,12 @@
 //! caller's byte map (a planes cut's shift and rotation of it, say) straight into the output, so
 //! the one-byte element types need no 16-bit staging and no pass after it.
 //!
-//! The loops are those of `decode.rs` with 8-byte entries of up to six symbols: a table indexed
-//! by 12 bits is as large (32 KiB, in the first-level cache) as the 16-bit decoder's 11-bit one,
-//! and a lookup decodes more of the short codes of one-byte types (about 6 bits each on FP8
-//! weights: 1.5 codes per 12-bit lookup against 1.3 per 11-bit one). The bytes a stream holds
-//! do not depend on the decoder: this one reads exactly the streams [`super::decode`] reads.
+//! The loops are those of `decode.rs` with 8-byte entries of up to six symbols, tables indexed by
+//! 11 bits (16 KiB). A 12-bit index decodes a few more codes per lookup, but a one-byte type's
+//! block of 128 Ki values builds its table anew, and the larger table's construction took more
+//! instructions than the lookups saved (measured on FP8 MiniLM weights: 9.9 against 4.8 million
+//! for 2 Mi values, the lookups 49.9 against 50.4 million). The bytes a stream holds do not
+//! depend on the decoder: this one reads exactly the streams [`super::decode`] reads.
 
 use std::ops::Range;
 
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 /// The widest symbol this decoder takes.
 pub(crate) const MAX_BYTE_WIDTH: u32 = 8;
 /// Bits the decode tables are indexed by at least (see the module doc).
-const MIN_TABLE_BITS: u32 = 12;
+const MIN_TABLE_BITS: u32 = 11;
 /// Entries of the largest table (indexed by [`MAX_LEN`] bits); only the first `2^table_bits` are
 /// written and read, and a masked index needs no bounds check.
 const FULL: usize = 1 << MAX_LEN;
@@ -158,6 +159,7 @@ fn coded<const N: usize>(rest: &[u8], width: u32, map: &[u8; 256], out: &mut [u8
         if out.len() >= FAST_MIN {
             let multi = tables.build_multi(bits)?;
             let run = match bits {
+                11 => run::<N, 11>,
                 12 => run::<N, 12>,
                 13 => run::<N, 13>,
                 14 => run::<N, 14>,
