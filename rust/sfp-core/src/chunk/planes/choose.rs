@@ -30,11 +30,12 @@ const MIN_SAMPLES_PER_SYMBOL: usize = 16;
 const LANE_SAVING_DIVISOR: f64 = 64.0;
 /// Bits a Huffman code takes above the order-0 entropy, per value (measured on mantissa bytes).
 const CODE_EXCESS: f64 = 0.02;
-/// Words of at most this many bits (the one-byte types) have symbols of at most 256 values, whose
-/// Huffman code on the sample is cheap to size exactly. The code's excess over the entropy varies
-/// with the symbol there (measured on FP8 weights: 0.068 bits for a 5-bit symbol, 0.032 for an
-/// 8-bit one), by more than the candidates differ, where [`CODE_EXCESS`] is one figure for all.
-const SMALL_WORD_BITS: u32 = 8;
+/// Words of this many bits (the 8-bit types) have symbols of at most 256 values, whose Huffman
+/// code on the sample is cheap to size exactly. The code's excess over the entropy varies with the
+/// symbol there (measured on FP8 weights: 0.068 bits for a 5-bit symbol, 0.032 for an 8-bit one),
+/// by more than the candidates differ, where [`CODE_EXCESS`] is one figure for all. (On 4-bit MX
+/// element codes, whose only choice is the zero mask, sizing them so stored 0.25% more.)
+const BYTE_WORD_BITS: u32 = 8;
 /// The share of zero words from which a zero mask is tried.
 const MIN_ZERO_SHARE: usize = 64;
 
@@ -191,7 +192,7 @@ fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -
             continue;
         }
         let mut planes = Planes { symbol_bits, ..cut };
-        let code_bits = if word_bits <= SMALL_WORD_BITS {
+        let code_bits = if word_bits == BYTE_WORD_BITS {
             (huffman_bits(hist) + sample_shortfall(hist)) / n
         } else {
             entropy_bits(hist) / n + CODE_EXCESS
