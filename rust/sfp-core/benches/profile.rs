@@ -1,7 +1,7 @@
 //! Whole-codec throughput on a raw little-endian float file (the MiniLM weights concatenated,
 //! say), one thread, best of N; profile it with `perf record` on
 //! this binary): `cargo bench -p sfp-core --bench profile -- FILE [REPEATS] [FILTER]`.
-//! `SFP_PROF_DTYPE=f32|bf16|f16|f64` names the element type (default f32).
+//! `SFP_PROF_DTYPE=f32|bf16|f16|f64|e4m3|e5m2` names the element type (default f32).
 //! `SFP_PROF_CPU=1` times process CPU seconds instead of wall time (less disturbed on a shared
 //! machine), `SFP_PROF_4K=1` uses plain allocations instead of huge-page-advised ones, and the filter
 //! `dump` writes frames and quantized arrays of many formats to a folder (5th argument) so two
@@ -70,6 +70,8 @@ fn main() -> sfp_core::Result<()> {
         Ok("bf16") => DType::BF16,
         Ok("f16") => DType::F16,
         Ok("f64") => DType::F64,
+        Ok("e4m3") => DType::F8E4M3,
+        Ok("e5m2") => DType::F8E5M2,
         _ => DType::F32,
     };
     let n = src.len() / dtype.size();

@@ -200,6 +200,26 @@ pub(crate) fn uses_planes(r: &Reducer, coding: ExponentCoding, level: CodingLeve
     r.lossless && coding == ExponentCoding::Auto && level != CodingLevel::Max && r.size() != 8
 }
 
+/// Decodes a chunk of a one-byte element type straight into `out` (one byte per element) when it
+/// is a planes chunk; `Ok(false)` when it is of another kind, which the caller decodes in 16-bit
+/// words.
+///
+/// # Errors
+/// [`Error::Decode`] when the chunk is malformed or the frame holds no planes chunks.
+pub(crate) fn decode_planes_bytes(
+    level: Level,
+    r: &Reducer,
+    bytes: &[u8],
+    out: &mut [u8],
+) -> Result<bool> {
+    if !planes::is_planes(bytes) {
+        return Ok(false);
+    }
+    let word = planes_word(r)?;
+    with_scratch(|s| planes::decode_bytes(level, bytes, word.bits, &mut s.planes, out))?;
+    Ok(true)
+}
+
 /// A planes chunk's word size, checked against the frame: only lossless 16- and 32-bit frames
 /// hold planes chunks.
 fn planes_word(r: &Reducer) -> Result<planes::Word> {

@@ -39,7 +39,7 @@ pub(super) fn assemble(
 
 /// The flat field of word `i`.
 #[inline(always)]
-fn flat_field(flat: &[u8], i: usize, bits: u32) -> u32 {
+pub(super) fn flat_field(flat: &[u8], i: usize, bits: u32) -> u32 {
     if bits == 0 {
         return 0;
     }
@@ -59,7 +59,7 @@ fn flat_field(flat: &[u8], i: usize, bits: u32) -> u32 {
 
 /// Undoes [`Planes::to_stored`].
 #[inline(always)]
-fn from_stored(p: Planes, r: u32) -> u32 {
+pub(super) fn from_stored(p: Planes, r: u32) -> u32 {
     if p.rotated {
         (r >> 1) | ((r & 1) << (p.word_bits - 1))
     } else {

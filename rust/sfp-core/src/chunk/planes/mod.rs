@@ -23,6 +23,7 @@
 //! word's `F` flat bits (LSB first).
 
 mod assemble;
+mod bytes;
 mod choose;
 mod split;
 
@@ -34,6 +35,7 @@ use crate::frame::Reader;
 use crate::runtime::memory::Stores;
 use crate::simd::Level;
 
+pub(crate) use bytes::decode_bytes;
 pub(crate) use choose::choose;
 
 /// The chunk flag byte of a planes chunk (the other chunk kinds use bits 0-2).
@@ -382,6 +384,28 @@ fn read_lengths(word_bits: u32, r: &mut Reader<'_>) -> Result<(BlockLengths, Pla
     ))
 }
 
+/// The words a block of `n` stores: all of them, or under a zero mask the nonzero ones, whose
+/// bitmap is read into `mask` (one byte per symbol) and checked against the count.
+fn stored_words(
+    r: &mut Reader<'_>,
+    lengths: &BlockLengths,
+    n: usize,
+    mask: &mut Vec<u16>,
+) -> Result<usize> {
+    let Some(stored) = lengths.stored else {
+        return Ok(n);
+    };
+    mask.resize(n.div_ceil(8), 0);
+    huffman::decode(r.take(lengths.mask, "zero mask stream")?, 8, mask)?;
+    let set = assemble::check_mask(mask, n)?;
+    if set != stored {
+        return Err(Error::decode(format!(
+            "zero mask marks {set} nonzero words, the block stores {stored}"
+        )));
+    }
+    Ok(stored)
+}
+
 fn decode_block(
     level: Level,
     r: &mut Reader<'_>,
@@ -393,20 +417,7 @@ fn decode_block(
     let word_bytes = word.bytes;
     let n = out.len() / word_bytes;
     let (lengths, planes) = read_lengths(word.bits, r)?;
-    let stored = match lengths.stored {
-        Some(stored) => {
-            s.mask.resize(n.div_ceil(8), 0);
-            huffman::decode(r.take(lengths.mask, "zero mask stream")?, 8, &mut s.mask)?;
-            let set = assemble::check_mask(&s.mask, n)?;
-            if set != stored {
-                return Err(Error::decode(format!(
-                    "zero mask marks {set} nonzero words, the block stores {stored}"
-                )));
-            }
-            stored
-        }
-        None => n,
-    };
+    let stored = stored_words(r, &lengths, n, &mut s.mask)?;
     if planes.symbol_bits > 0 {
         s.symbols.resize(stored, 0);
         let stream = r.take(lengths.symbols, "symbol stream")?;

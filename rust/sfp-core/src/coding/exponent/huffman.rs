@@ -20,12 +20,14 @@
 //!   LSB first, padded with zero bits to a whole byte. The encoder splits the symbols where the
 //!   bitstreams get equal bit lengths, so that the decoder's chains end together.
 
+mod bytes;
 mod decode;
 mod encode;
 mod lengths;
 mod read;
 
 use crate::error::{Error, Result};
+pub(crate) use bytes::decode_bytes;
 use read::{decode_coded, decode_verbatim};
 
 /// Widest symbol the coder takes.

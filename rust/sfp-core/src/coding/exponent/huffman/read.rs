@@ -24,9 +24,31 @@ pub(super) fn decode_verbatim(rest: &[u8], width: u32, out: &mut [u16]) -> Resul
     Ok(())
 }
 
+/// A coded stream's code and bitstream directory, parsed and checked against its bytes.
+pub(super) struct Parsed<'a, const N: usize> {
+    pub lo: u16,
+    pub lengths: Vec<u8>,
+    pub payload: &'a [u8],
+    pub split: decode::Split<N>,
+}
+
 /// Parses the code and the bitstream lengths of a coded stream (everything checked against
 /// `rest` before anything is allocated), then decodes.
 pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
+    let parsed = parse_coded::<N>(rest, width, out.len())?;
+    let code = decode::Code {
+        lo: parsed.lo,
+        lengths: &parsed.lengths,
+    };
+    decode::decode_streams(&code, parsed.payload, &parsed.split, out)
+}
+
+/// The code and bitstream directory of a coded stream of `symbols` symbols of `width` bits.
+pub(super) fn parse_coded<const N: usize>(
+    rest: &[u8],
+    width: u32,
+    symbols: usize,
+) -> Result<Parsed<'_, N>> {
     let mut pos = 0;
     let lo = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
     let span = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
@@ -80,14 +102,14 @@ pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u
         )));
     }
     let claimed: u64 = counts.iter().map(|&c| c as u64).sum();
-    if claimed > out.len() as u64 {
+    if claimed > symbols as u64 {
         return Err(Error::decode(format!(
             "huffman stream: bitstreams claim {claimed} symbols, more than the {} expected",
-            out.len()
+            symbols
         )));
     }
     sizes[N - 1] = payload.len() - listed as usize;
-    counts[N - 1] = out.len() - claimed as usize;
+    counts[N - 1] = symbols - claimed as usize;
     let mut split = decode::Split::<N> {
         bytes: std::array::from_fn(|_| 0..0),
         symbols: std::array::from_fn(|_| 0..0),
@@ -99,9 +121,10 @@ pub(super) fn decode_coded<const N: usize>(rest: &[u8], width: u32, out: &mut [u
         byte += sizes[k];
         symbol += counts[k];
     }
-    let code = decode::Code {
+    Ok(Parsed {
         lo: lo as u16,
-        lengths: &lengths,
-    };
-    decode::decode_streams(&code, payload, &split, out)
+        lengths,
+        payload,
+        split,
+    })
 }

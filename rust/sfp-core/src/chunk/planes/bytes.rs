@@ -1,0 +1,203 @@
+//! Planes chunks of the one-byte element types (8-, 6- and 4-bit words), decoded straight into the
+//! array's bytes: the same chunks as the 16-bit words' decoder reads ([`super::decode`]), without
+//! 16-bit symbols, words or a pass that narrows them.
+//!
+//! A one-byte word has room for one coded plane (the symbol, or with no symbol the lowest byte
+//! lane) above or below its flat bits. The coded plane's decoder writes each symbol already moved
+//! to its place in the element (shifted, rotated back: a byte map, see
+//! [`huffman::decode_bytes`]); rotating a word back moves each of its bits on its own, so the flat
+//! bits, rotated back apart, are then ORed in, eight elements at a time (BMI2's `pdep` spreads the
+//! eight fields of a group, whose `F` bits end at a byte, to the bytes).
+
+use super::assemble::{flat_field, from_stored};
+use super::{low_mask, read_lengths, stored_words, Planes, Scratch, BLOCK, HEADER};
+use crate::coding::bitpack::packed_len;
+use crate::coding::exponent::huffman;
+use crate::error::{Error, Result};
+use crate::frame::Reader;
+use crate::simd::Level;
+
+/// Decodes a planes chunk of words of `bits` (at most 8) bits into `out`, one byte per element,
+/// exactly the chunk's values, with the kernels of `level`.
+///
+/// # Errors
+/// [`Error::Decode`] when the chunk is malformed, as [`super::decode`] finds it.
+pub(crate) fn decode_bytes(
+    level: Level,
+    bytes: &[u8],
+    bits: u32,
+    s: &mut Scratch,
+    out: &mut [u8],
+) -> Result<()> {
+    let mut r = Reader { bytes, pos: HEADER };
+    for block in out.chunks_mut(BLOCK) {
+        decode_block(level, &mut r, bits, s, block)?;
+    }
+    if r.pos != bytes.len() {
+        return Err(Error::decode(format!(
+            "{} stray bytes after the planes chunk's blocks",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok(())
+}
+
+/// The coded plane of a one-byte word: its width, where it sits and its stream's length.
+struct CodedPlane {
+    width: u32,
+    shift: u32,
+    stream: usize,
+}
+
+fn decode_block(
+    level: Level,
+    r: &mut Reader<'_>,
+    bits: u32,
+    s: &mut Scratch,
+    out: &mut [u8],
+) -> Result<()> {
+    let n = out.len();
+    let (lengths, planes) = read_lengths(bits, r)?;
+    let stored = stored_words(r, &lengths, n, &mut s.mask)?;
+    let plane = if planes.symbol_bits > 0 {
+        Some(CodedPlane {
+            width: planes.symbol_bits,
+            shift: planes.low_bits(),
+            stream: lengths.symbols,
+        })
+    } else if planes.coded_lanes > 0 {
+        // Below no symbol, one lane is all a byte holds (`with_lanes` checked it).
+        Some(CodedPlane {
+            width: 8,
+            shift: planes.lane_shift(0),
+            stream: lengths.lanes[0],
+        })
+    } else {
+        None
+    };
+    let zero_mask = planes.zero_mask;
+    if zero_mask {
+        s.dense.clear();
+        s.dense.resize(stored, 0);
+    }
+    let target: &mut [u8] = if zero_mask { &mut s.dense } else { out };
+    match plane {
+        Some(p) => {
+            let map = byte_map(planes, p.shift);
+            let stream = r.take(p.stream, "symbol stream")?;
+            huffman::decode_bytes(stream, p.width, &map, target)?;
+        }
+        None => target.fill(0),
+    }
+    let flat_len = packed_len(stored, planes.flat_bits())?;
+    let flat = r.take(flat_len, "flat stream")?;
+    or_flat(level, planes, flat, target);
+    if zero_mask {
+        expand(&s.mask, &s.dense, out);
+    }
+    Ok(())
+}
+
+/// Per symbol of the coded plane at `shift`, the element bits it stands for.
+fn byte_map(planes: Planes, shift: u32) -> [u8; 256] {
+    let keep = low_mask(planes.word_bits);
+    std::array::from_fn(|c| from_stored(planes, ((c as u32) << shift) & keep) as u8)
+}
+
+/// ORs each stored word's flat bits, rotated back, into `target` (one byte per stored word).
+fn or_flat(level: Level, planes: Planes, flat: &[u8], target: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, Level::Avx2 | Level::Avx512) {
+        // SAFETY: both levels are only active after `Level::is_available` confirmed BMI2.
+        return unsafe { or_flat_bmi2(planes, flat, target) };
+    }
+    let _ = level;
+    or_flat_body::<false>(planes, flat, target);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2")]
+fn or_flat_bmi2(planes: Planes, flat: &[u8], target: &mut [u8]) {
+    or_flat_body::<true>(planes, flat, target);
+}
+
+#[inline(always)]
+fn or_flat_body<const BMI2: bool>(planes: Planes, flat: &[u8], target: &mut [u8]) {
+    match planes.flat_bits() {
+        0 => {}
+        1 => or_groups::<1, BMI2>(planes, flat, target),
+        2 => or_groups::<2, BMI2>(planes, flat, target),
+        3 => or_groups::<3, BMI2>(planes, flat, target),
+        4 => or_groups::<4, BMI2>(planes, flat, target),
+        5 => or_groups::<5, BMI2>(planes, flat, target),
+        6 => or_groups::<6, BMI2>(planes, flat, target),
+        7 => or_groups::<7, BMI2>(planes, flat, target),
+        _ => {
+            // The whole byte is flat: the flat stream holds the stored words.
+            for (t, &f) in target.iter_mut().zip(flat) {
+                *t |= from_stored(planes, u32::from(f) << planes.flat_shift()) as u8;
+            }
+        }
+    }
+}
+
+/// [`or_flat`] for `F` (1 to 7) flat bits: each group of eight words has its fields in `F` bytes.
+#[inline(always)]
+fn or_groups<const F: usize, const BMI2: bool>(planes: Planes, flat: &[u8], target: &mut [u8]) {
+    // The field of each byte lane, and the lanes' low and other bits (for the rotation back).
+    let lanes = u64::from_le_bytes([((1u16 << F) - 1) as u8; 8]);
+    let top = planes.word_bits - 1;
+    let shift = planes.flat_shift();
+    let done = target.len() / 8 * 8;
+    let mut groups = target.chunks_exact_mut(8);
+    for (g, eight) in (&mut groups).enumerate() {
+        let mut w = [0u8; 8];
+        w[..F].copy_from_slice(&flat[g * F..(g + 1) * F]);
+        let v = u64::from_le_bytes(w);
+        let mut x = spread::<BMI2>(v, F as u32, lanes) << shift;
+        if planes.rotated {
+            // Per byte: the low bit to the word's top, the others down one (no bit crosses a
+            // byte: each lane holds fewer than 8 flat bits, at most its word's).
+            x = ((x >> 1) & 0x7f7f_7f7f_7f7f_7f7f) | ((x & 0x0101_0101_0101_0101) << top);
+        }
+        let t = u64::from_le_bytes([
+            eight[0], eight[1], eight[2], eight[3], eight[4], eight[5], eight[6], eight[7],
+        ]);
+        eight.copy_from_slice(&(t | x).to_le_bytes());
+    }
+    for (i, t) in groups.into_remainder().iter_mut().enumerate() {
+        let f = flat_field(flat, done + i, F as u32);
+        *t |= from_stored(planes, f << shift) as u8;
+    }
+}
+
+/// The eight `bits`-bit fields of `v` (LSB first), one per byte lane (`lanes` is their mask).
+#[inline(always)]
+fn spread<const BMI2: bool>(v: u64, bits: u32, lanes: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if BMI2 {
+        // SAFETY: `BMI2` is only set in code compiled with BMI2, which runs only after
+        // `Level::is_available` confirmed it.
+        return unsafe { std::arch::x86_64::_pdep_u64(v, lanes) };
+    }
+    let _ = lanes;
+    let mask = (1u64 << bits) - 1;
+    (0..8).fold(0, |x, k| x | (((v >> (k * bits)) & mask) << (8 * k)))
+}
+
+/// Spreads the dense stored bytes over `out` where the mask (one byte per decoded symbol) has set
+/// bits, zeros elsewhere.
+fn expand(mask: &[u16], dense: &[u8], out: &mut [u8]) {
+    let mut next = 0;
+    for (&byte, eight) in mask.iter().zip(out.chunks_mut(8)) {
+        for (k, o) in eight.iter_mut().enumerate() {
+            let set = usize::from((byte >> k) & 1);
+            let v = dense.get(next).copied().unwrap_or(0);
+            *o = v & 0u8.wrapping_sub(set as u8);
+            next += set;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
