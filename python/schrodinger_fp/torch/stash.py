@@ -112,13 +112,12 @@ class StashStats:
 
 @dataclass(frozen=True)
 class _Frame:
-    """One saved tensor held as an encoded frame (of its values in memory order when dense)."""
+    """One saved tensor held as an encoded frame (of its values in memory order)."""
 
     data: bytes
     shape: torch.Size
     dtype: torch.dtype
     device: torch.device
-    dense: bool
 
     def restore(self) -> torch.Tensor:
         t = _from_numpy(decode(self.data), self.dtype).reshape(self.shape)
@@ -326,7 +325,7 @@ class CompressedStash:
             key = name if name not in self.captured else f"{name}[{len(self.captured)}]"
             self.captured[key] = arr.copy()
             self.formats[key] = fmt
-        return _Frame(frame, t.shape, t.dtype, t.device, t.is_contiguous())
+        return _Frame(frame, t.shape, t.dtype, t.device)
 
 
 @functools.lru_cache(maxsize=4096)

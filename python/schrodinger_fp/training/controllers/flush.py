@@ -45,11 +45,14 @@ def exponent_bits_needed(
         return lowest
     if flat.size > sample:
         flat = flat[:: -(-flat.size // sample)]
-    mag = np.abs(flat.astype(np.float64))
+    mag = flat.astype(np.float64)
+    np.abs(mag, out=mag)
     mag = mag[np.isfinite(mag) & (mag > 0)]
     if mag.size == 0:
         return lowest
-    _, ex = np.frexp(mag)
+    # a nonzero float32/16 or bfloat16 is a normal float64, whose frexp exponent is its biased
+    # exponent field less 1022: read from the bits, no frexp arrays (float64 subnormals are not)
+    ex = (mag.view(np.int64) >> 52) - 1022 if values.dtype.itemsize < 8 else np.frexp(mag)[1]
     depth = np.maximum(top + 1 - ex, 0)  # binades under the top one
     energy = np.bincount(depth, weights=mag * mag)
     below = np.concatenate([np.cumsum(energy[::-1])[::-1], [0.0]])  # energy at depth >= i

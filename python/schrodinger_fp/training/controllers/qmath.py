@@ -149,33 +149,52 @@ def _with_top(fmt: Format, top: int | None) -> Format:
     return replace(fmt, window_top=top)
 
 
-def _first_damage(y: np.ndarray, k: int) -> int:
+def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
     """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
 
     A window of ``e`` bits holds ``2**e - 1`` binades, so with ``b`` binades
     between the smallest and largest magnitude nothing changes above
     ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
     starts there instead of walking down one quantization at a time.
+    ``finite``: ``y`` is known to hold no NaN or infinity.
     """
-    mag = np.abs(y)
-    largest = float(mag.max()) if mag.size else 0.0
-    if not math.isfinite(largest):  # NaN or infinities: the masked path
-        mag = mag[np.isfinite(mag)]
+    if finite and y.size:
+        largest, smallest = _magnitude_range(y)
+    else:
+        mag = np.abs(y)
         largest = float(mag.max()) if mag.size else 0.0
+        if not math.isfinite(largest):  # NaN or infinities: the masked path
+            mag = mag[np.isfinite(mag)]
+            largest = float(mag.max()) if mag.size else 0.0
+        smallest = _smallest_nonzero(mag) if largest != 0.0 else 0.0
     if largest == 0.0:
         return k - 1
     _, top = np.frexp(largest)
-    _, bottom = np.frexp(_smallest_nonzero(mag))
+    _, bottom = np.frexp(smallest)
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
 
 
-def _smallest_nonzero(mag: np.ndarray) -> float:
-    """The smallest nonzero of finite magnitudes, without a masked copy.
+def _magnitude_range(y: np.ndarray) -> tuple[float, float]:
+    """The largest magnitude and the smallest nonzero one of finite ``y``, from one copy.
 
-    As unsigned integers the magnitudes order as the values do; one less
+    With the sign bit cleared the bits order as the magnitudes do; one less
     wraps zero round to the largest, so the minimum is the smallest nonzero's.
     """
+    unsigned = np.dtype(f"u{y.dtype.itemsize}")
+    bits = np.ascontiguousarray(y).view(unsigned)
+    mag = np.bitwise_and(bits, unsigned.type((1 << (8 * y.dtype.itemsize - 1)) - 1))
+    top = mag.max()
+    if top == 0:
+        return 0.0, 0.0
+    largest = np.asarray(top, dtype=unsigned).view(y.dtype)
+    mag -= unsigned.type(1)
+    smallest = np.asarray(mag.min() + unsigned.type(1), dtype=unsigned).view(y.dtype)
+    return float(largest), float(smallest)
+
+
+def _smallest_nonzero(mag: np.ndarray) -> float:
+    """The smallest nonzero of finite magnitudes, without a masked copy (as above)."""
     unsigned = np.dtype(f"u{mag.dtype.itemsize}")
     one = unsigned.type(1)
     below = np.ascontiguousarray(mag).view(unsigned) - one
@@ -198,15 +217,23 @@ def sensitivity(
 
 
 def _segment_below(
-    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format, top: int | None = None
+    y: np.ndarray,
+    corner: Corner,
+    kind: str,
+    lowest: int,
+    base: Format,
+    top: int | None = None,
+    finite: bool | None = None,
 ) -> tuple[np.ndarray, int] | None:
     """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``.
 
     ``top``: the window's top when ``y`` is a sample (the whole tensor's, not the sample's).
+    ``finite``: whether ``y`` holds no NaN or infinity, when the caller knows.
     """
+    if finite is None:
+        finite = bool(np.isfinite(y).all())
     k = corner[0] if kind == "man" else corner[1]
-    start = k - 1 if kind == "man" else _first_damage(y, k)
-    finite = bool(np.isfinite(y).all())
+    start = k - 1 if kind == "man" else _first_damage(y, k, finite)
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
         fmt = (
@@ -218,9 +245,10 @@ def _segment_below(
             q = quantize(y, fmt)
         except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
             q = quantize(y, _with_top(fmt, None))
-        # y and a rounding of it differ by an exact float: no wider type needed
+        # y and a rounding of it differ by an exact float: no wider type needed; written over
+        # q, a fresh array, to save a tensor-sized allocation
         with np.errstate(invalid="ignore", over="ignore"):
-            d = y - q
+            d = np.subtract(y, q, out=q)
         if not finite:
             d[~(np.isfinite(y) & np.isfinite(q))] = 0
         if d.any():
@@ -333,6 +361,7 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     grads: dict[str, float] = {}
     spreads: dict[str, float] = {}
     exp_lowest = None
+    finite = bool(np.isfinite(y).all())  # once for both fields
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
             continue
@@ -341,23 +370,28 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         seg = (
             _segment_above(x, y, ctx.plan.corner, kind, base, top)
             if x is not None and above
-            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top)
+            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top, finite)
         )
         if seg is None:
             grads[kind] = spreads[kind] = 0.0
             continue
         d, span = seg
         grads[kind] = scale * float(np.dot(gf, d)) / span
-        with np.errstate(invalid="ignore", over="ignore"):
-            terms = _wide(gf) * _wide(d)
-            # a sample of the terms: the full sum of squares is about scale times the sample's
-            spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
         if kind == "exp" and not above:
             d32, y32 = _wide(d), _wide(y)
             with np.errstate(invalid="ignore", over="ignore"):
                 flushed, energy = float(d32 @ d32), float(y32 @ y32)
             if flushed > flush_budget(ctx.plan.corner[0]) * energy:
                 exp_lowest = k - span + 1
+        with np.errstate(invalid="ignore", over="ignore"):
+            # d is a fresh array read for the last time: the terms are written over it
+            terms = (
+                np.multiply(gf, d, out=d)
+                if gf.dtype == d.dtype == np.float32
+                else _wide(gf) * _wide(d)
+            )
+            # a sample of the terms: the full sum of squares is about scale times the sample's
+            spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
     return BitGradients(
         grads.get("man"), grads.get("exp"), exp_lowest, spreads.get("man"), spreads.get("exp")
     )
