@@ -112,28 +112,46 @@ class StashStats:
 
 @dataclass(frozen=True)
 class _Frame:
-    """One saved tensor held as an encoded frame (of its values in memory order)."""
+    """One saved tensor held as an encoded frame.
+
+    ``stride`` None: the frame holds the values in C order of ``shape``; else
+    in memory order, restored with these strides (a transposed or permuted
+    tensor is encoded where it lies, without a contiguous copy first).
+    """
 
     data: bytes
     shape: torch.Size
     dtype: torch.dtype
     device: torch.device
+    stride: tuple[int, ...] | None = None
+
+    def values(self) -> torch.Tensor:
+        """The decoded values, one dimension, in the frame's order, on the tensor's device."""
+        t = _from_numpy(decode(self.data), self.dtype).reshape(-1)
+        return t.to(self.device) if self.device.type != "cpu" else t
 
     def restore(self) -> torch.Tensor:
-        t = _from_numpy(decode(self.data), self.dtype).reshape(self.shape)
-        return t.to(self.device) if self.device.type != "cpu" else t
+        flat = self.values()
+        if self.stride is None:
+            return flat.reshape(self.shape)
+        return flat.as_strided(self.shape, self.stride)
+
+    @property
+    def memory_order(self) -> bool:
+        """Whether the frame's order is the memory order of the tensor it was saved from."""
+        return self.stride is not None
 
 
 @dataclass(frozen=True)
 class _View:
-    """Another view (a transpose, say) of the same memory as a frame already held."""
+    """Another view (a transpose, say) of the same memory as a frame held in memory order."""
 
     frame: _Frame
     shape: torch.Size
     stride: tuple[int, ...]
 
     def restore(self) -> torch.Tensor:
-        return self.frame.restore().reshape(-1).as_strided(self.shape, self.stride)
+        return self.frame.values().as_strided(self.shape, self.stride)
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,12 @@ def _dense_order(t: torch.Tensor) -> bool:
             return False
         expected *= size
     return True
+
+
+def _in_memory_order(t: torch.Tensor) -> torch.Tensor:
+    """A dense permuted tensor's dimensions reordered as they lie in memory: a contiguous view."""
+    order = sorted(range(t.dim()), key=lambda d: (-t.stride()[d], -t.shape[d]))
+    return t.permute(order)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -270,14 +294,16 @@ class CompressedStash:
         # the memory of a tensor that is gone may hold a new one: only a live first tensor counts
         if first is None or first[0]() is None:
             held = self._hold(t)
-            self._seen[key] = (weakref.ref(t), t.shape, t.stride(), t.is_contiguous(), held)
+            # held in the memory's order: other views of the same memory are views of it
+            memory_order = t.is_contiguous() or (isinstance(held, _Frame) and held.memory_order)
+            self._seen[key] = (weakref.ref(t), t.shape, t.stride(), memory_order, held)
             return held
-        _, shape, stride, contiguous, held = first
+        _, shape, stride, memory_order, held = first
         if (shape, stride) == (t.shape, t.stride()):
             return held
         if held is t or not isinstance(held, _Frame | torch.Tensor):
             return t  # a view of memory held as it is: nothing more to hold
-        if contiguous and _dense_order(t):  # another view of the same values
+        if memory_order and _dense_order(t):  # another view of the same values
             if isinstance(held, _Frame):
                 return _View(held, t.shape, t.stride())
             return held.reshape(-1).as_strided(t.shape, t.stride())
@@ -317,15 +343,24 @@ class CompressedStash:
             q = self._quantizer(t.detach(), fmt)
             self.stats.add(name, fp32, own, False)
             return q
-        arr = _to_numpy(t)
+        # a permuted tensor (a transpose) is encoded in its memory order, without a contiguous
+        # copy; the core's counter-based random bits follow the element order, so stochastic
+        # formats keep C order and stay equal to fake quantization
+        memory_order = (
+            not t.is_contiguous()
+            and _dense_order(t)
+            and fmt.rounding != "stochastic"
+            and fmt.underflow != "stochastic"
+        )
+        arr = _to_numpy(_in_memory_order(t) if memory_order else t)
         frame = encode(arr, _coded(fmt, self.exponent_coding), threads=self.threads)
         self.stats.add(name, fp32, len(frame), True)
         self.stats.frame_bytes += len(frame)
-        if self.capture:
+        if self.capture:  # the recorder codes the values in C order, as they are used
             key = name if name not in self.captured else f"{name}[{len(self.captured)}]"
-            self.captured[key] = arr.copy()
+            self.captured[key] = _to_numpy(t) if memory_order else arr.copy()
             self.formats[key] = fmt
-        return _Frame(frame, t.shape, t.dtype, t.device)
+        return _Frame(frame, t.shape, t.dtype, t.device, t.stride() if memory_order else None)
 
 
 @functools.lru_cache(maxsize=4096)

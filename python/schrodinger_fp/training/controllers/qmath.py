@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = [
     "BitGradients",
     "Plan",
     "QuantumContext",
+    "UpperCorner",
     "bit_gradients",
     "corner_format",
     "needs_input",
@@ -52,6 +53,7 @@ __all__ = [
     "quantum_forward",
     "sensitivity",
     "split",
+    "upper_corners",
 ]
 
 Corner = tuple[int, int]  # (man_bits, exp_bits)
@@ -282,26 +284,75 @@ class BitGradients:
     exp_spread: float | None = None
 
 
+@dataclass(frozen=True)
+class UpperCorner:
+    """``Q_{k+1}(x)`` of a field stored at its lowest bitlength, and the format it is in.
+
+    All that backward needs of the input there: the segment above the stored
+    corner. Held in that format, not as the input itself.
+    """
+
+    values: np.ndarray
+    format: Format
+
+
 @dataclass
 class QuantumContext:
     """What :func:`quantum_backward` needs: the stored value and its plan.
 
-    ``x``, the input, is kept only while a learned field stores its lowest
-    bitlength (:func:`needs_input`): there is no segment below, and the one
-    above needs the input.
+    ``upper`` holds, per learned field that stores its lowest bitlength
+    (:func:`needs_input`), the corner above (:func:`upper_corners`): there is
+    no segment below, and the one above needs the input at that corner.
     """
 
     y: np.ndarray
     plan: Plan
     base: Format
-    x: np.ndarray | None = None
+    upper: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def needs_input(p: Plan) -> bool:
     """Whether a learned field of ``p`` stores its lowest bitlength (:class:`QuantumContext`)."""
-    return (p.man_lowest is not None and p.corner[0] == p.man_lowest) or (
-        p.exp_lowest is not None and p.corner[1] == p.exp_lowest
-    )
+    return bool(_at_lowest(p))
+
+
+def _at_lowest(p: Plan) -> list[str]:
+    return [
+        kind
+        for kind, lowest, k in (
+            ("man", p.man_lowest, p.corner[0]),
+            ("exp", p.exp_lowest, p.corner[1]),
+        )
+        if lowest is not None and k == lowest
+    ]
+
+
+def upper_corners(
+    x: np.ndarray, y: np.ndarray, p: Plan, base: Format, sample: int | None = 1 << 16
+) -> dict[str, UpperCorner]:
+    """The corner above the stored one, of the input, for each field at its lowest bitlength.
+
+    ``y`` is the stored value. A tensor that :func:`bit_gradients` samples
+    (more than ``sample`` values, :data:`SAMPLE`; None: none is sampled) gets the window top
+    of ``y``, as the sample's segments do; then the reduction is elementwise,
+    so the sample of the corner is the corner of the sample.
+    """
+    top = top_exponent(y) if sample is not None and y.size > sample else None
+    out = {}
+    for kind in _at_lowest(p):
+        upper = (p.corner[0] + 1, p.corner[1]) if kind == "man" else (p.corner[0], p.corner[1] + 1)
+        fmt = (
+            corner_format(base, upper)
+            if top is None
+            else _with_top(corner_format(base, upper), top)
+        )
+        try:
+            q = quantize(x, fmt)
+        except ValueError:  # the upper corner is the full field: no window
+            fmt = _with_top(fmt, None)
+            q = quantize(x, fmt)
+        out[kind] = UpperCorner(q, fmt)
+    return out
 
 
 def quantum_forward(
@@ -320,7 +371,8 @@ def quantum_forward(
     """
     b = Format() if base is None else base
     y = quantize(x, corner_format(b, p.corner))
-    return y, QuantumContext(y, p, b, x if needs_input(p) else None)
+    upper = {k: c.values for k, c in upper_corners(x, y, p, b).items()}
+    return y, QuantumContext(y, p, b, upper)
 
 
 #: Values of a tensor whose sensitivities are summed (ours): larger tensors are sampled.
@@ -348,14 +400,14 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     it flushes what the whole tensor's would.
     """
     y, base, top = ctx.y.reshape(-1), ctx.base, None
-    x = None if ctx.x is None else ctx.x.reshape(-1)
+    upper = {k: v.reshape(-1) for k, v in ctx.upper.items()}
     gf = g.reshape(-1)
     scale = 1.0
     if sample is not None and y.size > sample:
         stride = -(-y.size // sample)
         start = ctx.plan.offset % stride
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
-        x = None if x is None else np.ascontiguousarray(x[start::stride])
+        upper = {k: np.ascontiguousarray(v[start::stride]) for k, v in upper.items()}
         scale = ctx.y.size / y.size
         top = top_exponent(ctx.y)
     grads: dict[str, float] = {}
@@ -366,10 +418,10 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         if lowest is None:
             continue
         k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
-        above = k == lowest and x is not None
+        above = k == lowest and kind in upper
         seg = (
-            _segment_above(x, y, ctx.plan.corner, kind, base, top)
-            if x is not None and above
+            _segment_above(upper[kind], y)
+            if above
             else _segment_below(y, ctx.plan.corner, kind, lowest, base, top, finite)
         )
         if seg is None:
@@ -402,19 +454,11 @@ def _wide(a: np.ndarray) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
-def _segment_above(
-    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format, top: int | None = None
-) -> tuple[np.ndarray, int] | None:
+def _segment_above(upper: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int] | None:
     """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
-    upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
-    fmt = corner_format(base, upper) if top is None else _with_top(corner_format(base, upper), top)
-    try:
-        q = quantize(x, fmt)
-    except ValueError:  # the upper corner is the full field: no window
-        q = quantize(x, _with_top(fmt, None))
     with np.errstate(invalid="ignore", over="ignore"):
-        d = q - y
-    d[~(np.isfinite(q) & np.isfinite(y))] = 0
+        d = upper - y
+    d[~(np.isfinite(upper) & np.isfinite(y))] = 0
     return (d, 1) if d.any() else None
 
 
