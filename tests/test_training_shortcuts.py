@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 
 import schrodinger_fp as sfp
-from schrodinger_fp.training.controllers.flush import exponent_bits_needed, flush_budget
+from schrodinger_fp.training.controllers.flush import (
+    exponent_bits_needed,
+    flush_budget,
+    magnitude_range,
+)
 from schrodinger_fp.training.controllers.qmath import (
     Plan,
     QuantumContext,
     _first_damage,
-    _magnitude_range,
     bit_gradients,
 )
 
@@ -47,9 +50,9 @@ def plain_range(y: np.ndarray) -> tuple[float, float]:
 def test_magnitude_range_from_the_bits_equals_abs_max_and_smallest_nonzero(dtype: type) -> None:
     for seed in range(3):
         y = values(dtype, seed=seed)
-        assert _magnitude_range(y) == plain_range(y)
-        assert _magnitude_range(y[5:]) == plain_range(y[5:])  # no zero, no subnormal first
-    assert _magnitude_range(np.array([-0.0, 0.0], dtype)) == (0.0, 0.0)
+        assert magnitude_range(y) == plain_range(y)
+        assert magnitude_range(y[5:]) == plain_range(y[5:])  # no zero, no subnormal first
+    assert magnitude_range(np.array([-0.0, 0.0], dtype)) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -95,11 +98,17 @@ def plain_exponent_bits_needed(
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exponent_bits_needed_reads_exponents_from_the_bits_exactly(dtype: type) -> None:
     highest = 11 if dtype is np.float64 else 5 if dtype is np.float16 else 8
+    hits = 0
     for seed in range(3):
         x = values(dtype, n=40_000, seed=seed)  # sampled: more than 2**14 values
-        for man in (0, 2, 5):
-            got = exponent_bits_needed(x, man, 1, highest)
-            assert got == plain_exponent_bits_needed(x, man, 1, highest)
+        narrow = (values(dtype, n=40_000, seed=seed)[5:] % 8).astype(dtype)  # a few binades
+        for y in (x, narrow, narrow[:1000]):
+            for man in (0, 2, 5):
+                for lowest in range(1, highest + 1):
+                    got = exponent_bits_needed(y, man, lowest, highest)
+                    assert got == plain_exponent_bits_needed(y, man, lowest, highest)
+                    hits += got == lowest
+    assert hits > 20  # the window of ``lowest`` bits often holds every binade already
     # a float64 tensor of subnormals only: exponents far below any float32's
     sub = np.array([5e-324, 1e-320, 3e-310, -2e-315])
     assert exponent_bits_needed(sub, 3, 1, 11) == plain_exponent_bits_needed(sub, 3, 1, 11)

@@ -38,7 +38,7 @@ import numpy as np
 
 from ...codec import quantize
 from ...format import Format
-from .flush import flush_budget, top_exponent
+from .flush import flush_budget, magnitude_range, top_exponent
 
 __all__ = [
     "BitGradients",
@@ -161,7 +161,7 @@ def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
     ``finite``: ``y`` is known to hold no NaN or infinity.
     """
     if finite and y.size:
-        largest, smallest = _magnitude_range(y)
+        largest, smallest = magnitude_range(y)
     else:
         mag = np.abs(y)
         largest = float(mag.max()) if mag.size else 0.0
@@ -175,24 +175,6 @@ def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
     _, bottom = np.frexp(smallest)
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
-
-
-def _magnitude_range(y: np.ndarray) -> tuple[float, float]:
-    """The largest magnitude and the smallest nonzero one of finite ``y``, from one copy.
-
-    With the sign bit cleared the bits order as the magnitudes do; one less
-    wraps zero round to the largest, so the minimum is the smallest nonzero's.
-    """
-    unsigned = np.dtype(f"u{y.dtype.itemsize}")
-    bits = np.ascontiguousarray(y).view(unsigned)
-    mag = np.bitwise_and(bits, unsigned.type((1 << (8 * y.dtype.itemsize - 1)) - 1))
-    top = mag.max()
-    if top == 0:
-        return 0.0, 0.0
-    largest = np.asarray(top, dtype=unsigned).view(y.dtype)
-    mag -= unsigned.type(1)
-    smallest = np.asarray(mag.min() + unsigned.type(1), dtype=unsigned).view(y.dtype)
-    return float(largest), float(smallest)
 
 
 def _smallest_nonzero(mag: np.ndarray) -> float:
