@@ -346,13 +346,14 @@ class CompressedStash:
         # a permuted tensor (a transpose) is encoded in its memory order, without a contiguous
         # copy; the core's counter-based random bits follow the element order, so stochastic
         # formats keep C order and stay equal to fake quantization
+        lying = _in_memory_order(t) if not t.is_contiguous() and _dense_order(t) else None
         memory_order = (
-            not t.is_contiguous()
-            and _dense_order(t)
+            lying is not None
+            and lying.is_contiguous()
             and fmt.rounding != "stochastic"
             and fmt.underflow != "stochastic"
         )
-        arr = _to_numpy(_in_memory_order(t) if memory_order else t)
+        arr = _to_numpy(lying if memory_order and lying is not None else t)
         frame = encode(arr, _coded(fmt, self.exponent_coding), threads=self.threads)
         self.stats.add(name, fp32, len(frame), True)
         self.stats.frame_bytes += len(frame)
