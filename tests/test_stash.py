@@ -223,3 +223,17 @@ def test_a_permuted_tensor_is_held_where_it_lies_and_comes_back_exact(rounding: 
         assert restored.stride() == v.stride() and stash.stats.encoded == 1
     else:  # random bits follow the element index: C order, each view its own frame
         assert restored.is_contiguous() and stash.stats.encoded == 2
+
+
+def test_the_corner_above_is_held_in_its_format_and_counts_no_fp32_bytes() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Linear(256, 10))
+    x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
+    qm = sfp.QuantumMantissa(init_bits=0.0, max_bits=3)  # every mantissa at its lowest, 0 bits
+    adapter = attach(model, sfp.Policy(), x[:4], controllers=[qm])
+    with compressed_stash(adapter) as stash:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    upper = stash.stats.by_name["0.act.upper"]  # 128 x 256 values at the corner above, m1
+    assert upper[0] == 0 and 0 < upper[1] < 128 * 256 * 4 / 2
+    assert not any(n.endswith(".input") for n in stash.stats.by_name)

@@ -206,6 +206,15 @@ class Adapter:
             fmt = self._widened(t, fmt)
         return name, fmt
 
+    @staticmethod
+    def kept_for_controllers(name: str) -> bool:
+        """Whether saved tensor ``name`` is kept only for a controller's own gradient.
+
+        The corner above a field at its lowest bitlength (``"<tensor>.upper"``): a
+        training without the controllers would save nothing of it.
+        """
+        return name.endswith(".upper")
+
     def _widened(self, t: torch.Tensor, fmt: Format) -> Format:
         """A followed format with the exponent bits ``t``'s own values need.
 

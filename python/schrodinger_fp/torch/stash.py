@@ -18,7 +18,10 @@ tensor once (a tensor saved by two operations is held and counted once):
 * everything else (small tensors, tensors whose format is lossless): held as
   they are, at their own size;
 * ``fp32_bytes`` counts the same tensors in FP32 containers (4 bytes a
-  float value; non-float tensors at their own size).
+  float value; non-float tensors at their own size), except what a
+  controller keeps for its own gradient alone (the corner above a field at
+  its lowest bitlength, :meth:`Adapter.kept_for_controllers`): held and
+  counted in ``held_bytes``, but an FP32 training would hold none of it.
 
 Names and formats come from the :class:`~schrodinger_fp.torch.Adapter`: a
 tensor the adapter quantized (a weight, a module output) is held at the format
@@ -257,6 +260,7 @@ class CompressedStash:
         threads: int | None = 1,
         capture: bool = False,
         quantizer: Callable[[torch.Tensor, Format], torch.Tensor] | None = None,
+        extra: Callable[[str], bool] | None = None,
     ) -> None:
         if not isinstance(min_bytes, int) or isinstance(min_bytes, bool) or min_bytes < 0:
             raise ValueError(f"min_bytes={min_bytes!r} must be an integer >= 0")
@@ -267,6 +271,7 @@ class CompressedStash:
         self.threads = threads
         self.capture = capture
         self._quantizer = quantizer
+        self._extra = extra
         self.stats = StashStats()
         self.captured: dict[str, np.ndarray] = {}
         self.formats: dict[str, Format | None] = {}
@@ -326,8 +331,12 @@ class CompressedStash:
             held = small.data.numel() * small.data.element_size()
             self.stats.add(name, own, held, True)
             return small
+        # what a controller keeps for its own gradient alone (the corner above) is held, but an
+        # FP32 training would hold nothing of it: no FP32 bytes, so the ratio is not flattered
         fp32 = 4 * t.numel()
         name, fmt = self._lookup(t)
+        if self._extra is not None and self._extra(name):
+            fp32 = 0
         lossless = fmt is None or (
             fmt.window_top is None and fmt.is_lossless_for(_DTYPE_NAMES[t.dtype])
         )
@@ -414,8 +423,10 @@ def compressed_stash(
     """
     from .adapter import Adapter
 
+    extra = None
     if isinstance(source, Adapter):
         lookup: Lookup = source.saved_format
+        extra = source.kept_for_controllers
     elif source is None or isinstance(source, Format):
         fixed = source
         lookup = lambda t: ("saved", fixed)  # noqa: E731
@@ -430,4 +441,5 @@ def compressed_stash(
         exponent_coding=exponent_coding,
         threads=threads,
         capture=capture,
+        extra=extra,
     )
