@@ -286,11 +286,13 @@ def test_numpy_training_bitlengths_fall_and_accuracy_holds() -> None:
     assert q_acc >= base_acc - 0.03, (q_acc, base_acc)
 
 
-def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() -> None:
+def test_at_the_bottom_of_its_range_the_gradient_looks_up_to_the_kept_corner_above() -> None:
     x, a, b = toy_problem()
     p = Plan((0, 1), man_lowest=0, exp_lowest=1)
     y, ctx = quantum_forward(x, p)
-    assert ctx.x is x  # kept only because both fields sit at their lowest bitlength
+    # kept only because both fields sit at their lowest bitlength: each the corner above
+    assert set(ctx.upper) == {"man", "exp"}
+    assert np.array_equal(ctx.upper["man"], sfp.quantize(x, sfp.Format(man_bits=1, exp_bits=1)))
     _, g = toy_loss(y, a, b)
     _, bits = quantum_backward(g, ctx)
     gman, gexp = bits.man, bits.exp
@@ -298,7 +300,7 @@ def test_at_the_bottom_of_its_range_the_gradient_looks_up_from_the_kept_input() 
     up_exp = sfp.quantize(x, sfp.Format(man_bits=0, exp_bits=2))
     assert gman == pytest.approx(float(g @ (up_man.astype(np.float64) - y)), rel=1e-6)
     assert gexp == pytest.approx(float(g @ (up_exp.astype(np.float64) - y)), rel=1e-6)
-    assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].x is None
+    assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].upper == {}
 
 
 def test_the_penalty_is_priced_relative_to_the_loss() -> None:

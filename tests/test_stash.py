@@ -202,3 +202,38 @@ def test_a_whole_training_step_runs_in_the_stash_with_learned_bitlengths() -> No
     assert stash.stats.encoded > 5 and stash.stats.ratio > 1.5
     assert max(qm.bits.values()) <= 7 and np.mean(list(qm.bits.values())) < 6.9  # capped at init
     assert np.isfinite(float(loss.detach()))
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_a_permuted_tensor_is_held_where_it_lies_and_comes_back_exact(rounding: str) -> None:
+    w = torch.randn(3, 40, 24, requires_grad=True)
+    fmt = sfp.Format(exp_bits=4, man_bits=2, rounding=rounding, seed=3)
+    with compressed_stash(fmt, min_bytes=0) as stash:
+        u = w * 1.0  # contiguous; a product by a number saves nothing
+        v = u.permute(2, 0, 1)  # dense, not contiguous
+        a = torch.sin(v)  # saves v first
+        b = torch.cos(u)  # then u, another view of the same memory
+    restored = a.grad_fn._saved_self  # type: ignore[union-attr]
+    (a.sum() + b.sum()).backward()
+    qv = torch.from_numpy(sfp.quantize(v.detach().contiguous().numpy(), fmt))
+    qu = torch.from_numpy(sfp.quantize(u.detach().numpy(), fmt))
+    assert torch.equal(restored, qv)
+    assert torch.equal(w.grad, torch.cos(qv).permute(1, 2, 0) - torch.sin(qu))
+    if rounding == "nearest":  # held once, in memory order, and restored with v's strides
+        assert restored.stride() == v.stride() and stash.stats.encoded == 1
+    else:  # random bits follow the element index: C order, each view its own frame
+        assert restored.is_contiguous() and stash.stats.encoded == 2
+
+
+def test_the_corner_above_is_held_in_its_format_and_counts_no_fp32_bytes() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Linear(256, 10))
+    x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
+    qm = sfp.QuantumMantissa(init_bits=0.0, max_bits=3)  # every mantissa at its lowest, 0 bits
+    adapter = attach(model, sfp.Policy(), x[:4], controllers=[qm])
+    with compressed_stash(adapter) as stash:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    upper = stash.stats.by_name["0.act.upper"]  # 128 x 256 values at the corner above, m1
+    assert upper[0] == 0 and 0 < upper[1] < 128 * 256 * 4 / 2
+    assert not any(n.endswith(".input") for n in stash.stats.by_name)

@@ -100,20 +100,28 @@ def test_quantize_tensor_rejects_bad_input() -> None:
         quantize_tensor(torch.zeros(3), "m3")  # type: ignore[arg-type]
 
 
-def test_quantum_function_matches_numpy_math() -> None:
+@pytest.mark.parametrize(("n", "corner"), [(500, (2, 4)), (500, (0, 3)), (70_000, (0, 1))])
+def test_quantum_function_matches_numpy_math(n: int, corner: tuple[int, int]) -> None:
     rng = np.random.default_rng(2)
-    x = (rng.standard_normal(500) * 2.0 ** rng.uniform(-12, 2, 500)).astype(np.float32)
-    g = rng.standard_normal(500).astype(np.float32)
-    p = Plan((2, 4), man_lowest=0, exp_lowest=1)
+    x = (rng.standard_normal(n) * 2.0 ** rng.uniform(-12, 2, n)).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    p = Plan(corner, man_lowest=0, exp_lowest=1, offset=7)
     y_np, ctx = quantum_forward(x, p)
     _, bits = quantum_backward(g, ctx)
     xt = torch.tensor(x, requires_grad=True)
     got: list[BitGradients] = []
-    y = QuantumFunction.apply(xt, p, sfp.Format(), got.append)
+    uppers: list[tuple[torch.Tensor, sfp.Format]] = []
+    y = QuantumFunction.apply(xt, p, sfp.Format(), got.append, uppers)
     np.testing.assert_array_equal(y.detach().numpy(), y_np)
     (y * torch.tensor(g)).sum().backward()
     np.testing.assert_array_equal(xt.grad.numpy(), g)  # straight-through
     assert got == [bits] and bits.man != 0 and bits.exp != 0
+    # at the lowest mantissa (and exponent) the input is kept only as the corner above, in it
+    assert [u.numpy().tobytes() for u, _ in uppers] == [v.tobytes() for v in ctx.upper.values()]
+    for u, fmt in uppers:
+        assert np.array_equal(sfp.quantize(u.numpy(), fmt), u.numpy())
+        assert (fmt.man_bits, fmt.exp_bits) in ((corner[0] + 1, corner[1]), (0, corner[1] + 1))
+    assert len(uppers) == (corner[0] == 0) + (corner[1] == 1)
 
 
 def small_mlp() -> torch.nn.Module:

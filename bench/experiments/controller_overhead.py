@@ -9,7 +9,9 @@ round carries its share of the measurement):
 
 * plain: the model alone, no adapter, no stash;
 * stash: the adapter at fixed formats (e4m3 for every tensor) inside ``compressed_stash``;
-* BitWave / QM+QE: the experiment's settings (``footprint_training.SETTINGS``) inside the stash.
+* BitWave / QM+QE: the experiment's settings (``footprint_training.SETTINGS``) inside the stash;
+* QM+QE auto: the same, the stash's frames coded by the codec's ``"auto"`` (entropy-coded
+  exponents, sign and top mantissa bits) instead of flat containers.
 
 Times are CPU seconds of this process (one thread: other jobs on a shared
 machine change them less than wall time); the ratio is the median over rounds
@@ -38,7 +40,7 @@ from tasks import TASKS, Task, take
 import schrodinger_fp as sfp
 from schrodinger_fp.torch import attach, compressed_stash
 
-VARIANTS = ("plain", "stash", "BitWave", "QM+QE")
+VARIANTS = ("plain", "stash", "BitWave", "QM+QE", "QM+QE auto")
 
 
 def make_step(task: Task, variant: str, seed: int = 0) -> Callable[[], None]:
@@ -60,13 +62,14 @@ def make_step(task: Task, variant: str, seed: int = 0) -> Callable[[], None]:
     policy = sfp.Policy()
     if variant == "stash":
         policy.set_default(sfp.Format(exp_bits=4, man_bits=3))
-    ctrl = [] if variant == "stash" else controllers(variant)
+    method, _, coding = variant.partition(" ")
+    ctrl = [] if method == "stash" else controllers(method)
     adapter = attach(model, policy, task.example, controllers=ctrl, weights=task.weights)
     counter = [0]
 
     def adapted() -> None:
         x, y = task.batch(g)
-        with compressed_stash(adapter):
+        with compressed_stash(adapter, exponent_coding=coding or "raw"):
             loss = task.loss(model, x, y)
         opt.zero_grad()
         loss.backward()

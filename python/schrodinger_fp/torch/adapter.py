@@ -47,11 +47,12 @@ from ..training.controllers.qmath import (
     corner_format,
     needs_input,
     plan,
+    upper_corners,
 )
 from ..training.controllers.quantum import _Quantum
 from ..training.policy import Policy
 from .probe import Probe, gradient_evidence
-from .stash import _DTYPE_NAMES, _to_numpy
+from .stash import _DTYPE_NAMES, _from_numpy, _to_numpy
 from .tensor_port import quantize_tensor
 
 __all__ = ["Adapter", "QuantizeSTE", "QuantumFunction", "quantize"]
@@ -95,11 +96,13 @@ class QuantizeSTE(torch.autograd.Function):
 class QuantumFunction(torch.autograd.Function):
     """Quantum Mantissa/Exponent: store one corner, return bitlength gradients to a sink.
 
-    ``apply(x, plan, base, sink)``: the forward value is ``x`` at the plan's
-    corner; backward returns ``g`` for ``x`` (straight-through) and calls
+    ``apply(x, plan, base, sink, uppers)``: the forward value is ``x`` at the
+    plan's corner; backward returns ``g`` for ``x`` (straight-through) and calls
     ``sink(bits)`` with the :class:`BitGradients` of the learned fields, computed
     from the stored value alone (:mod:`schrodinger_fp.training.controllers.qmath`),
-    so nothing but that value is kept for backward.
+    so nothing but that value is kept for backward; and, for a field stored at
+    its lowest bitlength, the input at the corner above, appended to
+    ``uppers`` with its format (what the compressed stash holds it in).
     """
 
     @staticmethod
@@ -109,23 +112,29 @@ class QuantumFunction(torch.autograd.Function):
         p: Plan,
         base: Format,
         sink: Callable[[BitGradients], None],
+        uppers: list[tuple[torch.Tensor, Format]],
     ) -> torch.Tensor:
         # ctx in forward, as in QuantizeSTE: no per-call binding of a setup_context
         y = quantize(x, corner_format(base, p.corner))
         y = y.clone() if y is x else y
-        if needs_input(p):
-            ctx.save_for_backward(y, x)
-        else:
-            ctx.save_for_backward(y)
+        kept: list[torch.Tensor] = []
+        ctx.upper_kinds = []
+        if needs_input(p):  # a field at its lowest: backward needs the corner above, not x
+            for kind, c in upper_corners(_to_numpy(x), _to_numpy(y), p, base).items():
+                kept.append(_from_numpy(c.values, x.dtype).to(x.device))
+                ctx.upper_kinds.append(kind)
+                uppers.append((kept[-1], c.format))  # the stash holds it at that corner
+        ctx.save_for_backward(y, *kept)
         ctx.plan, ctx.base, ctx.sink = p, base, sink
         return y
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        y, *x = ctx.saved_tensors
-        qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base, _to_numpy(x[0]) if x else None)
+        y, *kept = ctx.saved_tensors
+        upper = {k: _to_numpy(u) for k, u in zip(ctx.upper_kinds, kept, strict=True)}
+        qctx = QuantumContext(_to_numpy(y), ctx.plan, ctx.base, upper)
         ctx.sink(bit_gradients(_to_numpy(g), qctx))
-        return g, None, None, None
+        return g, None, None, None, None
 
 
 def _fresh_seed(fmt: Format, step: int, name: str) -> Format:
@@ -167,7 +176,7 @@ class Adapter:
         self._spread_squares: dict[str, dict[str, float]] = {}
         self._sizes: dict[str, int] = {}
         self._dtypes: dict[str, str] = {}
-        self._pending: tuple[str, Format | None, torch.Tensor] | None = None
+        self._pending: tuple[str, Format | None, list[tuple[torch.Tensor, Format]]] | None = None
         self._step = 0
         self._collect = True
         self._warned: set[str] = set()
@@ -182,9 +191,10 @@ class Adapter:
     def saved_format(self, t: torch.Tensor) -> tuple[str, Format | None]:
         """Name and format of a tensor autograd saves (the stash's lookup)."""
         if self._pending is not None:
-            name, fmt, source = self._pending
-            if t is source:  # the input, kept at the bottom of a range: held as it is
-                return f"{name}.input", None
+            name, fmt, uppers = self._pending
+            for upper, upper_fmt in uppers:  # the corner above, kept at the bottom of a range
+                if t is upper:
+                    return f"{name}.upper", upper_fmt
             return name, fmt
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
         entry = self._produced.get(key)
@@ -195,6 +205,15 @@ class Adapter:
         if fmt is not None and self._quantum and name in self.follows:
             fmt = self._widened(t, fmt)
         return name, fmt
+
+    @staticmethod
+    def kept_for_controllers(name: str) -> bool:
+        """Whether saved tensor ``name`` is kept only for a controller's own gradient.
+
+        The corner above a field at its lowest bitlength (``"<tensor>.upper"``): a
+        training without the controllers would save nothing of it.
+        """
+        return name.endswith(".upper")
 
     def _widened(self, t: torch.Tensor, fmt: Format) -> Format:
         """A followed format with the exponent bits ``t``'s own values need.
@@ -255,9 +274,10 @@ class Adapter:
         )
         stored = corner_format(base, p.corner)
         # QuantumFunction saves its output while it runs, before apply() can register it
-        self._pending = (name, stored, x)
+        uppers: list[tuple[torch.Tensor, Format]] = []
+        self._pending = (name, stored, uppers)
         try:
-            y = QuantumFunction.apply(x, p, base, self._sink(name))
+            y = QuantumFunction.apply(x, p, base, self._sink(name), uppers)
         finally:
             self._pending = None
         return y, stored

@@ -18,7 +18,10 @@ tensor once (a tensor saved by two operations is held and counted once):
 * everything else (small tensors, tensors whose format is lossless): held as
   they are, at their own size;
 * ``fp32_bytes`` counts the same tensors in FP32 containers (4 bytes a
-  float value; non-float tensors at their own size).
+  float value; non-float tensors at their own size), except what a
+  controller keeps for its own gradient alone (the corner above a field at
+  its lowest bitlength, :meth:`Adapter.kept_for_controllers`): held and
+  counted in ``held_bytes``, but an FP32 training would hold none of it.
 
 Names and formats come from the :class:`~schrodinger_fp.torch.Adapter`: a
 tensor the adapter quantized (a weight, a module output) is held at the format
@@ -112,29 +115,46 @@ class StashStats:
 
 @dataclass(frozen=True)
 class _Frame:
-    """One saved tensor held as an encoded frame (of its values in memory order when dense)."""
+    """One saved tensor held as an encoded frame.
+
+    ``stride`` None: the frame holds the values in C order of ``shape``; else
+    in memory order, restored with these strides (a transposed or permuted
+    tensor is encoded where it lies, without a contiguous copy first).
+    """
 
     data: bytes
     shape: torch.Size
     dtype: torch.dtype
     device: torch.device
-    dense: bool
+    stride: tuple[int, ...] | None = None
+
+    def values(self) -> torch.Tensor:
+        """The decoded values, one dimension, in the frame's order, on the tensor's device."""
+        t = _from_numpy(decode(self.data), self.dtype).reshape(-1)
+        return t.to(self.device) if self.device.type != "cpu" else t
 
     def restore(self) -> torch.Tensor:
-        t = _from_numpy(decode(self.data), self.dtype).reshape(self.shape)
-        return t.to(self.device) if self.device.type != "cpu" else t
+        flat = self.values()
+        if self.stride is None:
+            return flat.reshape(self.shape)
+        return flat.as_strided(self.shape, self.stride)
+
+    @property
+    def memory_order(self) -> bool:
+        """Whether the frame's order is the memory order of the tensor it was saved from."""
+        return self.stride is not None
 
 
 @dataclass(frozen=True)
 class _View:
-    """Another view (a transpose, say) of the same memory as a frame already held."""
+    """Another view (a transpose, say) of the same memory as a frame held in memory order."""
 
     frame: _Frame
     shape: torch.Size
     stride: tuple[int, ...]
 
     def restore(self) -> torch.Tensor:
-        return self.frame.restore().reshape(-1).as_strided(self.shape, self.stride)
+        return self.frame.values().as_strided(self.shape, self.stride)
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,12 @@ def _dense_order(t: torch.Tensor) -> bool:
     return True
 
 
+def _in_memory_order(t: torch.Tensor) -> torch.Tensor:
+    """A dense permuted tensor's dimensions reordered as they lie in memory: a contiguous view."""
+    order = sorted(range(t.dim()), key=lambda d: (-t.stride()[d], -t.shape[d]))
+    return t.permute(order)
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach().to("cpu").contiguous()
     if t.dtype == torch.bfloat16:
@@ -234,6 +260,7 @@ class CompressedStash:
         threads: int | None = 1,
         capture: bool = False,
         quantizer: Callable[[torch.Tensor, Format], torch.Tensor] | None = None,
+        extra: Callable[[str], bool] | None = None,
     ) -> None:
         if not isinstance(min_bytes, int) or isinstance(min_bytes, bool) or min_bytes < 0:
             raise ValueError(f"min_bytes={min_bytes!r} must be an integer >= 0")
@@ -244,6 +271,7 @@ class CompressedStash:
         self.threads = threads
         self.capture = capture
         self._quantizer = quantizer
+        self._extra = extra
         self.stats = StashStats()
         self.captured: dict[str, np.ndarray] = {}
         self.formats: dict[str, Format | None] = {}
@@ -271,14 +299,16 @@ class CompressedStash:
         # the memory of a tensor that is gone may hold a new one: only a live first tensor counts
         if first is None or first[0]() is None:
             held = self._hold(t)
-            self._seen[key] = (weakref.ref(t), t.shape, t.stride(), t.is_contiguous(), held)
+            # held in the memory's order: other views of the same memory are views of it
+            memory_order = t.is_contiguous() or (isinstance(held, _Frame) and held.memory_order)
+            self._seen[key] = (weakref.ref(t), t.shape, t.stride(), memory_order, held)
             return held
-        _, shape, stride, contiguous, held = first
+        _, shape, stride, memory_order, held = first
         if (shape, stride) == (t.shape, t.stride()):
             return held
         if held is t or not isinstance(held, _Frame | torch.Tensor):
             return t  # a view of memory held as it is: nothing more to hold
-        if contiguous and _dense_order(t):  # another view of the same values
+        if memory_order and _dense_order(t):  # another view of the same values
             if isinstance(held, _Frame):
                 return _View(held, t.shape, t.stride())
             return held.reshape(-1).as_strided(t.shape, t.stride())
@@ -301,8 +331,12 @@ class CompressedStash:
             held = small.data.numel() * small.data.element_size()
             self.stats.add(name, own, held, True)
             return small
+        # what a controller keeps for its own gradient alone (the corner above) is held, but an
+        # FP32 training would hold nothing of it: no FP32 bytes, so the ratio is not flattered
         fp32 = 4 * t.numel()
         name, fmt = self._lookup(t)
+        if self._extra is not None and self._extra(name):
+            fp32 = 0
         lossless = fmt is None or (
             fmt.window_top is None and fmt.is_lossless_for(_DTYPE_NAMES[t.dtype])
         )
@@ -318,15 +352,25 @@ class CompressedStash:
             q = self._quantizer(t.detach(), fmt)
             self.stats.add(name, fp32, own, False)
             return q
-        arr = _to_numpy(t)
+        # a permuted tensor (a transpose) is encoded in its memory order, without a contiguous
+        # copy; the core's counter-based random bits follow the element order, so stochastic
+        # formats keep C order and stay equal to fake quantization
+        lying = _in_memory_order(t) if not t.is_contiguous() and _dense_order(t) else None
+        memory_order = (
+            lying is not None
+            and lying.is_contiguous()
+            and fmt.rounding != "stochastic"
+            and fmt.underflow != "stochastic"
+        )
+        arr = _to_numpy(lying if memory_order and lying is not None else t)
         frame = encode(arr, _coded(fmt, self.exponent_coding), threads=self.threads)
         self.stats.add(name, fp32, len(frame), True)
         self.stats.frame_bytes += len(frame)
-        if self.capture:
+        if self.capture:  # the recorder codes the values in C order, as they are used
             key = name if name not in self.captured else f"{name}[{len(self.captured)}]"
-            self.captured[key] = arr.copy()
+            self.captured[key] = _to_numpy(t) if memory_order else arr.copy()
             self.formats[key] = fmt
-        return _Frame(frame, t.shape, t.dtype, t.device, t.is_contiguous())
+        return _Frame(frame, t.shape, t.dtype, t.device, t.stride() if memory_order else None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -379,8 +423,10 @@ def compressed_stash(
     """
     from .adapter import Adapter
 
+    extra = None
     if isinstance(source, Adapter):
         lookup: Lookup = source.saved_format
+        extra = source.kept_for_controllers
     elif source is None or isinstance(source, Format):
         fixed = source
         lookup = lambda t: ("saved", fixed)  # noqa: E731
@@ -395,4 +441,5 @@ def compressed_stash(
         exponent_coding=exponent_coding,
         threads=threads,
         capture=capture,
+        extra=extra,
     )

@@ -254,7 +254,8 @@ class Policy:
                 break
         else:
             self._rules.insert(0, (pattern, fmt))
-        self._lookups.clear()
+        # the escaped pattern matches ``name`` alone: every other cached lookup stays right
+        self._lookups.pop(name, None)
         if old != fmt:
             self._history.append(Change(step, name, old, fmt))
 

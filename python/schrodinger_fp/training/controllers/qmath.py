@@ -32,18 +32,19 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ...codec import quantize
 from ...format import Format
-from .flush import flush_budget, top_exponent
+from .flush import flush_budget, magnitude_range, top_exponent
 
 __all__ = [
     "BitGradients",
     "Plan",
     "QuantumContext",
+    "UpperCorner",
     "bit_gradients",
     "corner_format",
     "needs_input",
@@ -52,6 +53,7 @@ __all__ = [
     "quantum_forward",
     "sensitivity",
     "split",
+    "upper_corners",
 ]
 
 Corner = tuple[int, int]  # (man_bits, exp_bits)
@@ -149,33 +151,34 @@ def _with_top(fmt: Format, top: int | None) -> Format:
     return replace(fmt, window_top=top)
 
 
-def _first_damage(y: np.ndarray, k: int) -> int:
+def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
     """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
 
     A window of ``e`` bits holds ``2**e - 1`` binades, so with ``b`` binades
     between the smallest and largest magnitude nothing changes above
     ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
     starts there instead of walking down one quantization at a time.
+    ``finite``: ``y`` is known to hold no NaN or infinity.
     """
-    mag = np.abs(y)
-    largest = float(mag.max()) if mag.size else 0.0
-    if not math.isfinite(largest):  # NaN or infinities: the masked path
-        mag = mag[np.isfinite(mag)]
+    if finite and y.size:
+        largest, smallest = magnitude_range(y)
+    else:
+        mag = np.abs(y)
         largest = float(mag.max()) if mag.size else 0.0
+        if not math.isfinite(largest):  # NaN or infinities: the masked path
+            mag = mag[np.isfinite(mag)]
+            largest = float(mag.max()) if mag.size else 0.0
+        smallest = _smallest_nonzero(mag) if largest != 0.0 else 0.0
     if largest == 0.0:
         return k - 1
     _, top = np.frexp(largest)
-    _, bottom = np.frexp(_smallest_nonzero(mag))
+    _, bottom = np.frexp(smallest)
     binades = int(top) - int(bottom) + 1
     return min(k - 1, max(math.ceil(math.log2(binades + 1)) - 1, 0))
 
 
 def _smallest_nonzero(mag: np.ndarray) -> float:
-    """The smallest nonzero of finite magnitudes, without a masked copy.
-
-    As unsigned integers the magnitudes order as the values do; one less
-    wraps zero round to the largest, so the minimum is the smallest nonzero's.
-    """
+    """The smallest nonzero of finite magnitudes, without a masked copy (as above)."""
     unsigned = np.dtype(f"u{mag.dtype.itemsize}")
     one = unsigned.type(1)
     below = np.ascontiguousarray(mag).view(unsigned) - one
@@ -198,15 +201,23 @@ def sensitivity(
 
 
 def _segment_below(
-    y: np.ndarray, corner: Corner, kind: str, lowest: int, base: Format, top: int | None = None
+    y: np.ndarray,
+    corner: Corner,
+    kind: str,
+    lowest: int,
+    base: Format,
+    top: int | None = None,
+    finite: bool | None = None,
 ) -> tuple[np.ndarray, int] | None:
     """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``.
 
     ``top``: the window's top when ``y`` is a sample (the whole tensor's, not the sample's).
+    ``finite``: whether ``y`` holds no NaN or infinity, when the caller knows.
     """
+    if finite is None:
+        finite = bool(np.isfinite(y).all())
     k = corner[0] if kind == "man" else corner[1]
-    start = k - 1 if kind == "man" else _first_damage(y, k)
-    finite = bool(np.isfinite(y).all())
+    start = k - 1 if kind == "man" else _first_damage(y, k, finite)
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
         fmt = (
@@ -218,9 +229,10 @@ def _segment_below(
             q = quantize(y, fmt)
         except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
             q = quantize(y, _with_top(fmt, None))
-        # y and a rounding of it differ by an exact float: no wider type needed
+        # y and a rounding of it differ by an exact float: no wider type needed; written over
+        # q, a fresh array, to save a tensor-sized allocation
         with np.errstate(invalid="ignore", over="ignore"):
-            d = y - q
+            d = np.subtract(y, q, out=q)
         if not finite:
             d[~(np.isfinite(y) & np.isfinite(q))] = 0
         if d.any():
@@ -254,26 +266,75 @@ class BitGradients:
     exp_spread: float | None = None
 
 
+@dataclass(frozen=True)
+class UpperCorner:
+    """``Q_{k+1}(x)`` of a field stored at its lowest bitlength, and the format it is in.
+
+    All that backward needs of the input there: the segment above the stored
+    corner. Held in that format, not as the input itself.
+    """
+
+    values: np.ndarray
+    format: Format
+
+
 @dataclass
 class QuantumContext:
     """What :func:`quantum_backward` needs: the stored value and its plan.
 
-    ``x``, the input, is kept only while a learned field stores its lowest
-    bitlength (:func:`needs_input`): there is no segment below, and the one
-    above needs the input.
+    ``upper`` holds, per learned field that stores its lowest bitlength
+    (:func:`needs_input`), the corner above (:func:`upper_corners`): there is
+    no segment below, and the one above needs the input at that corner.
     """
 
     y: np.ndarray
     plan: Plan
     base: Format
-    x: np.ndarray | None = None
+    upper: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def needs_input(p: Plan) -> bool:
     """Whether a learned field of ``p`` stores its lowest bitlength (:class:`QuantumContext`)."""
-    return (p.man_lowest is not None and p.corner[0] == p.man_lowest) or (
-        p.exp_lowest is not None and p.corner[1] == p.exp_lowest
-    )
+    return bool(_at_lowest(p))
+
+
+def _at_lowest(p: Plan) -> list[str]:
+    return [
+        kind
+        for kind, lowest, k in (
+            ("man", p.man_lowest, p.corner[0]),
+            ("exp", p.exp_lowest, p.corner[1]),
+        )
+        if lowest is not None and k == lowest
+    ]
+
+
+def upper_corners(
+    x: np.ndarray, y: np.ndarray, p: Plan, base: Format, sample: int | None = 1 << 16
+) -> dict[str, UpperCorner]:
+    """The corner above the stored one, of the input, for each field at its lowest bitlength.
+
+    ``y`` is the stored value. A tensor that :func:`bit_gradients` samples
+    (more than ``sample`` values, :data:`SAMPLE`; None: none is sampled) gets the window top
+    of ``y``, as the sample's segments do; then the reduction is elementwise,
+    so the sample of the corner is the corner of the sample.
+    """
+    top = top_exponent(y) if sample is not None and y.size > sample else None
+    out = {}
+    for kind in _at_lowest(p):
+        upper = (p.corner[0] + 1, p.corner[1]) if kind == "man" else (p.corner[0], p.corner[1] + 1)
+        fmt = (
+            corner_format(base, upper)
+            if top is None
+            else _with_top(corner_format(base, upper), top)
+        )
+        try:
+            q = quantize(x, fmt)
+        except ValueError:  # the upper corner is the full field: no window
+            fmt = _with_top(fmt, None)
+            q = quantize(x, fmt)
+        out[kind] = UpperCorner(q, fmt)
+    return out
 
 
 def quantum_forward(
@@ -292,7 +353,8 @@ def quantum_forward(
     """
     b = Format() if base is None else base
     y = quantize(x, corner_format(b, p.corner))
-    return y, QuantumContext(y, p, b, x if needs_input(p) else None)
+    upper = {k: c.values for k, c in upper_corners(x, y, p, b).items()}
+    return y, QuantumContext(y, p, b, upper)
 
 
 #: Values of a tensor whose sensitivities are summed (ours): larger tensors are sampled.
@@ -320,44 +382,50 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     it flushes what the whole tensor's would.
     """
     y, base, top = ctx.y.reshape(-1), ctx.base, None
-    x = None if ctx.x is None else ctx.x.reshape(-1)
+    upper = {k: v.reshape(-1) for k, v in ctx.upper.items()}
     gf = g.reshape(-1)
     scale = 1.0
     if sample is not None and y.size > sample:
         stride = -(-y.size // sample)
         start = ctx.plan.offset % stride
         y, gf = np.ascontiguousarray(y[start::stride]), np.ascontiguousarray(gf[start::stride])
-        x = None if x is None else np.ascontiguousarray(x[start::stride])
+        upper = {k: np.ascontiguousarray(v[start::stride]) for k, v in upper.items()}
         scale = ctx.y.size / y.size
         top = top_exponent(ctx.y)
     grads: dict[str, float] = {}
     spreads: dict[str, float] = {}
     exp_lowest = None
+    finite = bool(np.isfinite(y).all())  # once for both fields
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
             continue
         k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
-        above = k == lowest and x is not None
+        above = k == lowest and kind in upper
         seg = (
-            _segment_above(x, y, ctx.plan.corner, kind, base, top)
-            if x is not None and above
-            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top)
+            _segment_above(upper[kind], y)
+            if above
+            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top, finite)
         )
         if seg is None:
             grads[kind] = spreads[kind] = 0.0
             continue
         d, span = seg
         grads[kind] = scale * float(np.dot(gf, d)) / span
-        with np.errstate(invalid="ignore", over="ignore"):
-            terms = _wide(gf) * _wide(d)
-            # a sample of the terms: the full sum of squares is about scale times the sample's
-            spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
         if kind == "exp" and not above:
             d32, y32 = _wide(d), _wide(y)
             with np.errstate(invalid="ignore", over="ignore"):
                 flushed, energy = float(d32 @ d32), float(y32 @ y32)
             if flushed > flush_budget(ctx.plan.corner[0]) * energy:
                 exp_lowest = k - span + 1
+        with np.errstate(invalid="ignore", over="ignore"):
+            # d is a fresh array read for the last time: the terms are written over it
+            terms = (
+                np.multiply(gf, d, out=d)
+                if gf.dtype == d.dtype == np.float32
+                else _wide(gf) * _wide(d)
+            )
+            # a sample of the terms: the full sum of squares is about scale times the sample's
+            spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
     return BitGradients(
         grads.get("man"), grads.get("exp"), exp_lowest, spreads.get("man"), spreads.get("exp")
     )
@@ -368,19 +436,11 @@ def _wide(a: np.ndarray) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
-def _segment_above(
-    x: np.ndarray, y: np.ndarray, corner: Corner, kind: str, base: Format, top: int | None = None
-) -> tuple[np.ndarray, int] | None:
+def _segment_above(upper: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int] | None:
     """``Q_{k+1}(x) - y`` at the bottom of the range, so a damaged tensor can climb back."""
-    upper = (corner[0] + 1, corner[1]) if kind == "man" else (corner[0], corner[1] + 1)
-    fmt = corner_format(base, upper) if top is None else _with_top(corner_format(base, upper), top)
-    try:
-        q = quantize(x, fmt)
-    except ValueError:  # the upper corner is the full field: no window
-        q = quantize(x, _with_top(fmt, None))
     with np.errstate(invalid="ignore", over="ignore"):
-        d = q - y
-    d[~(np.isfinite(q) & np.isfinite(y))] = 0
+        d = upper - y
+    d[~(np.isfinite(upper) & np.isfinite(y))] = 0
     return (d, 1) if d.any() else None
 
 
