@@ -39,6 +39,21 @@ pub fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Damaged copies of `bytes`: every `stride`-th truncation, then every `stride`-th single bit
+/// flipped.
+pub fn damaged(bytes: &[u8], stride: usize) -> Vec<Vec<u8>> {
+    let stride = stride.max(1);
+    let cut = (0..bytes.len())
+        .step_by(stride)
+        .map(|c| bytes[..c].to_vec());
+    let flipped = (0..8 * bytes.len()).step_by(stride).map(|bit| {
+        let mut bad = bytes.to_vec();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        bad
+    });
+    cut.chain(flipped).collect()
+}
+
 /// The most decoded bytes a frame of `input_len` bytes can claim and still pass header validation:
 /// each chunk costs at least [`MIN_BYTES_PER_CHUNK`] bytes of input and holds at most
 /// [`crate::frame::MAX_CHUNK`] values of at most 8 bytes.

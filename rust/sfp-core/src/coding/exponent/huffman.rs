@@ -20,18 +20,17 @@
 //!   LSB first, padded with zero bits to a whole byte. The encoder splits the symbols where the
 //!   bitstreams get equal bit lengths, so that the decoder's chains end together.
 
-mod bytes;
 mod decode;
 mod encode;
 mod lengths;
 mod read;
 
 use crate::error::{Error, Result};
-pub(crate) use bytes::decode_bytes;
-use read::{decode_coded, decode_verbatim};
 
 /// Widest symbol the coder takes.
 pub const MAX_WIDTH: u32 = 16;
+/// Widest symbol [`decode_bytes`] takes.
+pub(crate) const MAX_BYTE_WIDTH: u32 = 8;
 /// Longest code the encoder makes when the alphabet allows it (the decode table is then
 /// `2^LIMIT` entries); measured against 12 in `docs/coding.md`.
 pub const LIMIT: u32 = 11;
@@ -351,51 +350,35 @@ fn encode_coded(
 /// stream), truncated, ends before or after its symbols, or `width` exceeds [`MAX_WIDTH`];
 /// [`Error::InvalidArgument`] when `SFP_SIMD` names a level this CPU cannot run.
 pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
-    if width > MAX_WIDTH {
+    let stream = read::parse(bytes, check_width(width, MAX_WIDTH)?, out.len())?;
+    decode::decode::<decode::Wide>(stream, |s| s, out)
+}
+
+/// [`decode`] for symbols of at most [`MAX_BYTE_WIDTH`] bits, writing `map[symbol]` for each as
+/// a byte: each symbol goes through the caller's map (a planes cut's shift and rotation of it, say)
+/// straight into the output, so the one-byte element types need no 16-bit staging and no pass
+/// after it. It reads exactly the streams [`decode`] reads.
+///
+/// # Errors
+/// As [`decode`], and when `width` exceeds [`MAX_BYTE_WIDTH`].
+pub(crate) fn decode_bytes(
+    bytes: &[u8],
+    width: u32,
+    map: &[u8; 256],
+    out: &mut [u8],
+) -> Result<()> {
+    let stream = read::parse(bytes, check_width(width, MAX_BYTE_WIDTH)?, out.len())?;
+    // The parser checked every symbol fits `width <= 8` bits.
+    decode::decode::<decode::Narrow>(stream, |s| map[usize::from(s) & 0xff], out)
+}
+
+fn check_width(width: u32, widest: u32) -> Result<u32> {
+    if width > widest {
         return Err(Error::decode(format!(
-            "huffman stream: width {width} exceeds {MAX_WIDTH}"
+            "huffman stream: width {width} exceeds {widest}"
         )));
     }
-    let Some((&kind, rest)) = bytes.split_first() else {
-        return if out.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::decode(format!(
-                "huffman stream: empty, but {} symbols expected",
-                out.len()
-            )))
-        };
-    };
-    if out.is_empty() {
-        return Err(Error::decode(
-            "huffman stream: bytes present for zero symbols",
-        ));
-    }
-    let alphabet = 1u64 << width;
-    match kind {
-        SINGLE => {
-            let mut pos = 0;
-            let s = crate::coding::varint::get(rest, &mut pos, "huffman", "header")?;
-            if s >= alphabet {
-                return Err(Error::decode(format!(
-                    "huffman stream: symbol {s} does not fit {width} bits"
-                )));
-            }
-            if pos != rest.len() {
-                return Err(Error::decode(
-                    "huffman stream: bytes left over after a single-symbol stream",
-                ));
-            }
-            out.fill(s as u16);
-            Ok(())
-        }
-        VERBATIM => decode_verbatim(rest, width, out),
-        1 => decode_coded::<1>(rest, width, out),
-        k if usize::from(k) == STREAMS => decode_coded::<STREAMS>(rest, width, out),
-        other => Err(Error::decode(format!(
-            "huffman stream: unknown kind {other}"
-        ))),
-    }
+    Ok(width)
 }
 
 #[cfg(test)]

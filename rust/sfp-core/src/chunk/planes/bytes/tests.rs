@@ -6,7 +6,7 @@ use super::super::{decode, encode, split, Word, MAX_LANES, MAX_SYMBOL_BITS, PLAN
 use super::*;
 use crate::format::CodingLevel;
 use crate::runtime::memory::Stores;
-use crate::testkit::rng;
+use crate::testkit::{damaged, rng};
 
 /// FP8-like elements of `bits` bits: a few exponents under the top, random signs and mantissas,
 /// `zeros` percent zeros.
@@ -88,7 +88,7 @@ fn through_words(chunk: &[u8], bits: u32, n: usize) -> Result<Vec<u8>> {
 #[test]
 fn every_cut_of_every_one_byte_width_decodes_at_every_level() {
     for bits in [8u32, 6, 4] {
-        for n in [0, 1, 7, 8, 9, 15, 17, 100, 4999] {
+        for n in [0, 1, 7, 8, 9, 15, 17, 100, 200, 1000, 4999] {
             let src = elements(n, bits, 10, u64::from(bits) * 100 + n as u64);
             for cut in every_cut(bits) {
                 let chunk = encode_cut(&src, cut);
@@ -146,15 +146,7 @@ fn damaged_chunks_get_the_16_bit_decoders_verdict_at_every_level() {
                 zero_mask,
             };
             let chunk = encode_cut(&src, cut);
-            let mut cases: Vec<Vec<u8>> = (0..chunk.len())
-                .step_by(stride)
-                .map(|c| chunk[..c].to_vec())
-                .collect();
-            for bit in (0..8 * chunk.len()).step_by(stride) {
-                let mut bad = chunk.clone();
-                bad[bit / 8] ^= 1 << (bit % 8);
-                cases.push(bad);
-            }
+            let mut cases = damaged(&chunk, stride);
             let mut longer = chunk.clone();
             longer.push(0);
             cases.push(longer);

@@ -1,11 +1,11 @@
-//! The byte decoder against the 16-bit one: the same symbols (through the map) from every stream,
-//! and the same verdict on every damaged stream.
+//! Byte output against 16-bit output: the same symbols (through the map) from every stream, and
+//! the same verdict on every damaged stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::super::{decode, encode};
-use super::*;
+use super::super::{decode, decode_bytes, encode, MAX_BYTE_WIDTH, SINGLE, VERBATIM};
+use crate::error::Result;
 use crate::simd::{with_level, Level};
-use crate::testkit::rng;
+use crate::testkit::{damaged, rng};
 
 /// A map that moves every bit, so a symbol written unmapped would show.
 fn scramble() -> [u8; 256] {
@@ -97,15 +97,7 @@ fn damaged_streams_get_the_16_bit_decoders_verdict_at_every_level() {
         let symbols = skewed(n, 6, n as u64);
         let mut bytes = Vec::new();
         encode(&symbols, 6, &mut bytes);
-        let mut cases: Vec<Vec<u8>> = (0..bytes.len())
-            .step_by(stride)
-            .map(|c| bytes[..c].to_vec())
-            .collect();
-        for bit in (0..8 * bytes.len()).step_by(stride) {
-            let mut bad = bytes.clone();
-            bad[bit / 8] ^= 1 << (bit % 8);
-            cases.push(bad);
-        }
+        let cases = damaged(&bytes, stride);
         for bad in &cases {
             let expected = words_mapped(bad, 6, n);
             for level in Level::available() {
