@@ -198,7 +198,10 @@ class _Quantum:
         return math.fsum(scales) if scales else 1.0
 
     def penalty(self) -> float:
-        """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths."""
+        """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths.
+
+        In units of the step's loss scale (:meth:`loss_scale`), which prices each bit.
+        """
         return self.gamma * sum(self.weights[n] * b for n, b in self.bits.items())
 
     def container(self, name: str) -> int:
