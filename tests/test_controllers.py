@@ -303,16 +303,38 @@ def test_at_the_bottom_of_its_range_the_gradient_looks_up_to_the_kept_corner_abo
     assert quantum_forward(x, Plan((3, 4), man_lowest=0, exp_lowest=1))[1].upper == {}
 
 
-def test_the_penalty_is_priced_relative_to_the_loss() -> None:
+def test_the_footprint_is_priced_in_the_scale_of_the_evidence_not_the_loss() -> None:
+    """Near zero training loss the evidence shrinks less than the loss: the price follows it."""
+
+    def trained(loss: float, scale: float, loss_scales: bool = True) -> float:
+        qm = sfp.QuantumMantissa(gamma=0.05, lr=0.5)
+        qm.attach(sfp.Policy(), SPECS)
+        for step in range(5):
+            qm.step(
+                StepState(
+                    step,
+                    loss=loss,
+                    bit_grads={"b": {"man": 0.0}},
+                    bit_spreads={"b": {"man": 0.01 * scale}},
+                    loss_scales={"a": 0.05 * scale, "b": 0.15 * scale} if loss_scales else {},
+                )
+            )
+        return qm.bits["b"]
+
+    # penalty 0.05 * 0.75 * (0.05 + 0.15) = 0.0075 against 0.01 * sqrt(0.1 / 1.9) = 0.0023:
+    # the bit goes; priced in the loss (0.05 * 0.75 * 0.001) it would stay at 23
+    assert trained(loss=0.001, scale=1.0) == pytest.approx(23.0 - 5 * 0.5)
+    # the same evidence a thousand times smaller, at another loss: the same decisions (but
+    # for Adam's epsilon)
+    assert trained(loss=5.0, scale=1e-3) == pytest.approx(trained(loss=0.001, scale=1.0), abs=0.01)
+    # no loss scale given: the paper's absolute price, gamma * w_T
+    assert trained(loss=0.001, scale=1.0, loss_scales=False) < 23.0
     qm = sfp.QuantumMantissa(gamma=0.5)
     qm.attach(sfp.Policy(), SPECS)
     assert qm.penalty_grad("b") == pytest.approx(0.5 * 0.75)
     assert qm.penalty_grad("b", 0.01) == pytest.approx(0.5 * 0.75 * 0.01)
-    # a tiny loss with a task gradient that wants the bits: the penalty no longer outweighs it
-    qm.step(StepState(0, loss=0.01, bit_grads={"b": {"man": -0.01}}))
-    assert qm.bits["b"] == 23.0
-    qm.step(StepState(1, loss=None, bit_grads={"a": {"man": -0.01}}))  # priced absolutely
-    assert qm.bits["a"] < 23.0
+    with pytest.raises(ValueError, match="loss scale nan is not finite"):
+        qm.step(StepState(0, bit_grads={"b": {"man": 0.0}}, loss_scales={"b": math.nan}))
 
 
 def gaussian(n: int = 4096) -> np.ndarray:
@@ -373,6 +395,9 @@ def test_the_bit_gradient_reports_the_spread_of_its_terms() -> None:
     terms = g.astype(np.float64) * d
     assert bits.man == pytest.approx(float(terms.sum()), rel=1e-5)
     assert bits.man_spread == pytest.approx(float(np.sqrt(terms @ terms)), rel=1e-5)
+    # the scale of the evidence: the spread if every value were off by its own size
+    gy = g.astype(np.float64) * y
+    assert bits.loss_scale == pytest.approx(float(np.sqrt(gy @ gy)), rel=1e-5)
     # nothing below changes a value: no gradient and no spread
     _, ctx = quantum_forward(np.ones(64, np.float32), Plan((3, 8), man_lowest=0))
     assert quantum_backward(np.ones(64, np.float32), ctx)[1].man_spread == 0.0

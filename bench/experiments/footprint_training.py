@@ -40,7 +40,7 @@ from schrodinger_fp.training.plot import plot_bitlengths
 SETTINGS: dict[str, dict[str, Any]] = {
     "FP32": {},
     "BitWave": dict(period=10, k=0.25, init_man_bits=7),
-    "QM+QE": dict(gamma=0.001, lr=0.1, confidence=1.0, init_man_bits=7),
+    "QM+QE": dict(gamma=0.008, lr=0.1, confidence=1.0, init_man_bits=7),
 }
 PAPER = {"BitWave": (3.19, 4.56), "QM+QE": (4.74, 5.64)}
 

@@ -174,6 +174,7 @@ class Adapter:
         self._bit_grads: dict[str, dict[str, float]] = {}
         self._lowest: dict[str, dict[str, int]] = {}
         self._spread_squares: dict[str, dict[str, float]] = {}
+        self._scale_squares: dict[str, float] = {}
         self._sizes: dict[str, int] = {}
         self._dtypes: dict[str, str] = {}
         self._pending: tuple[str, Format | None, list[tuple[torch.Tensor, Format]]] | None = None
@@ -294,6 +295,8 @@ class Adapter:
             for kind, s in (("man", bits.man_spread), ("exp", bits.exp_spread)):
                 if s is not None:  # the terms of several uses of a tensor add up
                     squares[kind] = squares.get(kind, 0.0) + s * s
+            if bits.loss_scale is not None:
+                self._scale_squares[name] = self._scale_squares.get(name, 0.0) + bits.loss_scale**2
             if bits.exp_lowest is not None:
                 lowest = self._lowest.setdefault(name, {})
                 lowest["exp"] = max(lowest.get("exp", 0), bits.exp_lowest)
@@ -349,6 +352,7 @@ class Adapter:
                 n: {k: math.sqrt(v) for k, v in sq.items()}
                 for n, sq in self._spread_squares.items()
             },
+            loss_scales={n: math.sqrt(v) for n, v in self._scale_squares.items()},
         )
         for controller in self.controllers:
             controller.step(state)
@@ -356,6 +360,7 @@ class Adapter:
         self._bit_grads = {}
         self._lowest = {}
         self._spread_squares = {}
+        self._scale_squares = {}
         self._sizes.clear()
         self._step = step + 1
 

@@ -142,6 +142,10 @@ class StepState:
         The spread of each bit gradient's terms
         (:class:`~schrodinger_fp.training.controllers.BitGradients`): a quantum
         controller prices a bit by its gradient plus a multiple of it.
+    loss_scales : mapping name -> float
+        The scale of each tensor's evidence whatever its bitlength
+        (:class:`~schrodinger_fp.training.controllers.BitGradients`.loss_scale): a
+        quantum controller prices the footprint in their sum.
     """
 
     step: int
@@ -151,6 +155,7 @@ class StepState:
     evidence: GradientEvidence | None = None
     lowest: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     bit_spreads: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    loss_scales: Mapping[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ in lockstep until it hits damage. The look-ahead reports the cost per bit of
 the first lower container that changes a value, so a tensor stops where its
 own values start to suffer. A chained quantizer (an elementwise op after a
 quantized producer) gets a gradient the same way. ``g`` is the gradient
-arriving at the quantized tensor; the footprint penalty ``gamma * w_T`` is
+arriving at the quantized tensor; the footprint penalty ``gamma * w_T * S`` is
 added by the controller.
 
 The exponent also gets a limit (ours, :func:`bit_gradients`): a window one
@@ -151,6 +151,24 @@ def _with_top(fmt: Format, top: int | None) -> Format:
     return replace(fmt, window_top=top)
 
 
+def _quantize_corner(
+    a: np.ndarray, base: Format, corner: Corner, top: int | None
+) -> tuple[np.ndarray, Format]:
+    """``a`` quantized at ``corner`` of ``base`` (window under ``top`` if given), and its format.
+
+    A window needs an exponent field narrower than the source's; where ``quantize`` refuses
+    one (the full field, which no window can hold), the corner is quantized with no window.
+    """
+    fmt = corner_format(base, corner)
+    if top is not None:
+        fmt = _with_top(fmt, top)
+    try:
+        return quantize(a, fmt), fmt
+    except ValueError:
+        fmt = _with_top(fmt, None)
+        return quantize(a, fmt), fmt
+
+
 def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
     """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
 
@@ -220,15 +238,7 @@ def _segment_below(
     start = k - 1 if kind == "man" else _first_damage(y, k, finite)
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
-        fmt = (
-            corner_format(base, lower)
-            if top is None
-            else _with_top(corner_format(base, lower), top)
-        )
-        try:
-            q = quantize(y, fmt)
-        except ValueError:  # no window for a full exponent field; a wide one cannot sit that low
-            q = quantize(y, _with_top(fmt, None))
+        q, _ = _quantize_corner(y, base, lower, top)
         # y and a rounding of it differ by an exact float: no wider type needed; written over
         # q, a fresh array, to save a tensor-sized allocation
         with np.errstate(invalid="ignore", over="ignore"):
@@ -257,6 +267,11 @@ class BitGradients:
         The spread of each gradient's terms, ``sqrt(sum_i (g_i d_i)^2) / span``
         (ours): how far the sum of many rounding errors against the gradient
         can be from its true value; 0 where no lower container changes a value.
+    loss_scale : float or None
+        ``sqrt(sum_i (g_i y_i)^2)`` (ours): the spread the terms would have if every
+        value were off by its own size, the scale of this tensor's evidence
+        whatever its bitlength (a spread is about ``||d|| / ||y||`` times it).
+        A quantum controller prices the footprint in it (:class:`~schrodinger_fp.QuantumMantissa`).
     """
 
     man: float | None = None
@@ -264,6 +279,7 @@ class BitGradients:
     exp_lowest: int | None = None
     man_spread: float | None = None
     exp_spread: float | None = None
+    loss_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -323,17 +339,7 @@ def upper_corners(
     out = {}
     for kind in _at_lowest(p):
         upper = (p.corner[0] + 1, p.corner[1]) if kind == "man" else (p.corner[0], p.corner[1] + 1)
-        fmt = (
-            corner_format(base, upper)
-            if top is None
-            else _with_top(corner_format(base, upper), top)
-        )
-        try:
-            q = quantize(x, fmt)
-        except ValueError:  # the upper corner is the full field: no window
-            fmt = _with_top(fmt, None)
-            q = quantize(x, fmt)
-        out[kind] = UpperCorner(q, fmt)
+        out[kind] = UpperCorner(*_quantize_corner(x, base, upper, top))
     return out
 
 
@@ -396,6 +402,13 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     spreads: dict[str, float] = {}
     exp_lowest = None
     finite = bool(np.isfinite(y).all())  # once for both fields
+    loss_scale = None
+    if ctx.plan.man_lowest is not None or ctx.plan.exp_lowest is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            values = _wide(gf) * _wide(y)
+        if not finite:
+            values[~np.isfinite(values)] = 0
+        loss_scale = math.sqrt(scale * float(values @ values))
     for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
         if lowest is None:
             continue
@@ -427,7 +440,12 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
             # a sample of the terms: the full sum of squares is about scale times the sample's
             spreads[kind] = math.sqrt(scale * float(terms @ terms)) / span
     return BitGradients(
-        grads.get("man"), grads.get("exp"), exp_lowest, spreads.get("man"), spreads.get("exp")
+        grads.get("man"),
+        grads.get("exp"),
+        exp_lowest,
+        spreads.get("man"),
+        spreads.get("exp"),
+        loss_scale,
     )
 
 

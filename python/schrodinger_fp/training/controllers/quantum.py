@@ -26,15 +26,19 @@ class _Quantum:
     """Shared machinery of :class:`QuantumMantissa` and :class:`QuantumExponent`.
 
     Each managed tensor ``T`` has a real bitlength ``n_T`` for this
-    controller's field. The footprint penalty added to the loss is
-    ``gamma * sum_T w_T * n_T`` with ``w_T = size_T / sum(size)`` (the
-    tensor's share of the footprint). The paper adds it to the loss, so its
-    gradient is ``gamma * w_T``; here (ours) it multiplies the loss,
-    ``L * (1 + gamma * sum_T w_T n_T)``, so its gradient is ``gamma * w_T * L``
-    when the step's loss is given: ``gamma`` is then the relative loss a bit of
-    the whole footprint may cost, whatever the loss's scale. A model near zero
-    training loss has near-zero bit gradients; an additive penalty would then
-    strip its containers until it breaks.
+    controller's field and a share of the footprint ``w_T = size_T / sum(size)``.
+    The paper adds ``gamma * sum_T w_T * n_T`` to the loss, so a bit's penalty
+    gradient is ``gamma * w_T``. Here (ours) the footprint is priced in the
+    scale of the step's own evidence, ``gamma * w_T * S`` with ``S`` the sum of
+    the managed tensors' loss scales ``sqrt(sum_i (g_i y_i)^2)``
+    (``StepState.loss_scales``): the spread a bit gradient's terms would have if
+    every value were off by its own size. A bit gradient and its spread are
+    about ``||d|| / ||y||`` times such a scale, so price and evidence grow and
+    shrink together, whatever the loss does. Priced absolutely, the penalty
+    strips a model near zero training loss (whose bit gradients vanish) until
+    it breaks; priced in the loss itself (``gamma * w_T * L``), it vanishes
+    faster than the evidence: on the digits CNN the training loss fell 1000x
+    and the bit gradients' spread 30x, and no mantissa bit moved.
 
     Ours, too: a bit is priced pessimistically. The bit gradient is a sum of
     rounding errors against the gradient; at one or two mantissa bits that
@@ -54,7 +58,7 @@ class _Quantum:
     def __init__(
         self,
         *,
-        gamma: float = 0.001,
+        gamma: float = 0.008,
         lr: float = 0.1,
         confidence: float = 1.0,
         init_bits: float | None = None,
@@ -140,8 +144,8 @@ class _Quantum:
         ``state.sizes`` (the values each tensor held in this step's batch)
         refreshes the footprint shares ``w_T``. For each managed tensor with a
         gradient in ``state.bit_grads``, Adam descends
-        ``gradient - confidence * sqrt((1 - beta1) / (1 + beta1)) * spread + gamma * w_T * loss``
-        (``loss`` 1 when ``state.loss`` is None);
+        ``gradient - confidence * sqrt((1 - beta1) / (1 + beta1)) * spread + gamma * w_T * S``
+        (``S`` from :meth:`loss_scale`);
         values are clamped to the tensor's range and kept at or above ``state.lowest``.
 
         Raises
@@ -149,12 +153,13 @@ class _Quantum:
         RuntimeError
             If called before :meth:`attach`.
         ValueError
-            If a given value or gradient is not finite.
+            If a given value, gradient or loss scale is not finite.
         """
         if self._policy is None:
             raise RuntimeError(f"{type(self).__name__}.step called before attach")
         if state.sizes:
             self._reweigh(state.sizes)
+        scale = self.loss_scale(state)
         for name in self.bits:
             grad = state.bit_grads.get(name, {}).get(self.kind)
             if grad is None:
@@ -165,20 +170,38 @@ class _Quantum:
             if not math.isfinite(spread):
                 raise ValueError(f"bit gradient spread {spread!r} for {name!r} is not finite")
             # dL/dn < 0 where a bit helps: the pessimistic price is more negative
-            g = grad - self.confidence * _MEAN_ERROR * spread + self.penalty_grad(name, state.loss)
+            g = grad - self.confidence * _MEAN_ERROR * spread + self.penalty_grad(name, scale)
             bits = self.bits[name] - self._update(name, g)
             floor = state.lowest.get(name, {}).get(self.kind)
             self.bits[name] = self._clamp(name, bits if floor is None else max(bits, floor))
         self._write(state.step)
 
     # -- queries ---------------------------------------------------------
-    def penalty_grad(self, name: str, loss: float | None = None) -> float:
-        """Gradient of the footprint penalty of ``name``: ``gamma * w_T`` (times ``loss``)."""
-        scale = 1.0 if loss is None or not math.isfinite(loss) else abs(loss)
+    def penalty_grad(self, name: str, scale: float = 1.0) -> float:
+        """Gradient of the footprint penalty of ``name``: ``gamma * w_T * scale``."""
         return self.gamma * self.weights[name] * scale
 
+    def loss_scale(self, state: StepState) -> float:
+        """The scale the footprint is priced in: the sum of the managed tensors' loss scales.
+
+        1 (the paper's absolute price) when the step gives none.
+
+        Raises
+        ------
+        ValueError
+            If a loss scale is not finite.
+        """
+        scales = [state.loss_scales[n] for n in self.bits if n in state.loss_scales]
+        for s in scales:
+            if not math.isfinite(s):
+                raise ValueError(f"loss scale {s!r} is not finite")
+        return math.fsum(scales) if scales else 1.0
+
     def penalty(self) -> float:
-        """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths."""
+        """The footprint penalty ``gamma * sum_T w_T n_T`` at the current bitlengths.
+
+        In units of the step's loss scale (:meth:`loss_scale`), which prices each bit.
+        """
         return self.gamma * sum(self.weights[n] * b for n, b in self.bits.items())
 
     def container(self, name: str) -> int:
@@ -236,8 +259,9 @@ class QuantumMantissa(_Quantum):
 
     Parameters
     ----------
-    gamma : float, default 0.001
-        Price of the footprint: the loss is weighed as ``L * (1 + gamma * sum_T w_T n_T)``.
+    gamma : float, default 0.008
+        Price of a bit of the whole footprint, in units of the step's loss scale
+        (``StepState.loss_scales``, summed over the managed tensors).
     lr : float, default 0.1
         Step size of the bitlengths' Adam optimizer (bits per step, at most
         about ``lr``). The controller owns it: the bitlengths are not torch
