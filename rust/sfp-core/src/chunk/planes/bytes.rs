@@ -6,8 +6,9 @@
 //! lane) above or below its flat bits. The coded plane's decoder writes each symbol already moved
 //! to its place in the element (shifted, rotated back: a byte map, see
 //! [`huffman::decode_bytes`]); rotating a word back moves each of its bits on its own, so the flat
-//! bits, rotated back apart, are then ORed in, eight elements at a time (BMI2's `pdep` spreads the
-//! eight fields of a group, whose `F` bits end at a byte, to the bytes).
+//! bits, rotated back apart, are then ORed in: fields of 1-3 bits 32 elements per AVX2 step, the
+//! others eight at a time (BMI2's `pdep` spreads the eight fields of a group, whose `F` bits end
+//! at a byte, to the bytes).
 
 use super::assemble::{flat_field, from_stored};
 use super::{low_mask, read_lengths, stored_words, Planes, Scratch, BLOCK, HEADER};
