@@ -100,8 +100,10 @@ macro_rules! entry {
 }
 
 entry!(
-    /// Entries of 16-bit symbols: seven, and the header, in 16 bytes.
-    Wide, u16, 7, 16, WIDE
+    /// Entries of 16-bit symbols: three, and the header, in 8 bytes (a 16 KiB table of 11 bits:
+    /// seven in 16 bytes decoded more per lookup, but their table filled the first-level cache and
+    /// decoded slower, `docs/coding.md`).
+    Wide, u16, 3, 8, WIDE
 );
 entry!(
     /// Entries of byte symbols: six, and the header, in 8 bytes.
