@@ -97,6 +97,13 @@ fn write_seeds() {
         sfp_core::exponent::huffman::encode(&codes, u32::from(width), &mut input);
         put("exponent_huffman", &format!("w{width}-stream"), &input);
     }
+    // A real rANS stream of a few codes spread over 12 bits (its table lists them alone) as the
+    // hostile body.
+    let codes: Vec<u16> = (0..20 * 17u16).map(|i| i * 7 % 6 * 700).collect();
+    let mut input = vec![12u8, 20];
+    sfp_core::exponent::entropy::encode(&codes, 12, &mut input);
+    assert!(input[2] & 0x40 != 0, "the seed's table is not sparse");
+    put("exponent_entropy", "w12-sparse-stream", &input);
     // Weight-like words (a few exponents, random mantissas), some zeroed; and a real chunk as the
     // hostile body.
     for (head, zeros) in [(0u8, 16u8), (1, 16), (2, 19), (3, 18)] {

@@ -246,6 +246,17 @@ pub fn cases() -> Vec<GoldenCase> {
             values,
         });
     }
+    // A wide joint alphabet with few codes present: the rANS table lists those alone.
+    for dtype in [DType::BF16, DType::F32] {
+        out.push(GoldenCase {
+            name: format!("{}_lossless_sparse_table", dtype.name()),
+            dtype,
+            shape: vec![3000],
+            format: SMALLEST,
+            chunk_size: 3000,
+            values: skewed_values(dtype, 3000),
+        });
+    }
     // Chunks of 1024 codes or more get the wide (8-state) rANS variant.
     out.push(GoldenCase {
         name: "float32_e4m2_entropy_wide".into(),

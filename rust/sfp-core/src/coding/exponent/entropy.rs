@@ -3,12 +3,17 @@
 //! `N` 32-bit rANS states take the codes in turn (code `i` goes to state `i % N`), renormalising 16
 //! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, or 8 (the wide
 //! variant, written for streams of at least 1024 codes: more independent work per round hides the
-//! table lookup latency). The frequency table is normalised to `2^scale` (12 bits unless the alphabet
-//! needs more) and stored in the stream.
+//! table lookup latency). The frequency table is normalised to `2^scale` (12 to 15 bits, whichever
+//! makes the stream smallest) and stored in the stream, densely or as the present codes alone.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
-//! - `scale | 0x80 if N = 8` (1 byte), `lo` (varint), `span` (varint), then `span` varint
-//!   frequencies of codes `lo..lo + span` (summing to `2^scale`);
+//! - `scale | 0x80 if N = 8 | 0x40 if the table is sparse` (1 byte), `lo` (varint), then
+//!   - dense: `span` (varint) and `span` varint frequencies of codes `lo..lo + span`;
+//!   - sparse: `count` (varint, at least 1) and the frequency (varint) of code `lo`, then for each
+//!     further present code the gap to the one before less one (varint) and its frequency
+//!     (varint): the codes, increasing, and all below `2^width`;
+//!
+//!   either way the frequencies sum to `2^scale`;
 //! - the `N` final states (`N` x u32);
 //! - the renormalisation words (u16), in the order the decoder reads them.
 //!
@@ -26,6 +31,9 @@ const WIDE_LANES: usize = 8;
 const WIDE_MIN: usize = 1024;
 /// Flag in the scale byte: the stream has [`WIDE_LANES`] states.
 const WIDE: u8 = 0x80;
+/// Flag in the scale byte: the table lists the present codes alone (wide alphabets, such as an
+/// exponent with top mantissa bits, have many absent codes between their present ones).
+const SPARSE: u8 = 0x40;
 
 /// States the encoder uses for `n` codes.
 fn lanes_for(n: u64) -> usize {
@@ -38,6 +46,10 @@ fn lanes_for(n: u64) -> usize {
 const RANS_L: u32 = 1 << 16;
 const MIN_SCALE: u32 = 12;
 const MAX_SCALE: u32 = 16;
+/// The widest table the encoder chooses for a narrower alphabet: the size estimate leaves out what
+/// 16-bit renormalisation loses, which grows with the scale (GELU activations' 12-bit joint codes
+/// coded smallest at 15: `docs/coding.md`).
+const WIDEST_CHOSEN: u32 = 15;
 /// Slots of the largest table.
 const FULL_TABLE: usize = 1 << MAX_SCALE;
 
@@ -102,12 +114,18 @@ fn ceil_log2(n: usize) -> u32 {
     }
 }
 
-/// The table precision for `present` distinct codes: at least 16 slots per code up to 14 bits (wide
-/// alphabets, such as exponents with top mantissa bits, lose less to rounded frequencies), and
-/// always at least 2 slots per code.
-fn scale_for(present: usize) -> u32 {
+/// The table precisions to try for `present` distinct codes in a stream of `total`: at least 2
+/// slots per code, and more, up to 64 per code and [`WIDEST_CHOSEN`] bits, while the stream has 16
+/// codes per slot (the decoder fills every slot once per stream). More slots round the frequencies
+/// less but store them in more bits. Past 64 per code the rounding saves less than 16-bit
+/// renormalisation loses at the higher precision, which the size estimate leaves out (the bfloat16
+/// weights' 8-bit exponents coded 0.0005 bit per code larger at 2^15 slots than at 2^14), and the
+/// lower bound that spares the encoder a pass loosens.
+fn scales_for(present: usize, total: u64) -> std::ops::RangeInclusive<u32> {
     let bits = ceil_log2(present);
-    (bits + 4).min(14).max(bits + 1).clamp(MIN_SCALE, MAX_SCALE)
+    let least = (bits + 1).clamp(MIN_SCALE, MAX_SCALE);
+    let by_total = (u64::BITS - 1 - total.max(1).leading_zeros()).saturating_sub(4);
+    least..=(bits + 6).min(WIDEST_CHOSEN).min(by_total).max(least)
 }
 
 /// Normalises a histogram (with `total` > 0 values) to frequencies summing to `2^scale`, every
@@ -151,7 +169,7 @@ fn normalize(hist: &[u32], total: u64, scale: u32) -> Vec<u32> {
             }
         }
         if !changed {
-            break; // unreachable: more codes than slots is excluded by `scale_for`
+            break; // unreachable: more codes than slots is excluded by `scales_for`
         }
     }
     freqs
@@ -164,33 +182,92 @@ pub(crate) struct Table {
     freqs: Vec<u32>,
     /// Codes counted.
     total: u64,
+    /// Whether the table is stored as its present codes alone (the smaller form).
+    sparse: bool,
 }
 
 impl Table {
-    /// Builds the table of a non-empty histogram; `None` when it counts nothing.
+    /// Builds the table of a non-empty histogram at the precision that makes the stream smallest;
+    /// `None` when it counts nothing.
     pub(crate) fn from_histogram(hist: &[u32]) -> Option<Self> {
         let lo = hist.iter().position(|&h| h > 0)?;
         let hi = hist.iter().rposition(|&h| h > 0)?;
         let used = &hist[lo..=hi];
         let total: u64 = used.iter().map(|&h| u64::from(h)).sum();
         let present = used.iter().filter(|&&h| h > 0).count();
-        let scale = scale_for(present);
-        Some(Self {
-            scale,
-            lo,
-            freqs: normalize(used, total, scale),
-            total,
-        })
+        scales_for(present, total)
+            .map(|scale| {
+                let mut table = Self {
+                    scale,
+                    lo,
+                    freqs: normalize(used, total, scale),
+                    total,
+                    sparse: false,
+                };
+                table.sparse = table.sparse_header_len() < table.dense_header_len();
+                table
+            })
+            .min_by_key(|table| table.estimated_len(hist))
     }
 
     fn header_len(&self) -> usize {
-        1 + crate::coding::varint::len(self.lo as u64)
-            + crate::coding::varint::len(self.freqs.len() as u64)
-            + self
-                .freqs
-                .iter()
-                .map(|&f| crate::coding::varint::len(u64::from(f)))
-                .sum::<usize>()
+        if self.sparse {
+            self.sparse_header_len()
+        } else {
+            self.dense_header_len()
+        }
+    }
+
+    fn dense_header_len(&self) -> usize {
+        use crate::coding::varint::len;
+        1 + len(self.lo as u64)
+            + len(self.freqs.len() as u64)
+            + self.freqs.iter().map(|&f| len(u64::from(f))).sum::<usize>()
+    }
+
+    fn sparse_header_len(&self) -> usize {
+        use crate::coding::varint::len;
+        let present = self.present();
+        let gaps: usize = present
+            .clone()
+            .zip(present.clone().skip(1))
+            .map(|((a, _), (b, _))| len((b - a - 1) as u64))
+            .sum();
+        let freqs: usize = present.clone().map(|(_, f)| len(u64::from(f))).sum();
+        1 + len(self.lo as u64) + len(present.count() as u64) + gaps + freqs
+    }
+
+    /// The present codes (offsets from `lo`) and their frequencies, in order.
+    fn present(&self) -> impl Iterator<Item = (usize, u32)> + Clone + '_ {
+        self.freqs
+            .iter()
+            .enumerate()
+            .filter(|(_, &f)| f > 0)
+            .map(|(i, &f)| (i, f))
+    }
+
+    /// Appends the scale byte (with `flags`) and the table.
+    fn write_header(&self, flags: u8, out: &mut Vec<u8>) {
+        use crate::coding::varint::put;
+        let sparse = if self.sparse { SPARSE } else { 0 };
+        out.push(self.scale as u8 | flags | sparse);
+        put(self.lo as u64, out);
+        if self.sparse {
+            put(self.present().count() as u64, out);
+            let mut last = None;
+            for (i, f) in self.present() {
+                if let Some(last) = last {
+                    put((i - last - 1) as u64, out);
+                }
+                put(u64::from(f), out);
+                last = Some(i);
+            }
+        } else {
+            put(self.freqs.len() as u64, out);
+            for &f in &self.freqs {
+                put(u64::from(f), out);
+            }
+        }
     }
 
     /// The stream length the ideal code lengths of the table predict (within a few bytes of the
@@ -255,14 +332,8 @@ pub(crate) fn encode_shifted(
 ) {
     let width = width.min(MAX_WIDTH);
     let mask = ((1u32 << width) - 1) as u16;
-    let scale = table.scale;
     let wide = lanes_for(codes.len() as u64) == WIDE_LANES;
-    out.push(scale as u8 | if wide { WIDE } else { 0 });
-    crate::coding::varint::put(table.lo as u64, out);
-    crate::coding::varint::put(table.freqs.len() as u64, out);
-    for &f in &table.freqs {
-        crate::coding::varint::put(u64::from(f), out);
-    }
+    table.write_header(if wide { WIDE } else { 0 }, out);
     crate::runtime::memory::with_reused(&WORDS, |(words, syms)| {
         encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
     });
@@ -645,22 +716,24 @@ fn step_checked(
 /// Reads and checks the frequency table into `slots`; returns the scale and the payload offset
 /// (the first byte says how many states follow: see [`states_of`]).
 fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, usize)> {
+    use crate::coding::varint;
     let head = *bytes
         .first()
         .ok_or_else(|| Error::decode("entropy stream: empty"))?;
-    let scale = u32::from(head & !WIDE);
+    let scale = u32::from(head & !(WIDE | SPARSE));
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(Error::decode(format!(
             "entropy stream: table scale {scale} out of range"
         )));
     }
     let mut pos = 1;
-    let lo = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
-    let span = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
+    let lo = varint::get(bytes, &mut pos, "entropy", "table")?;
+    // Dense: the number of codes from `lo`; sparse: the number of present codes.
+    let count = varint::get(bytes, &mut pos, "entropy", "table")?;
     let alphabet = 1u64 << width;
-    if span == 0 || lo >= alphabet || span > alphabet - lo {
+    if count == 0 || lo >= alphabet || count > alphabet - lo {
         return Err(Error::decode(format!(
-            "entropy stream: codes {lo}..{lo}+{span} do not fit {width} bits"
+            "entropy stream: codes {lo}..{lo}+{count} do not fit {width} bits"
         )));
     }
     let m = 1usize << scale;
@@ -670,8 +743,19 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
         slots.resize(m, Slot::default());
     }
     let mut cum = 0usize;
-    for i in 0..span {
-        let f = crate::coding::varint::get(bytes, &mut pos, "entropy", "table")?;
+    let mut code = lo;
+    for i in 0..count {
+        if head & SPARSE != 0 && i > 0 {
+            let gap = varint::get(bytes, &mut pos, "entropy", "table")?;
+            code = code
+                .checked_add(gap)
+                .and_then(|c| c.checked_add(1))
+                .filter(|&c| c < alphabet)
+                .ok_or_else(|| {
+                    Error::decode(format!("entropy stream: a code past {width} bits"))
+                })?;
+        }
+        let f = varint::get(bytes, &mut pos, "entropy", "table")?;
         if f > (m - cum) as u64 {
             return Err(Error::decode(
                 "entropy stream: frequencies exceed the table",
@@ -681,11 +765,14 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
         for (off, slot) in slots[cum..cum + f].iter_mut().enumerate() {
             *slot = Slot {
                 freq: f as u32,
-                sym: (lo + i) as u16,
+                sym: code as u16,
                 off: off as u16,
             };
         }
         cum += f;
+        if head & SPARSE == 0 {
+            code += 1;
+        }
     }
     if cum != m {
         return Err(Error::decode(format!(
