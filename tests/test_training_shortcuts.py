@@ -2,7 +2,9 @@
 
 Bit gradients and flush limits read magnitudes from the bits, write over
 their own temporaries and share one finiteness check; the policy keeps its
-cached lookups across a one-name change. Each shortcut is compared here with
+cached lookups across a one-name change; the adapter, the stash and the
+controllers call the core directly for the arrays they make themselves. Each
+shortcut is compared here with
 the plain computation it replaces, on every dtype and on subnormals, zeros,
 signed zeros, NaN and infinities.
 """
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import schrodinger_fp as sfp
+from schrodinger_fp.training import core_calls
 from schrodinger_fp.training.controllers.flush import (
     exponent_bits_needed,
     flush_budget,
@@ -170,3 +173,43 @@ def test_one_name_changed_leaves_every_other_cached_lookup_right() -> None:
     assert {n: p.format_for(n) for n in names} == {
         n: sfp.Policy.from_dict(p.to_dict()).format_for(n) for n in names
     }
+
+
+CORE_FORMATS = [
+    sfp.Format(exp_bits=4, man_bits=3, exponent_coding="raw"),
+    sfp.Format(exp_bits=5, man_bits=2, rounding="stochastic", underflow="stochastic", seed=3),
+    sfp.Format(exp_bits=3, man_bits=1, window_top=2, exponent_coding="raw"),
+    sfp.Format(),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4000,), (40, 100), (), (0,), (0, 3)])
+def test_direct_core_calls_equal_the_public_functions(dtype: type, shape: tuple[int, ...]) -> None:
+    x = values(dtype).reshape(-1)[: math.prod(shape)].reshape(shape)
+    for fmt in CORE_FORMATS:
+        frame = core_calls.encode(x, fmt, threads=1)
+        assert frame == sfp.encode(x, fmt, threads=1)
+        decoded = core_calls.decode(frame)
+        expected = sfp.decode(frame)
+        assert decoded.dtype == expected.dtype and decoded.shape == expected.shape == shape
+        assert decoded.tobytes() == expected.tobytes()
+        q = core_calls.quantize(x, fmt)
+        assert q.dtype == x.dtype and q.shape == shape
+        assert q.tobytes() == sfp.quantize(x, fmt).tobytes() == expected.tobytes()
+
+
+def test_direct_core_calls_hand_other_inputs_to_the_public_functions() -> None:
+    x = values(np.float32).reshape(40, 100)
+    fmt = sfp.Format(exp_bits=4, man_bits=3)
+    for other in (x.T, x.astype(">f4"), x[:, ::2]):  # not C-contiguous, big-endian, strided
+        assert core_calls.encode(other, fmt) == sfp.encode(other, fmt)
+        assert np.array_equal(core_calls.quantize(other, fmt), sfp.quantize(other, fmt))
+    frame = sfp.encode(x, fmt)
+    assert np.array_equal(core_calls.decode(bytearray(frame)), sfp.decode(frame))
+    with pytest.raises(TypeError, match=r"fmt must be a schrodinger_fp\.Format"):
+        core_calls.quantize(x, "e4m3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="man_bits=30 exceeds float32's 23"):
+        core_calls.quantize(x, sfp.Format(man_bits=30))
+    with pytest.raises(sfp.DecodeError):
+        core_calls.decode(frame[:-3])

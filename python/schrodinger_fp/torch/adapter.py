@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..codec import quantize as core_quantize
 from ..format import Format
 from ..training.controllers.base import Controller, StepState, TensorSpec, field_range
 from ..training.controllers.flush import exponent_bits_needed
@@ -50,6 +49,7 @@ from ..training.controllers.qmath import (
     upper_corners,
 )
 from ..training.controllers.quantum import _Quantum
+from ..training.core_calls import quantize as core_quantize
 from ..training.policy import Policy
 from .probe import Probe, gradient_evidence
 from .stash import _DTYPE_NAMES, _from_numpy, _to_numpy

@@ -47,8 +47,8 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from ..codec import decode, encode
 from ..format import Format
+from ..training.core_calls import decode, encode
 
 if TYPE_CHECKING:
     from .adapter import Adapter

@@ -113,12 +113,14 @@ pub fn encode_with<B: AsMut<[u8]>>(
     } else {
         src
     };
-    let prepared = threads::run(options.threads, || {
+    // The window search, the scan and the chunk coders each run one task per chunk.
+    let tasks = (src.len() / target.dtype.word_size()).div_ceil(chunk);
+    let prepared = threads::run_tasks(options.threads, tasks, || {
         pipeline::prepare(src, &target, shape, chunk, level, options.threads)
     })??;
     let mut out = alloc(prepared.len())?;
     let buf = out.as_mut();
-    threads::run(options.threads, || prepared.write_to(buf))??;
+    threads::run_tasks(options.threads, tasks, || prepared.write_to(buf))??;
     Ok(out)
 }
 
@@ -157,7 +159,7 @@ pub fn decode_with<B: AsMut<[u8]>>(
     let mut out = alloc_checked(&header, max_nbytes, alloc)?;
     let buf = out.as_mut();
     let dtype = header.target.dtype;
-    threads::run(threads, || {
+    threads::run_tasks(threads, header.chunks.len(), || {
         if !dtype.is_narrow() {
             return crate::by_word!(
                 dtype.word_size(),
@@ -265,18 +267,23 @@ pub fn quantize_shaped(
             ops::quantize(src, out, dtype, format.container, shape)
         })?;
     }
-    threads::run(threads, || {
-        let reducer = Reducer::new(&target, window_for(&target, src, DEFAULT_CHUNK, level)?);
+    let n = src.len() / dtype.size();
+    // One thread quantizes in one task (see `quantize_step`), the window search included.
+    let step = pipeline::quantize_step(threads, n);
+    threads::run_tasks(threads, n.div_ceil(step), || {
+        let window = window_for(&target, src, step.max(DEFAULT_CHUNK), level)?;
+        let reducer = Reducer::new(&target, window);
         if target.is_lossless() {
-            out.par_chunks_mut(pipeline::QUANTIZE_STEP)
-                .zip(src.par_chunks(pipeline::QUANTIZE_STEP))
+            let bytes = step * dtype.size();
+            out.par_chunks_mut(bytes)
+                .zip(src.par_chunks(bytes))
                 .for_each(|(d, s)| d.copy_from_slice(s));
             return Ok(());
         }
         crate::by_word!(
             dtype.word_size(),
             kernel::mode(&reducer),
-            quantize_chunks(level, &reducer, Some(src), out)
+            quantize_chunks(level, &reducer, step, Some(src), out)
         );
         Ok(())
     })?
@@ -327,12 +334,16 @@ pub fn quantize_in_place_shaped(
     if target.is_lossless() {
         return Ok(());
     }
-    threads::run(threads, || {
-        let reducer = Reducer::new(&target, window_for(&target, buf, DEFAULT_CHUNK, level)?);
+    let n = buf.len() / dtype.size();
+    // One thread quantizes in one task (see `quantize_step`), the window search included.
+    let step = pipeline::quantize_step(threads, n);
+    threads::run_tasks(threads, n.div_ceil(step), || {
+        let window = window_for(&target, buf, step.max(DEFAULT_CHUNK), level)?;
+        let reducer = Reducer::new(&target, window);
         crate::by_word!(
             dtype.word_size(),
             kernel::mode(&reducer),
-            quantize_chunks(level, &reducer, None, buf)
+            quantize_chunks(level, &reducer, step, None, buf)
         );
         Ok(())
     })?

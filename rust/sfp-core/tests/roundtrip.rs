@@ -5,7 +5,8 @@
 
 use proptest::prelude::*;
 use sfp_core::{
-    decode_into, encode, quantize, DType, ExponentCoding, Format, Options, Rounding, Underflow,
+    decode_into, encode, quantize, quantize_in_place, DType, ExponentCoding, Format, Options,
+    Rounding, Underflow,
 };
 
 fn bytes_of(bits: &[u64], size: usize) -> Vec<u8> {
@@ -104,5 +105,70 @@ proptest! {
         let mut out = vec![0u8; src.len()];
         decode_into(&frame, &mut out, None).unwrap();
         prop_assert_eq!(out, src);
+    }
+}
+
+/// One thread runs small work on the calling thread and large work on a pool, in one task or many:
+/// frames and values must not depend on which. Stochastic rounding and underflow make every value
+/// depend on its flat index, so a task that starts at the wrong index shows.
+#[test]
+fn thread_counts_change_no_frame_and_no_value() {
+    let mut state = 0x2545_f491_u32;
+    let values: Vec<f32> = (0..(3 << 16) + 77)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as i32 as f32) * 2f32.powi(-40)
+        })
+        .collect();
+    let src: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let fmt = Format {
+        exp_bits: Some(4),
+        man_bits: Some(3),
+        rounding: Rounding::Stochastic,
+        underflow: Underflow::Stochastic,
+        seed: 7,
+        exponent_coding: ExponentCoding::Raw,
+        ..Format::LOSSLESS
+    };
+    for n in [100, 1 << 16, values.len()] {
+        let part = &src[..4 * n];
+        let shape = [n as u64];
+        let mut reference = vec![0u8; part.len()];
+        quantize(part, &mut reference, DType::F32, &fmt, Some(2)).unwrap();
+        for threads in [Some(1), Some(3), None] {
+            let mut q = vec![0u8; part.len()];
+            quantize(part, &mut q, DType::F32, &fmt, threads).unwrap();
+            assert!(q == reference, "quantize, {n} values, threads {threads:?}");
+            let mut in_place = part.to_vec();
+            quantize_in_place(&mut in_place, DType::F32, &fmt, threads).unwrap();
+            assert!(
+                in_place == reference,
+                "in place, {n} values, threads {threads:?}"
+            );
+        }
+        for chunk_size in [None, Some(1 << 15)] {
+            let frame_of = |threads| {
+                let options = Options {
+                    chunk_size,
+                    threads,
+                };
+                encode(part, DType::F32, &shape, &fmt, &options).unwrap()
+            };
+            let frame = frame_of(Some(2));
+            for threads in [Some(1), None] {
+                assert!(
+                    frame_of(threads) == frame,
+                    "{n} values, {chunk_size:?}, {threads:?}"
+                );
+                let mut out = vec![0u8; part.len()];
+                decode_into(&frame, &mut out, threads).unwrap();
+                assert!(
+                    out == reference,
+                    "decode, {n} values, {chunk_size:?}, {threads:?}"
+                );
+            }
+        }
     }
 }

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ...codec import quantize
 from ...format import Format
+from ..core_calls import quantize
 from .flush import flush_budget, magnitude_range, top_exponent
 
 __all__ = [

@@ -109,7 +109,7 @@ impl<'a> Plan<'a> {
             )));
         }
         let reducer = Reducer::new(&self.target, self.window);
-        threads::run(self.threads, || {
+        threads::run_tasks(self.threads, self.chunks.len(), || {
             crate::by_word!(
                 self.target.dtype.word_size(),
                 kernel::mode(&reducer),

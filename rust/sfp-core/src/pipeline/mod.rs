@@ -217,25 +217,44 @@ pub(crate) fn decode_checked(
 /// Elements per parallel task of `quantize` (a multiple of the kernels' block).
 pub(crate) const QUANTIZE_STEP: usize = 1 << 16;
 
-/// Quantizes `src` into `out`, or `out` in place, in parallel steps.
+/// Elements per task of a `quantize` of `n` elements on `threads` threads: [`QUANTIZE_STEP`], or
+/// all of them on one thread (tasks there only split one loop, and one task needs no pool).
+pub(crate) fn quantize_step(threads: Option<usize>, n: usize) -> usize {
+    if threads == Some(1) {
+        n.max(1)
+    } else {
+        QUANTIZE_STEP
+    }
+}
+
+/// Quantizes `src` into `out`, or `out` in place, in parallel tasks of `step` elements, each in
+/// pieces of at most [`QUANTIZE_STEP`] (the stochastic underflow's second pass finds a piece in
+/// the cache).
 pub(crate) fn quantize_chunks<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
+    step: usize,
     src: Option<&[u8]>,
     out: &mut [u8],
 ) {
     let p = Params::<W>::new(r);
-    let step = QUANTIZE_STEP * W::SIZE;
+    let piece = QUANTIZE_STEP * W::SIZE;
+    let task = step.max(1) * W::SIZE;
+    let first = |c: usize, k: usize| ((c * task + k * piece) / W::SIZE) as u64;
     match src {
         Some(src) => out
-            .par_chunks_mut(step)
-            .zip(src.par_chunks(step))
+            .par_chunks_mut(task)
+            .zip(src.par_chunks(task))
             .enumerate()
             .for_each(|(c, (d, s))| {
-                kernel::quantize_into::run::<W, M>(level, &p, s, d, (c * QUANTIZE_STEP) as u64)
+                for (k, (d, s)) in d.chunks_mut(piece).zip(s.chunks(piece)).enumerate() {
+                    kernel::quantize_into::run::<W, M>(level, &p, s, d, first(c, k));
+                }
             }),
-        None => out.par_chunks_mut(step).enumerate().for_each(|(c, d)| {
-            kernel::quantize_in_place::run::<W, M>(level, &p, d, (c * QUANTIZE_STEP) as u64)
+        None => out.par_chunks_mut(task).enumerate().for_each(|(c, d)| {
+            for (k, d) in d.chunks_mut(piece).enumerate() {
+                kernel::quantize_in_place::run::<W, M>(level, &p, d, first(c, k));
+            }
         }),
     }
 }

@@ -39,9 +39,29 @@ pub fn check(threads: Option<usize>) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidArgument`] when `threads` is out of range (see [`check`]) or the pool cannot start.
 pub fn run<R: Send>(threads: Option<usize>, work: impl FnOnce() -> R + Send) -> Result<R> {
+    run_tasks(threads, usize::MAX, work)
+}
+
+/// [`run`] for `work` whose parallel iterators have at most `tasks` items each.
+///
+/// One thread and at most one task run on the calling thread: a parallel iterator of one item is
+/// never split, so it runs where it is called, and handing the work to the pool's thread and
+/// waiting for it would only add two thread switches (tens of microseconds on a busy machine, more
+/// than the encoding of an array of a few thousand values).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_tasks<R: Send>(
+    threads: Option<usize>,
+    tasks: usize,
+    work: impl FnOnce() -> R + Send,
+) -> Result<R> {
     check(threads)?;
-    let Some(n) = threads else { return Ok(work()) };
-    Ok(pool(n)?.install(work))
+    match threads {
+        None => Ok(work()),
+        Some(1) if tasks <= 1 => Ok(work()),
+        Some(n) => Ok(pool(n)?.install(work)),
+    }
 }
 
 fn pool(n: usize) -> Result<Arc<ThreadPool>> {
@@ -80,6 +100,27 @@ mod tests {
         );
         assert!(run(Some(MAX_THREADS + 1), || ()).is_err());
         assert_eq!(run(Some(3), rayon::current_num_threads).ok(), Some(3));
+    }
+
+    #[test]
+    fn one_thread_and_one_task_stay_on_the_calling_thread() {
+        use rayon::prelude::*;
+        let caller = std::thread::current().id();
+        let on_caller = run_tasks(Some(1), 1, || {
+            // A one-item parallel iterator is not split: it runs where it is called.
+            (0..1)
+                .into_par_iter()
+                .map(|_| std::thread::current().id())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(on_caller.ok(), Some(vec![caller]));
+        let pooled = run_tasks(Some(1), 2, || {
+            (std::thread::current().id(), rayon::current_num_threads())
+        });
+        let (worker, count) = pooled.unwrap();
+        assert_ne!(worker, caller);
+        assert_eq!(count, 1);
+        assert!(run_tasks(Some(0), 1, || ()).is_err());
     }
 
     #[test]
