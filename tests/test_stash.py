@@ -237,3 +237,20 @@ def test_the_corner_above_is_held_in_its_format_and_counts_no_fp32_bytes() -> No
     upper = stash.stats.by_name["0.act.upper"]  # 128 x 256 values at the corner above, m1
     assert upper[0] == 0 and 0 < upper[1] < 128 * 256 * 4 / 2
     assert not any(n.endswith(".input") for n in stash.stats.by_name)
+
+
+def test_fake_quantization_holds_each_tensor_in_the_layout_a_frame_restores() -> None:
+    w = torch.randn(16, 8, requires_grad=True)
+    x = torch.randn(4, 8, requires_grad=True)
+    nearest = sfp.Format(exp_bits=4, man_bits=2)
+    stochastic = replace(nearest, rounding="stochastic", seed=1)
+    for fmt, strides in [(nearest, w.t().stride()), (stochastic, (16, 1))]:
+        for run in (
+            lambda f=fmt: CompressedStash(lambda t: ("w", f), min_bytes=0, quantizer=quantize),
+            lambda f=fmt: compressed_stash(f, min_bytes=0),
+        ):
+            with run():
+                y = torch.mm(x, w.t())  # saves the transpose of w
+            held = y.grad_fn._saved_mat2  # type: ignore[union-attr]
+            assert held.stride() == strides, fmt
+            assert torch.equal(held, quantize(w.t().detach(), fmt)), fmt

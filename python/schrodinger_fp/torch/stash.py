@@ -348,10 +348,6 @@ class CompressedStash:
             raise ValueError(
                 f"compressed_stash holds CPU and CUDA tensors; {name!r} is on {t.device}"
             )
-        if self._quantizer is not None:  # fake quantization: the same values, held as tensors
-            q = self._quantizer(t.detach(), fmt)
-            self.stats.add(name, fp32, own, False)
-            return q
         # a permuted tensor (a transpose) is encoded in its memory order, without a contiguous
         # copy; the core's counter-based random bits follow the element order, so stochastic
         # formats keep C order and stay equal to fake quantization
@@ -362,6 +358,14 @@ class CompressedStash:
             and fmt.rounding != "stochastic"
             and fmt.underflow != "stochastic"
         )
+        if self._quantizer is not None:  # fake quantization: the same values, held as tensors
+            q = self._quantizer(t.detach(), fmt).contiguous()
+            if memory_order:
+                # in the layout a frame restores (a transpose stays one): backward's kernels may
+                # round differently on another layout
+                q = torch.empty_strided(t.shape, t.stride(), dtype=q.dtype).copy_(q)
+            self.stats.add(name, fp32, own, False)
+            return q
         arr = _to_numpy(lying if memory_order and lying is not None else t)
         frame = encode(arr, _coded(fmt, self.exponent_coding), threads=self.threads)
         self.stats.add(name, fp32, len(frame), True)

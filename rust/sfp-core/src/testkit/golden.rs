@@ -269,6 +269,18 @@ pub fn cases() -> Vec<GoldenCase> {
         chunk_size: 1100,
         values: values(DType::F32, 2100),
     });
+    // Streams of 2^17 codes or more get the vector (32-state) rANS variant.
+    out.push(GoldenCase {
+        name: "bfloat16_e4m2_entropy_vector".into(),
+        dtype: DType::BF16,
+        shape: vec![132_000],
+        format: Format {
+            exponent_coding: ExponentCoding::Entropy,
+            ..format(Some(4), Some(2))
+        },
+        chunk_size: 132_000,
+        values: values(DType::BF16, 132_000),
+    });
     out.extend(narrow_cases());
     out.extend(container_cases());
     for (case, shape) in [("empty", vec![3, 0]), ("scalar", vec![])] {

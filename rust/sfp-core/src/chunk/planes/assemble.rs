@@ -11,11 +11,28 @@ use crate::simd::Level;
 pub(super) struct Fields<'a> {
     pub planes: Planes,
     /// One symbol per stored word (empty when the planes have no symbol).
-    pub symbols: &'a [u16],
-    /// The coded lanes, top first, one value per stored word.
-    pub lanes: &'a [&'a [u16]],
+    pub symbols: Symbols<'a>,
+    /// The coded lanes, lowest first, one byte per stored word.
+    pub lanes: &'a [&'a [u8]],
     /// The flat bits, packed LSB first.
     pub flat: &'a [u8],
+}
+
+/// A block's decoded symbols: 16-bit, or bytes when the symbol fits one.
+#[derive(Clone, Copy)]
+pub(super) enum Symbols<'a> {
+    Wide(&'a [u16]),
+    Bytes(&'a [u8]),
+}
+
+impl Symbols<'_> {
+    #[inline(always)]
+    fn get(self, i: usize) -> u32 {
+        match self {
+            Symbols::Wide(s) => u32::from(s[i]),
+            Symbols::Bytes(s) => u32::from(s[i]),
+        }
+    }
 }
 
 /// Writes the stored words of `f` into `out` (little-endian words of `word_bytes`) with `stores`.
@@ -75,7 +92,7 @@ fn scalar(f: &Fields<'_>, word_bytes: usize, range: std::ops::Range<usize>, out:
     for i in range {
         let mut r = flat_field(f.flat, i, flat_bits) << flat_shift;
         if p.symbol_bits > 0 {
-            r |= u32::from(f.symbols[i]) << low;
+            r |= f.symbols.get(i) << low;
         }
         for (j, lane) in f.lanes.iter().enumerate() {
             r |= u32::from(lane[i]) << p.lane_shift(j as u32);
@@ -167,7 +184,7 @@ fn expand_words<const WB: usize>(mask: &[u16], dense: &[u8], out: &mut [u8]) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{low_mask, Fields, Planes, Stores};
+    use super::{low_mask, Fields, Planes, Stores, Symbols};
 
     /// How the steps store their 16 or 32 bytes: streaming stores need 16-byte alignment, which
     /// every step keeps once `out` has it.
@@ -259,18 +276,32 @@ mod avx2 {
         top: __m128i,
     }
 
+    /// The symbols' first byte, and whether they are bytes.
+    fn symbol_bytes(f: &Fields<'_>) -> (*const u8, bool) {
+        match f.symbols {
+            Symbols::Wide(s) => (s.as_ptr().cast(), false),
+            Symbols::Bytes(s) => (s.as_ptr(), true),
+        }
+    }
+
     /// Eight stored words from position `i` (the caller checks every read is in bounds); `ROT`,
-    /// `LANES` and `FLAT` are the block's rotation, coded lanes and whether it has flat bits.
+    /// `LANES` and `FLAT` are the block's rotation, coded lanes and whether it has flat bits,
+    /// `BYTES` whether the symbols at `sym` are bytes.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn eight<const ROT: bool, const LANES: usize, const FLAT: bool>(
+    unsafe fn eight<const ROT: bool, const LANES: usize, const FLAT: bool, const BYTES: bool>(
         f: &Fields<'_>,
+        sym: *const u8,
         g: &FlatGroup,
         c: &Counts,
         flat_bits: usize,
         i: usize,
     ) -> __m256i {
-        let s = _mm256_cvtepu16_epi32(_mm_loadu_si128(f.symbols.as_ptr().add(i).cast()));
+        let s = if BYTES {
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(sym.add(i).cast()))
+        } else {
+            _mm256_cvtepu16_epi32(_mm_loadu_si128(sym.add(2 * i).cast()))
+        };
         let mut r = _mm256_sll_epi32(s, c.symbol);
         if FLAT {
             let at = f.flat.as_ptr().add(i / 8 * flat_bits);
@@ -283,7 +314,7 @@ mod avx2 {
         }
         for j in 0..LANES {
             let lane = f.lanes[j];
-            let l = _mm256_cvtepu16_epi32(_mm_loadu_si128(lane.as_ptr().add(i).cast()));
+            let l = _mm256_cvtepu8_epi32(_mm_loadl_epi64(lane.as_ptr().add(i).cast()));
             r = _mm256_or_si256(r, _mm256_sll_epi32(l, c.lanes[j]));
         }
         if ROT {
@@ -331,14 +362,19 @@ mod avx2 {
     /// bounds), in 16-bit lanes: the step [`eight`] takes twice, without widening.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn sixteen<const ROT: bool, const LANES: usize, const FLAT: bool>(
+    unsafe fn sixteen<const ROT: bool, const LANES: usize, const FLAT: bool, const BYTES: bool>(
         f: &Fields<'_>,
+        sym: *const u8,
         g: &NarrowGroup,
         c: &Counts,
         flat_bits: usize,
         i: usize,
     ) -> __m256i {
-        let s = _mm256_loadu_si256(f.symbols.as_ptr().add(i).cast());
+        let s = if BYTES {
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(sym.add(i).cast()))
+        } else {
+            _mm256_loadu_si256(sym.add(2 * i).cast())
+        };
         let mut r = _mm256_sll_epi16(s, c.symbol);
         if FLAT {
             let at = f.flat.as_ptr().add(i / 8 * flat_bits);
@@ -349,7 +385,7 @@ mod avx2 {
             r = _mm256_or_si256(r, _mm256_sll_epi16(_mm256_srl_epi16(v, g.down), c.flat));
         }
         for j in 0..LANES {
-            let l = _mm256_loadu_si256(f.lanes[j].as_ptr().add(i).cast());
+            let l = _mm256_cvtepu8_epi16(_mm_loadu_si128(f.lanes[j].as_ptr().add(i).cast()));
             r = _mm256_or_si256(r, _mm256_sll_epi16(l, c.lanes[j]));
         }
         if ROT {
@@ -443,10 +479,16 @@ mod avx2 {
         if p.symbol_bits == 0 {
             return 0;
         }
+        let bytes = symbol_bytes(f).1;
         macro_rules! pick {
             ($($wb:literal $rot:literal $lanes:literal $flat:literal),*) => {
-                match (word_bytes, p.rotated, f.lanes.len(), p.flat_bits() > 0) {
-                    $(($wb, $rot, $lanes, $flat) => steps::<$wb, $rot, $lanes, $flat>(f, out, put),)*
+                match (word_bytes, p.rotated, f.lanes.len(), p.flat_bits() > 0, bytes) {
+                    $(
+                        ($wb, $rot, $lanes, $flat, false) =>
+                            steps::<$wb, $rot, $lanes, $flat, false>(f, out, put),
+                        ($wb, $rot, $lanes, $flat, true) =>
+                            steps::<$wb, $rot, $lanes, $flat, true>(f, out, put),
+                    )*
                     _ => 0,
                 }
             };
@@ -462,12 +504,19 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn steps<const WB: usize, const ROT: bool, const LANES: usize, const FLAT: bool>(
+    unsafe fn steps<
+        const WB: usize,
+        const ROT: bool,
+        const LANES: usize,
+        const FLAT: bool,
+        const BYTES: bool,
+    >(
         f: &Fields<'_>,
         out: &mut [u8],
         put: Put,
     ) -> usize {
         let n = out.len() / WB;
+        let sym = symbol_bytes(f).0;
         let p = f.planes;
         let g = flat_group(p.flat_bits());
         let count = |bits: u32| _mm_cvtsi32_si128(bits as i32);
@@ -494,7 +543,7 @@ mod avx2 {
         if narrow {
             let g = narrow_group(p.flat_bits());
             while i < end {
-                let v = sixteen::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
+                let v = sixteen::<ROT, LANES, FLAT, BYTES>(f, sym, &g, &c, flat_bits, i);
                 put.whole(dst.add(2 * i), v);
                 i += step;
             }
@@ -503,12 +552,12 @@ mod avx2 {
         }
         while i < end {
             if WB == 2 {
-                let a = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
-                let b = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i + 8);
+                let a = eight::<ROT, LANES, FLAT, BYTES>(f, sym, &g, &c, flat_bits, i);
+                let b = eight::<ROT, LANES, FLAT, BYTES>(f, sym, &g, &c, flat_bits, i + 8);
                 let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(a, b));
                 put.whole(dst.add(2 * i), packed);
             } else {
-                let v = eight::<ROT, LANES, FLAT>(f, &g, &c, flat_bits, i);
+                let v = eight::<ROT, LANES, FLAT, BYTES>(f, sym, &g, &c, flat_bits, i);
                 put.whole(dst.add(4 * i), v);
             }
             i += step;

@@ -13,15 +13,25 @@ use crate::format::CodingLevel;
 const SAMPLES: usize = 1 << 13;
 /// The narrowest symbol tried (the exponent of float16).
 const MIN_SYMBOL_BITS: u32 = 5;
-/// Bits per value one decode table lookup per value is worth at the default level. Decoding time
-/// goes with the lookups (about ten instructions each, whatever the code; see
-/// [`lookups_per_symbol`]), so a wider symbol must save more bits than the lookups its longer codes
-/// add are worth. Measured on the MiniLM weights, the tenth bit of a bfloat16 symbol (the seventh
-/// of a float16 one: the same bits) saves 0.0145 bits and adds 0.135 lookups per value; ZipNN's
-/// ratio on float16 needs it, so the default keeps it and the fast level does not.
+/// What decoding time costs a cut at the speed-aware levels, in bits per value. Decoding time goes
+/// with the table lookups (about ten instructions each, whatever the code; see
+/// [`lookups_per_symbol`]): measured on the bfloat16 MiniLM weights, 0.57 ns per lookup per value
+/// beside about 0.28 ns per value for the rest. So a wider symbol must save more bits than the
+/// lookups its longer codes add are worth. A lookup per value is worth 0.07 bit at the default level:
+/// the tenth bit of a bfloat16 symbol (the seventh of a float16 one: the same bits) saves 0.0145
+/// bits and adds 0.135 lookups per value there, and ZipNN's ratio on float16 needs it. Beyond
+/// [`LOOKUP_BUDGET`] lookups per value each costs [`OVER_BUDGET`] bits more, at both speed-aware
+/// levels and for 16- and 32-bit words ([`lookup_price`]): on GELU activations (bfloat16), the
+/// 12-bit symbol saves 0.14 bits per value over the 10-bit one and takes 0.27 lookups more (0.71
+/// against 0.44), decoding at 3.0 against 4.3 GB/s.
 const LOOKUP_COST: f64 = 0.07;
 /// [`LOOKUP_COST`] at the fast level.
 const FAST_LOOKUP_COST: f64 = 0.3;
+/// Lookups per value a speed-aware level takes at its own price (the bfloat16 and float16 weights'
+/// default cuts take 0.53).
+const LOOKUP_BUDGET: f64 = 0.55;
+/// Bits per value each lookup per value beyond [`LOOKUP_BUDGET`] costs on top.
+const OVER_BUDGET: f64 = 1.0;
 /// Samples per distinct symbol below which a sample says too little about the block's symbols (a
 /// code fitted to it would be too short): such a symbol is not chosen.
 const MIN_SAMPLES_PER_SYMBOL: usize = 16;
@@ -91,9 +101,9 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
                 ..verbatim
             };
             let (bits, planes) = if zero_mask {
-                best_cut(cut, &counts.without_zeros(zeros), level, per_sample)
+                best_cut(cut, &counts.without_zeros(zeros), total, level, per_sample)
             } else {
-                best_cut(cut, counts, level, per_sample)
+                best_cut(cut, counts, total, level, per_sample)
             };
             if bits + mask_bits < best.0 {
                 best = (bits + mask_bits, planes);
@@ -161,9 +171,16 @@ impl Counts {
     }
 }
 
-/// The best symbol width and coded lanes for the counted sample words, with their estimated bits.
+/// The best symbol width and coded lanes for the counted sample words (of `words` sampled, the
+/// zeros under a zero mask not counted), with their estimated bits.
 #[inline(always)]
-fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -> (f64, Planes) {
+fn best_cut(
+    cut: Planes,
+    counts: &Counts,
+    words: usize,
+    level: CodingLevel,
+    per_sample: f64,
+) -> (f64, Planes) {
     let count = counts.count;
     if count == 0 {
         return (0.0, cut);
@@ -199,7 +216,11 @@ fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -
         };
         let mut bits = code_bits * n
             + table_bits(hist) * per_sample
-            + lookup_cost(level) * lookups_per_symbol(code_bits) * n;
+            + lookup_price(
+                level,
+                word_bits,
+                lookups_per_symbol(code_bits) * n / words as f64,
+            ) * words as f64;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()
                 && 8 * (planes.coded_lanes + 1) <= planes.low_bits()
@@ -217,14 +238,23 @@ fn best_cut(cut: Planes, counts: &Counts, level: CodingLevel, per_sample: f64) -
     best
 }
 
-/// Bits per value a decode table lookup per value is worth at `level`: the maximum level takes the
-/// fewest bits whatever they cost to decode, the fast level pays more for speed.
-fn lookup_cost(level: CodingLevel) -> f64 {
-    match level {
+/// Bits per value that `lookups` decode table lookups per value are worth at `level` for words of
+/// `word_bits`: the maximum level takes the fewest bits whatever they cost to decode, the fast level
+/// pays more for speed. The one-byte types are not held to [`LOOKUP_BUDGET`]: their decoder writes
+/// each symbol straight into the element, with no pass after it, and their 8-bit symbols take 0.73
+/// lookups per value on FP8 weights, where ZipNN's ratio needs them.
+fn lookup_price(level: CodingLevel, word_bits: u32, lookups: f64) -> f64 {
+    let per_lookup = match level {
         CodingLevel::Fast => FAST_LOOKUP_COST,
         CodingLevel::Default => LOOKUP_COST,
-        CodingLevel::Max => 0.0,
-    }
+        CodingLevel::Max => return 0.0,
+    };
+    let over = if word_bits > BYTE_WORD_BITS {
+        (lookups - LOOKUP_BUDGET).max(0.0)
+    } else {
+        0.0
+    };
+    per_lookup * lookups + OVER_BUDGET * over
 }
 
 /// Decode table lookups per symbol for codes of `code_bits` on average: a lookup of the 11-bit table
@@ -276,25 +306,36 @@ fn huffman_bits(hist: &[u32]) -> f64 {
 /// How far a sample's order-0 entropy falls short of its source's, in bits in all (the
 /// Miller-Madow correction: about `(symbols - 1) / (2 ln 2)`).
 fn sample_shortfall(hist: &[u32]) -> f64 {
-    let present = hist.iter().filter(|&&h| h > 0).count();
+    shortfall(hist.iter().filter(|&&h| h > 0).count())
+}
+
+/// [`sample_shortfall`] of a sample with `present` distinct symbols.
+fn shortfall(present: usize) -> f64 {
     present.saturating_sub(1) as f64 / (2.0 * std::f64::consts::LN_2)
 }
 
 /// The sample's order-0 entropy in bits, in all, with the Miller-Madow correction (a sample's
 /// entropy falls short of its source's by about `(symbols - 1) / (2 ln 2)` bits in all, which
-/// would favour wide alphabets on uniform bits).
+/// would favour wide alphabets on uniform bits). As `n log n - sum(h log h)`: one pass that adds
+/// integers over the whole histogram (it vectorises), one that takes logarithms of the present
+/// counts only; the chooser sizes dozens of histograms of up to 4096 bins per block.
 #[inline(always)]
 fn entropy_bits(hist: &[u32]) -> f64 {
-    let n: f64 = hist.iter().map(|&h| f64::from(h)).sum();
-    let bits: f64 = hist
-        .iter()
-        .filter(|&&h| h > 0)
-        .map(|&h| {
+    let n = hist.iter().map(|&h| u64::from(h)).sum::<u64>() as f64;
+    let mut present = 0usize;
+    let mut weighted = 0.0;
+    for &h in hist {
+        if h > 0 {
+            present += 1;
             let h = f64::from(h);
-            -h * (h / n).log2()
-        })
-        .sum();
-    bits + sample_shortfall(hist)
+            weighted += h * h.log2();
+        }
+    }
+    if n > 0.0 {
+        n * n.log2() - weighted + shortfall(present)
+    } else {
+        0.0
+    }
 }
 
 /// Bits of a symbol plane's code-length table: 4 bits per symbol from the smallest to the
@@ -321,6 +362,48 @@ mod tests {
     use super::*;
     use crate::coding::exponent::huffman::Table;
     use crate::testkit::rng;
+
+    /// bfloat16 words of GELU applied to standard normal values.
+    fn gelu_bfloat16(n: usize, seed: u64) -> Vec<u32> {
+        let mut r = rng(seed);
+        let mut uniform = move || ((r() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        (0..n)
+            .map(|_| {
+                let z = (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+                let g = 0.5 * z * (1.0 + (0.797_884_56 * (z + 0.044_715 * z * z * z)).tanh());
+                (g as f32).to_bits() >> 16
+            })
+            .collect()
+    }
+
+    /// The estimated lookups per word of a cut of `words`.
+    fn lookups_of(words: &[u32], cut: Planes) -> f64 {
+        let shift = cut.word_bits - cut.symbol_bits;
+        let symbols: Vec<u16> = words
+            .iter()
+            .map(|&w| (cut.to_stored(w) >> shift) as u16)
+            .collect();
+        let hist = crate::coding::exponent::huffman::histogram(&symbols, cut.symbol_bits);
+        lookups_per_symbol(entropy_bits(&hist) / words.len() as f64)
+    }
+
+    #[test]
+    fn the_speed_aware_levels_keep_the_lookups_near_their_budget() {
+        let words = gelu_bfloat16(1 << 17, 3);
+        let widest = choose(&words, 16, CodingLevel::Max);
+        assert!(
+            lookups_of(&words, widest) > LOOKUP_BUDGET + 0.1,
+            "{widest:?}"
+        );
+        for level in [CodingLevel::Default, CodingLevel::Fast] {
+            let cut = choose(&words, 16, level);
+            assert!(cut.symbol_bits < widest.symbol_bits, "{level:?}: {cut:?}");
+            assert!(
+                lookups_of(&words, cut) < LOOKUP_BUDGET + 0.05,
+                "{level:?}: {cut:?}"
+            );
+        }
+    }
 
     #[test]
     fn huffman_bits_are_those_of_the_coders_code_when_its_limit_does_not_bind() {

@@ -160,7 +160,10 @@ pub(crate) struct Scratch {
     words: Vec<u32>,
     stored: Vec<u32>,
     symbols: Vec<u16>,
-    lanes: [Vec<u16>; MAX_LANES as usize],
+    /// The decoded symbols of a block whose symbol fits a byte.
+    symbol_bytes: Vec<u8>,
+    /// The decoded coded lanes.
+    lanes: [Vec<u8>; MAX_LANES as usize],
     mask: Vec<u16>,
     dense: Vec<u8>,
 }
@@ -406,6 +409,17 @@ fn stored_words(
     Ok(stored)
 }
 
+/// The byte map of symbols decoded as they are.
+static IDENTITY: [u8; 256] = {
+    let mut m = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        m[i] = i as u8;
+        i += 1;
+    }
+    m
+};
+
 fn decode_block(
     level: Level,
     r: &mut Reader<'_>,
@@ -418,22 +432,33 @@ fn decode_block(
     let n = out.len() / word_bytes;
     let (lengths, planes) = read_lengths(word.bits, r)?;
     let stored = stored_words(r, &lengths, n, &mut s.mask)?;
-    if planes.symbol_bits > 0 {
+    // Symbols of at most 8 bits and the lanes decode as bytes: the byte decoder's table entries
+    // hold twice the symbols of the 16-bit one's, and the output is half the bytes.
+    let symbols = if planes.symbol_bits > huffman::MAX_BYTE_WIDTH {
         s.symbols.resize(stored, 0);
         let stream = r.take(lengths.symbols, "symbol stream")?;
         huffman::decode(stream, planes.symbol_bits, &mut s.symbols)?;
-    }
+        assemble::Symbols::Wide(&s.symbols)
+    } else {
+        s.symbol_bytes
+            .resize(if planes.symbol_bits > 0 { stored } else { 0 }, 0);
+        if planes.symbol_bits > 0 {
+            let stream = r.take(lengths.symbols, "symbol stream")?;
+            huffman::decode_bytes(stream, planes.symbol_bits, &IDENTITY, &mut s.symbol_bytes)?;
+        }
+        assemble::Symbols::Bytes(&s.symbol_bytes)
+    };
     for j in 0..planes.coded_lanes as usize {
         s.lanes[j].resize(stored, 0);
         let stream = r.take(lengths.lanes[j], "lane stream")?;
-        huffman::decode(stream, 8, &mut s.lanes[j])?;
+        huffman::decode_bytes(stream, 8, &IDENTITY, &mut s.lanes[j])?;
     }
     let flat_len = packed_len(stored, planes.flat_bits())?;
     let flat = r.take(flat_len, "flat stream")?;
-    let lanes: [&[u16]; MAX_LANES as usize] = [&s.lanes[0], &s.lanes[1], &s.lanes[2]];
+    let lanes: [&[u8]; MAX_LANES as usize] = [&s.lanes[0], &s.lanes[1], &s.lanes[2]];
     let fields = assemble::Fields {
         planes,
-        symbols: &s.symbols,
+        symbols,
         lanes: &lanes[..planes.coded_lanes as usize],
         flat,
     };

@@ -1,13 +1,16 @@
 //! Order-0 entropy coder for exponent codes: interleaved rANS with a per-stream frequency table.
 //!
 //! `N` 32-bit rANS states take the codes in turn (code `i` goes to state `i % N`), renormalising 16
-//! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, or 8 (the wide
+//! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, 8 (the wide
 //! variant, written for streams of at least 1024 codes: more independent work per round hides the
-//! table lookup latency). The frequency table is normalised to `2^scale` (12 to 15 bits, whichever
-//! makes the stream smallest) and stored in the stream, densely or as the present codes alone.
+//! table lookup latency) or 32 (the vector variant, for streams of at least 128 Ki codes: four AVX2
+//! registers of states, [`vector`]). The frequency table is normalised to `2^scale` (12 to 15
+//! bits, whichever makes the stream smallest) and stored in the stream, densely or as the present
+//! codes alone.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
-//! - `scale | 0x80 if N = 8 | 0x40 if the table is sparse` (1 byte), `lo` (varint), then
+//! - `scale | 0x80 if N = 8 | 0x20 if N = 32 | 0x40 if the table is sparse` (1 byte), `lo`
+//!   (varint), then
 //!   - dense: `span` (varint) and `span` varint frequencies of codes `lo..lo + span`;
 //!   - sparse: `count` (varint, at least 1) and the frequency (varint) of code `lo`, then for each
 //!     further present code the gap to the one before less one (varint) and its frequency
@@ -18,6 +21,8 @@
 //! - the renormalisation words (u16), in the order the decoder reads them.
 //!
 //! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
+
+mod vector;
 
 use crate::error::{Error, Result};
 
@@ -35,9 +40,21 @@ const WIDE: u8 = 0x80;
 /// exponent with top mantissa bits, have many absent codes between their present ones).
 const SPARSE: u8 = 0x40;
 
+/// States of the vector variant, used for streams of at least [`VECTOR_MIN`] codes: four AVX2
+/// registers of eight, stepped together ([`vector`]).
+const VECTOR_LANES: usize = 32;
+/// Codes from which the encoder uses [`VECTOR_LANES`] states: their 24 more final states cost about
+/// 74 bytes per stream, which on GELU activations' mantissa lanes of 2^16 values took the ratio
+/// below pcodec's (`docs/coding.md`).
+const VECTOR_MIN: usize = 1 << 17;
+/// Flag in the scale byte: the stream has [`VECTOR_LANES`] states.
+const VECTOR: u8 = 0x20;
+
 /// States the encoder uses for `n` codes.
 fn lanes_for(n: u64) -> usize {
-    if n >= WIDE_MIN as u64 {
+    if n >= VECTOR_MIN as u64 {
+        VECTOR_LANES
+    } else if n >= WIDE_MIN as u64 {
         WIDE_LANES
     } else {
         LANES
@@ -66,8 +83,10 @@ struct EncSym {
     cmpl_freq: u32,
 }
 
-/// One decode-table slot: the code, its frequency and the slot's offset inside the code's range.
+/// One decode-table slot: the code, its frequency and the slot's offset inside the code's range
+/// (laid out as the vector decoder gathers it: the frequency, then the code and the offset).
 #[derive(Clone, Copy, Default)]
+#[repr(C)]
 struct Slot {
     freq: u32,
     sym: u16,
@@ -332,17 +351,22 @@ pub(crate) fn encode_shifted(
 ) {
     let width = width.min(MAX_WIDTH);
     let mask = ((1u32 << width) - 1) as u16;
-    let wide = lanes_for(codes.len() as u64) == WIDE_LANES;
-    table.write_header(if wide { WIDE } else { 0 }, out);
+    let lanes = lanes_for(codes.len() as u64);
+    let flag = match lanes {
+        VECTOR_LANES => VECTOR,
+        WIDE_LANES => WIDE,
+        _ => 0,
+    };
+    table.write_header(flag, out);
     crate::runtime::memory::with_reused(&WORDS, |(words, syms)| {
-        encode_table(wide, shift, (codes, width, mask), table, syms, words, out);
+        encode_table(lanes, shift, (codes, width, mask), table, syms, words, out);
     });
 }
 
 /// Fills the per-code encoder constants into `syms` (reused; only the codes of the table are set,
 /// and only they occur) and runs the states over the codes.
 fn encode_table(
-    wide: bool,
+    lanes: usize,
     shift: u32,
     (codes, width, mask): (&[u16], u32, u16),
     table: &Table,
@@ -365,7 +389,7 @@ fn encode_table(
     // Each code emits at most one renormalisation word. They are written from the end of a buffer
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
-    encode_any(wide, shift, (codes, mask, syms), words, out);
+    encode_any(lanes, shift, (codes, mask, syms), words, out);
 }
 
 thread_local! {
@@ -377,17 +401,19 @@ thread_local! {
 
 /// [`encode_words`] with the state count and code shift as constants.
 fn encode_any(
-    wide: bool,
+    lanes: usize,
     shift: u32,
     (codes, mask, syms): (&[u16], u16, &[EncSym]),
     words: &mut Vec<u16>,
     out: &mut Vec<u8>,
 ) {
-    match (wide, shift) {
-        (true, 0) => encode_words::<WIDE_LANES, 0>(codes, mask, syms, words, out),
-        (true, _) => encode_words::<WIDE_LANES, 1>(codes, mask, syms, words, out),
-        (false, 0) => encode_words::<LANES, 0>(codes, mask, syms, words, out),
-        (false, _) => encode_words::<LANES, 1>(codes, mask, syms, words, out),
+    match (lanes, shift) {
+        (VECTOR_LANES, 0) => encode_words::<VECTOR_LANES, 0>(codes, mask, syms, words, out),
+        (VECTOR_LANES, _) => encode_words::<VECTOR_LANES, 1>(codes, mask, syms, words, out),
+        (WIDE_LANES, 0) => encode_words::<WIDE_LANES, 0>(codes, mask, syms, words, out),
+        (WIDE_LANES, _) => encode_words::<WIDE_LANES, 1>(codes, mask, syms, words, out),
+        (_, 0) => encode_words::<LANES, 0>(codes, mask, syms, words, out),
+        (_, _) => encode_words::<LANES, 1>(codes, mask, syms, words, out),
     }
 }
 
@@ -502,32 +528,29 @@ thread_local! {
 /// [`decode`] with `slots` as the table's buffer.
 fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
     let (scale, pos) = read_table(bytes, width, slots)?;
-    if states_of(bytes) == WIDE_LANES {
-        if slots.len() < FULL_TABLE {
-            slots.resize(FULL_TABLE, Slot::default());
-        }
-        decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out)
-    } else {
-        decode_lanes::<LANES>(bytes, slots, scale, pos, out)
+    let states = states_of(bytes)?;
+    if states != LANES && slots.len() < FULL_TABLE {
+        slots.resize(FULL_TABLE, Slot::default());
+    }
+    match states {
+        VECTOR_LANES => vector::decode(bytes, slots, scale, pos, out),
+        WIDE_LANES => decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out),
+        _ => decode_lanes::<LANES>(bytes, slots, scale, pos, out),
     }
 }
 
 /// The number of states of a stream, from its first byte.
-fn states_of(bytes: &[u8]) -> usize {
-    match bytes.first() {
-        Some(&b) if b & WIDE != 0 => WIDE_LANES,
-        _ => LANES,
+fn states_of(bytes: &[u8]) -> Result<usize> {
+    match bytes.first().map(|&b| b & (WIDE | VECTOR)) {
+        Some(WIDE) => Ok(WIDE_LANES),
+        Some(VECTOR) => Ok(VECTOR_LANES),
+        Some(0) | None => Ok(LANES),
+        Some(_) => Err(Error::decode("entropy stream: both state-count flags set")),
     }
 }
 
-/// Reads the `N` final states after the table (which ends at `pos`) and decodes the codes.
-fn decode_lanes<const N: usize>(
-    bytes: &[u8],
-    slots: &[Slot],
-    scale: u32,
-    mut pos: usize,
-    out: &mut [u16],
-) -> Result<()> {
+/// Reads the `N` final states at `pos`; returns them and the position after them.
+fn read_states<const N: usize>(bytes: &[u8], mut pos: usize) -> Result<([u32; N], usize)> {
     let mut states = [0u32; N];
     for s in &mut states {
         let b = bytes
@@ -539,12 +562,24 @@ fn decode_lanes<const N: usize>(
         }
         pos += 4;
     }
-    let words = &bytes[pos..];
-    if words.len() % 2 != 0 {
+    if (bytes.len() - pos) % 2 != 0 {
         return Err(Error::decode(
             "entropy stream: odd number of renormalisation bytes",
         ));
     }
+    Ok((states, pos))
+}
+
+/// Reads the `N` final states after the table (which ends at `pos`) and decodes the codes.
+fn decode_lanes<const N: usize>(
+    bytes: &[u8],
+    slots: &[Slot],
+    scale: u32,
+    pos: usize,
+    out: &mut [u16],
+) -> Result<()> {
+    let (states, pos) = read_states::<N>(bytes, pos)?;
+    let words = &bytes[pos..];
     let mut wp = 0usize;
     let mut overrun = false;
     let mask = (1u32 << scale) - 1;
@@ -720,7 +755,7 @@ fn read_table(bytes: &[u8], width: u32, slots: &mut Vec<Slot>) -> Result<(u32, u
     let head = *bytes
         .first()
         .ok_or_else(|| Error::decode("entropy stream: empty"))?;
-    let scale = u32::from(head & !(WIDE | SPARSE));
+    let scale = u32::from(head & !(WIDE | VECTOR | SPARSE));
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(Error::decode(format!(
             "entropy stream: table scale {scale} out of range"

@@ -1,0 +1,215 @@
+//! The decoder of the vector variant: [`VECTOR_LANES`] states, as four AVX2 registers of eight.
+//!
+//! A round decodes one code per state: each register's eight slots are gathered from the table,
+//! the states stepped with one multiply, and the states that fall below the rANS floor take the
+//! next words of the stream in lane order (a mask of them picks a permutation that moves the
+//! words to their lanes), so no state waits on another's position in the stream. The portable path
+//! steps the states one at a time, in the same order.
+
+use super::{finish, read_states, step_checked, Slot, FULL_TABLE, VECTOR_LANES};
+use crate::error::{Error, Result};
+
+/// Decodes the codes of a vector stream whose table (of `2^scale` slots in `slots`) ends at `pos`.
+pub(super) fn decode(
+    bytes: &[u8],
+    slots: &[Slot],
+    scale: u32,
+    pos: usize,
+    out: &mut [u16],
+) -> Result<()> {
+    let level = crate::simd::current()?;
+    let (mut states, pos) = read_states::<VECTOR_LANES>(bytes, pos)?;
+    let words = &bytes[pos..];
+    let full = slots
+        .get(..FULL_TABLE)
+        .and_then(|s| <&[Slot; FULL_TABLE]>::try_from(s).ok())
+        .ok_or_else(|| Error::decode("entropy stream: table smaller than its scale"))?;
+    let mut wp = 0usize;
+    let mut done = 0usize;
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, crate::simd::Level::Avx2 | crate::simd::Level::Avx512) {
+        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
+        done = unsafe { avx2::rounds(full, scale, words, &mut states, out, &mut wp) };
+    }
+    let _ = level;
+    let mask = (1u32 << scale) - 1;
+    let mut overrun = false;
+    for (i, o) in out.iter_mut().enumerate().skip(done) {
+        let x = &mut states[i % VECTOR_LANES];
+        step_checked(x, o, full, scale, mask, words, &mut wp, &mut overrun);
+    }
+    finish(&states, wp, words, overrun)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Slot, FULL_TABLE, VECTOR_LANES};
+
+    /// Per mask of the lanes that renormalise: the lane each takes its word from (the count of
+    /// renormalising lanes below it).
+    static TAKE: [[u32; 8]; 256] = {
+        let mut t = [[0u32; 8]; 256];
+        let mut m = 0;
+        while m < 256 {
+            let mut rank = 0;
+            let mut k = 0;
+            while k < 8 {
+                if m >> k & 1 != 0 {
+                    t[m][k] = rank;
+                    rank += 1;
+                }
+                k += 1;
+            }
+            m += 1;
+        }
+        t
+    };
+
+    /// Decodes whole rounds while a round's words (at most one per state) can be read without a
+    /// check; returns the codes decoded. `states` and `wp` (the byte position in `words`) are
+    /// left where the rounds stopped.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub(super) unsafe fn rounds(
+        slots: &[Slot; FULL_TABLE],
+        scale: u32,
+        words: &[u8],
+        states: &mut [u32; VECTOR_LANES],
+        out: &mut [u16],
+        wp: &mut usize,
+    ) -> usize {
+        const REGS: usize = VECTOR_LANES / 8;
+        let mask = _mm256_set1_epi32(((1u32 << scale) - 1) as i32);
+        let count = _mm_cvtsi32_si128(scale as i32);
+        let low = _mm256_set1_epi32(0xffff);
+        let zero = _mm256_setzero_si256();
+        // A slot is 8 bytes: the frequency, then the code and the offset.
+        let freqs = slots.as_ptr().cast::<i32>();
+        let codes = freqs.add(1);
+        let mut x: [__m256i; REGS] =
+            std::array::from_fn(|r| _mm256_loadu_si256(states.as_ptr().add(8 * r).cast()));
+        let rounds = out.len() / VECTOR_LANES;
+        let mut p = *wp;
+        let mut round = 0;
+        // A round reads 16 bytes at the position for each register, which moves at most 16 bytes
+        // per register.
+        while round < rounds && p + 2 * VECTOR_LANES + 16 <= words.len() {
+            let dst = out.as_mut_ptr().add(round * VECTOR_LANES);
+            let mut sym = [zero; REGS];
+            for r in 0..REGS {
+                // Indices below 2^scale <= FULL_TABLE: inside the table.
+                let idx = _mm256_and_si256(x[r], mask);
+                let freq = _mm256_i32gather_epi32::<8>(freqs, idx);
+                let code_off = _mm256_i32gather_epi32::<8>(codes, idx);
+                sym[r] = _mm256_and_si256(code_off, low);
+                // freq * (x >> scale) < 2^32 for every 32-bit state: no overflow.
+                let y = _mm256_add_epi32(
+                    _mm256_mullo_epi32(freq, _mm256_srl_epi32(x[r], count)),
+                    _mm256_srli_epi32::<16>(code_off),
+                );
+                let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(y), zero);
+                let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as u32;
+                let next = _mm256_cvtepu16_epi32(_mm_loadu_si128(words.as_ptr().add(p).cast()));
+                let take = _mm256_loadu_si256(TAKE[m as usize].as_ptr().cast());
+                let refill = _mm256_or_si256(
+                    _mm256_slli_epi32::<16>(y),
+                    _mm256_permutevar8x32_epi32(next, take),
+                );
+                x[r] = _mm256_blendv_epi8(y, refill, need);
+                p += 2 * m.count_ones() as usize;
+            }
+            for pair in 0..REGS / 2 {
+                let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
+                    sym[2 * pair],
+                    sym[2 * pair + 1],
+                ));
+                _mm256_storeu_si256(dst.add(16 * pair).cast(), packed);
+            }
+            round += 1;
+        }
+        for (r, v) in x.iter().enumerate() {
+            _mm256_storeu_si256(states.as_mut_ptr().add(8 * r).cast(), *v);
+        }
+        *wp = p;
+        round * VECTOR_LANES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::super::{decode, encode, VECTOR, VECTOR_MIN};
+    use crate::simd::{with_level, Level};
+    use crate::testkit::{damaged, rng};
+
+    /// Skewed codes of `width` bits, as exponents are: the smallest of three uniform draws.
+    fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
+        let mut r = rng(seed);
+        let m = 1u64 << width;
+        (0..n)
+            .map(|_| (r() % m).min(r() % m).min(r() % m) as u16)
+            .collect()
+    }
+
+    /// What decoding `bytes` as `n` codes of `width` gives at each SIMD level of this CPU.
+    fn at_every_level(bytes: &[u8], width: u32, n: usize) -> Vec<Result<Vec<u16>, String>> {
+        Level::available()
+            .into_iter()
+            .map(|level| {
+                with_level(level, || {
+                    let mut out = vec![0u16; n];
+                    decode(bytes, width, &mut out)
+                        .map(|()| out)
+                        .map_err(|e| e.to_string())
+                })
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_streams_take_the_vector_variant_and_decode_alike_at_every_level() {
+        for (n, width) in [
+            (VECTOR_MIN, 8),
+            (VECTOR_MIN + 37, 12),
+            (2 * VECTOR_MIN + 5, 3),
+        ] {
+            let codes = skewed(n, width, n as u64);
+            let mut bytes = Vec::new();
+            encode(&codes, width, &mut bytes);
+            assert_ne!(bytes[0] & VECTOR, 0, "{n} codes of {width} bits");
+            for got in at_every_level(&bytes, width, n) {
+                assert!(got.as_ref() == Ok(&codes), "{n} codes of {width} bits");
+            }
+        }
+        let mut bytes = Vec::new();
+        encode(&skewed(VECTOR_MIN - 1, 8, 1), 8, &mut bytes);
+        assert_eq!(bytes[0] & VECTOR, 0);
+    }
+
+    #[test]
+    fn damaged_vector_streams_are_errors_or_codes_and_every_level_agrees() {
+        let (n, width) = (VECTOR_MIN + 3, 6);
+        let mut bytes = Vec::new();
+        encode(&skewed(n, width, 9), width, &mut bytes);
+        // Every truncation and bit flip is an error (or, for a flipped word, other codes) at every
+        // level alike: the SIMD rounds stop where the portable steps would read past the end.
+        for bad in damaged(&bytes, 4999) {
+            let results = at_every_level(&bad, width, n);
+            assert!(
+                results.iter().all(|r| r == &results[0]),
+                "{} bytes",
+                bad.len()
+            );
+            if bad.len() < bytes.len() {
+                assert!(results[0].is_err(), "truncated to {} bytes", bad.len());
+            }
+        }
+        // Both state-count flags at once name no variant.
+        let mut both = bytes.clone();
+        both[0] |= 0x80;
+        assert!(at_every_level(&both, width, n).iter().all(Result::is_err));
+    }
+}
