@@ -165,6 +165,18 @@ def test_levels_choose_their_coders_and_inspect_shows_them() -> None:
     assert sizes[3] <= sizes[2] <= sizes[1] < x.nbytes
 
 
+@pytest.mark.parametrize("dt", [np.dtype(np.float16), np.dtype(ml_dtypes.float8_e4m3fn)], ids=str)
+def test_the_speed_aware_levels_code_narrow_symbols_with_rans(dt: np.dtype) -> None:
+    # Weights' symbols of at most 8 bits: rANS codes them nearer their entropy than Huffman and
+    # decodes them at a rate that does not depend on their code lengths.
+    x = (np.random.default_rng(6).standard_normal(1 << 18) * 0.05).astype(dt)
+    for level in (1, 2):
+        frame = sfp.encode(x, sfp.Format(level=level))
+        assert np.array_equal(sfp.decode(frame).view(np.uint8), x.view(np.uint8))
+        coders = [c["mantissa_coder"] for c in sfp.inspect(frame).chunks]
+        assert all(", 2 with rANS symbols" in c for c in coders), coders
+
+
 def test_a_level_outside_the_range_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"level=4 is outside 1\.\.3"):
         sfp.Format(level=4)

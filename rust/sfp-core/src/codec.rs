@@ -251,7 +251,7 @@ pub fn quantize_shaped(
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
-    if src.len() != out.len() || src.len() % dtype.size() != 0 {
+    if src.len() != out.len() || !src.len().is_multiple_of(dtype.size()) {
         return Err(Error::invalid(format!(
             "quantize needs equal whole buffers of {}: got {} and {} bytes",
             dtype.name(),
@@ -317,7 +317,7 @@ pub fn quantize_in_place_shaped(
     format: &Format,
     threads: Option<usize>,
 ) -> Result<()> {
-    if buf.len() % dtype.size() != 0 {
+    if !buf.len().is_multiple_of(dtype.size()) {
         return Err(Error::invalid(format!(
             "{} bytes is not a whole number of {}",
             buf.len(),

@@ -25,6 +25,7 @@ fn check_for(target: &str) -> Option<Check> {
         "exponent_gecko" => |d| testkit::check_coder(Coder::Gecko, d),
         "exponent_entropy" => |d| testkit::check_coder(Coder::Entropy, d),
         "exponent_huffman" => |d| testkit::check_coder(Coder::Huffman, d),
+        "entropy_bytes" => testkit::entropy_bytes::check_entropy_bytes,
         "mantissa" => testkit::mantissa::check_mantissa,
         "planes" => testkit::planes::check_planes,
         "simd_parity" => testkit::simd::check_simd_parity,
@@ -104,6 +105,24 @@ fn write_seeds() {
     sfp_core::exponent::entropy::encode(&codes, 12, &mut input);
     assert!(input[2] & 0x40 != 0, "the seed's table is not sparse");
     put("exponent_entropy", "w12-sparse-stream", &input);
+    // Exponent-like bytes (a few values, skewed) for the byte variant, with a real stream of them
+    // as the hostile body.
+    for width in [1u8, 5, 8] {
+        let codes: Vec<u8> = (0..600u32)
+            .map(|i| {
+                (i.wrapping_mul(2_654_435_761) >> 24)
+                    .trailing_zeros()
+                    .min(u32::from(width)) as u8
+            })
+            .collect();
+        let mut input = vec![width - 1, 9];
+        input.extend_from_slice(&codes);
+        put("entropy_bytes", &format!("w{width}-codes"), &input);
+        let wide: Vec<u16> = codes.iter().map(|&c| u16::from(c)).collect();
+        let mut stream = vec![width - 1, 9];
+        sfp_core::testkit::entropy_bytes::encode_for_seed(&wide, u32::from(width), &mut stream);
+        put("entropy_bytes", &format!("w{width}-stream"), &stream);
+    }
     // Weight-like words (a few exponents, random mantissas), some zeroed; and a real chunk as the
     // hostile body.
     for (head, zeros) in [(0u8, 16u8), (1, 16), (2, 19), (3, 18)] {

@@ -401,7 +401,11 @@ multiversion! {
 }
 
 mod fields;
+#[cfg(target_arch = "x86_64")]
+mod spread;
 pub(crate) use fields::{expand, expand_flat, split, Codes, Split};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use spread::SPREAD;
 
 #[cfg(test)]
 mod tests;

@@ -60,7 +60,7 @@ impl Stores {
     /// large arrays start 16 bytes into a page), then every whole 16 bytes of a block it copies
     /// stays aligned as long as the blocks before it were multiples of 16 bytes.
     pub(crate) fn for_slice(self, out: &[u8]) -> Self {
-        if self == Self::Streaming && out.as_ptr() as usize % 16 == 0 {
+        if self == Self::Streaming && (out.as_ptr() as usize).is_multiple_of(16) {
             Self::Streaming
         } else {
             Self::Cached
@@ -75,7 +75,7 @@ impl Stores {
         let len = dst.len().min(src.0.len());
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if self == Self::Streaming && dst.as_ptr() as usize % 16 == 0 {
+        if self == Self::Streaming && (dst.as_ptr() as usize).is_multiple_of(16) {
             use std::arch::x86_64::{__m128i, _mm_load_si128, _mm_stream_si128};
             done = len / 16 * 16;
             for at in (0..done).step_by(16) {

@@ -77,6 +77,24 @@ pub fn values(dtype: DType, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `n` float4_e2m1fn codes of which nine in ten are 1.0, the rest any code: a Huffman code spends
+/// a whole bit on the common one, rANS about a fifth of one.
+pub fn peaked_float4(n: usize) -> Vec<u8> {
+    let mut state = 0xD1B5_4A32_D192_ED03u64;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if (state >> 56) < 230 {
+                0x2
+            } else {
+                (state & 0xf) as u8
+            }
+        })
+        .collect()
+}
+
 /// `n` values whose mantissas the mantissa coder codes: a third exact zeros (ReLU), the rest in a
 /// few binades with skewed top mantissa bits and small low bits (values of a coarse grid).
 pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
@@ -88,7 +106,7 @@ pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let bits = if state % 3 == 0 {
+            let bits = if state.is_multiple_of(3) {
                 0
             } else {
                 let field = (dtype.bias() as u64) - 1 - ((state >> 8) & 3);
@@ -280,6 +298,15 @@ pub fn cases() -> Vec<GoldenCase> {
         },
         chunk_size: 132_000,
         values: values(DType::BF16, 132_000),
+    });
+    // Planes whose symbols the default level codes with rANS (the byte variant).
+    out.push(GoldenCase {
+        name: "float4_e2m1fn_lossless_planes_rans".into(),
+        dtype: DType::F4E2M1,
+        shape: vec![8000],
+        format: Format::LOSSLESS,
+        chunk_size: 8000,
+        values: peaked_float4(8000),
     });
     out.extend(narrow_cases());
     out.extend(container_cases());

@@ -85,7 +85,7 @@ impl Case {
         let n = (self.values.len() / self.dtype.size()) as u64;
         match self.rows {
             0 => vec![],
-            r if r > 1 && n % r as u64 == 0 => vec![r as u64, n / r as u64],
+            r if r > 1 && n.is_multiple_of(r as u64) => vec![r as u64, n / r as u64],
             _ => vec![n],
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod corrupt;
+pub mod entropy_bytes;
 pub mod golden;
 pub mod input;
 pub mod mantissa;

@@ -5,31 +5,6 @@
 
 use std::arch::x86_64::*;
 
-/// For each keep mask (bit `i`: element `i` takes a stored value), the stored value each lane
-/// reads: element `i` reads value `popcount(mask & (2^i - 1))`.
-#[repr(C, align(32))]
-struct Take([[u32; 8]; 256]);
-
-const fn take_table() -> Take {
-    let mut t = [[0u32; 8]; 256];
-    let mut m = 0;
-    while m < 256 {
-        let mut used = 0;
-        let mut i = 0;
-        while i < 8 {
-            if (m >> i) & 1 == 1 {
-                t[m][i] = used;
-                used += 1;
-            }
-            i += 1;
-        }
-        m += 1;
-    }
-    Take(t)
-}
-
-static TAKE: Take = take_table();
-
 /// What the vector loop needs of a chunk's table.
 pub(super) struct Lookup<'a> {
     /// The prefix of every symbol of `width` bits (`2^width` entries).
@@ -108,7 +83,8 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool>(
             if SKIP {
                 let skipped = _mm256_cmpeq_epi32(_mm256_srl_epi32(s, code_shift), zero);
                 let keep = !(_mm256_movemask_ps(_mm256_castsi256_ps(skipped)) as u32) & 0xff;
-                let take = _mm256_load_si256(TAKE.0[keep as usize].as_ptr().cast());
+                let take =
+                    _mm256_load_si256(crate::kernel::SPREAD.0[keep as usize].as_ptr().cast());
                 v = _mm256_andnot_si256(skipped, _mm256_permutevar8x32_epi32(v, take));
                 k += keep.count_ones() as usize;
             } else {

@@ -107,7 +107,7 @@ fn scalar(f: &Fields<'_>, word_bytes: usize, range: std::ops::Range<usize>, out:
 /// # Errors
 /// [`Error::Decode`] when bits past the block are set.
 pub(super) fn check_mask(mask: &[u16], n: usize) -> Result<usize> {
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         if let Some(&last) = mask.last() {
             if last >> (n % 8) != 0 {
                 return Err(Error::decode("zero mask has bits set past its block"));
@@ -396,26 +396,17 @@ mod avx2 {
     }
 
     /// Per mask byte: the byte shuffle that spreads 8 dense 16-bit words to the set positions
-    /// (zeros elsewhere), and for 32-bit words the lane permutation.
-    struct Spread {
-        bytes: [[u8; 16]; 256],
-        lanes: [[u32; 8]; 256],
-    }
-
-    const fn spread() -> Spread {
-        let mut t = Spread {
-            bytes: [[0x80; 16]; 256],
-            lanes: [[0; 8]; 256],
-        };
+    /// (zeros elsewhere; 32-bit words take `kernel::SPREAD`'s lane permutation).
+    static SPREAD_BYTES: [[u8; 16]; 256] = {
+        let mut t = [[0x80; 16]; 256];
         let mut m = 0;
         while m < 256 {
             let mut rank = 0;
             let mut k = 0;
             while k < 8 {
                 if m >> k & 1 != 0 {
-                    t.bytes[m][2 * k] = 2 * rank;
-                    t.bytes[m][2 * k + 1] = 2 * rank + 1;
-                    t.lanes[m][k] = rank as u32;
+                    t[m][2 * k] = 2 * rank;
+                    t[m][2 * k + 1] = 2 * rank + 1;
                     rank += 1;
                 }
                 k += 1;
@@ -423,9 +414,7 @@ mod avx2 {
             m += 1;
         }
         t
-    }
-
-    static SPREAD: Spread = spread();
+    };
 
     /// [`super::expand`] for whole mask bytes while 32 bytes can be read at the dense position;
     /// returns how many mask bytes it did and the dense bytes they took.
@@ -450,11 +439,11 @@ mod avx2 {
             let src = dense.as_ptr().add(next);
             if word_bytes == 2 {
                 let v = _mm_loadu_si128(src.cast());
-                let shuffle = _mm_loadu_si128(SPREAD.bytes[m].as_ptr().cast());
+                let shuffle = _mm_loadu_si128(SPREAD_BYTES[m].as_ptr().cast());
                 put.half(dst.add(16 * g), _mm_shuffle_epi8(v, shuffle));
             } else {
                 let v = _mm256_loadu_si256(src.cast());
-                let idx = _mm256_loadu_si256(SPREAD.lanes[m].as_ptr().cast());
+                let idx = _mm256_loadu_si256(crate::kernel::SPREAD.0[m].as_ptr().cast());
                 let set =
                     _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bits), bits);
                 let spread = _mm256_and_si256(_mm256_permutevar8x32_epi32(v, idx), set);

@@ -13,7 +13,7 @@
 use super::assemble::{flat_field, from_stored};
 use super::{low_mask, read_lengths, stored_words, Planes, Scratch, BLOCK, HEADER};
 use crate::coding::bitpack::packed_len;
-use crate::coding::exponent::huffman;
+use crate::coding::exponent::{entropy, huffman};
 use crate::error::{Error, Result};
 use crate::frame::Reader;
 use crate::simd::Level;
@@ -86,7 +86,11 @@ fn decode_block(
         Some(p) => {
             let map = byte_map(planes, p.shift);
             let stream = r.take(p.stream, "symbol stream")?;
-            huffman::decode_bytes(stream, p.width, &map, target)?;
+            if planes.rans_symbols {
+                entropy::decode_bytes(stream, p.width, &map, target)?;
+            } else {
+                huffman::decode_bytes(stream, p.width, &map, target)?;
+            }
         }
         None => target.fill(0),
     }

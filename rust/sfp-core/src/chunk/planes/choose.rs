@@ -3,10 +3,13 @@
 //!
 //! Each candidate's symbol and lanes are sized by their order-0 entropy on the sample with the
 //! Miller-Madow correction, plus the code-length table each plane stores per block. Entropy is a
-//! few hundredths of a bit below a Huffman code on these alphabets, the same for every candidate,
-//! and a hundred times cheaper to compute than the code.
+//! few hundredths of a bit below a Huffman code on the wide alphabets, about the same for each
+//! candidate, and a hundred times cheaper to compute than the code. A symbol of at most 8 bits
+//! takes the smaller of its Huffman code (sized exactly: at most 256 counts to merge) and its rANS
+//! code (the entropy and the byte variant's overheads), each with its decoding time priced in.
 
 use super::{Planes, MAX_LANES, MAX_SYMBOL_BITS};
+use crate::coding::exponent::entropy;
 use crate::format::CodingLevel;
 
 /// Words sampled per block.
@@ -15,18 +18,20 @@ const SAMPLES: usize = 1 << 13;
 const MIN_SYMBOL_BITS: u32 = 5;
 /// What decoding time costs a cut at the speed-aware levels, in bits per value. Decoding time goes
 /// with the table lookups (about ten instructions each, whatever the code; see
-/// [`lookups_per_symbol`]): measured on the bfloat16 MiniLM weights, 0.57 ns per lookup per value
-/// beside about 0.28 ns per value for the rest. So a wider symbol must save more bits than the
-/// lookups its longer codes add are worth. A lookup per value is worth 0.07 bit at the default level:
-/// the tenth bit of a bfloat16 symbol (the seventh of a float16 one: the same bits) saves 0.0145
-/// bits and adds 0.135 lookups per value there, and ZipNN's ratio on float16 needs it. Beyond
-/// [`LOOKUP_BUDGET`] lookups per value each costs [`OVER_BUDGET`] bits more, at both speed-aware
-/// levels and for 16- and 32-bit words ([`lookup_price`]): on GELU activations (bfloat16), the
-/// 12-bit symbol saves 0.14 bits per value over the 10-bit one and takes 0.27 lookups more (0.71
-/// against 0.44), decoding at 3.0 against 4.3 GB/s.
-const LOOKUP_COST: f64 = 0.07;
+/// [`lookups_per_symbol`]; a rANS symbol costs [`RANS_LOOKUPS`]): measured on the bfloat16 MiniLM
+/// weights, 0.6-1 ns per lookup per value beside about 0.28 ns per value for the rest. So a wider
+/// symbol must save more bits than the lookups its longer codes add are worth. A lookup per value
+/// is worth half a bit at the default level: there the bfloat16 weights' blocks mostly take the
+/// 8-bit rANS symbol over the 9- and 10-bit Huffman ones, which save 0.02-0.05 bits per value and
+/// take 0.12-0.26 lookups more (decoding at 3.0 and 2.4 against 3.6 GB/s), and the float16 ones
+/// the 7-bit rANS symbol (ZipNN's ratio on float16 needs the seventh bit). Beyond [`LOOKUP_BUDGET`]
+/// lookups per value each costs [`OVER_BUDGET`] bits more, at both speed-aware levels and for 16-
+/// and 32-bit words ([`lookup_price`]): on GELU activations (bfloat16), the 12-bit symbol saves
+/// 0.14 bits per value over the 10-bit one and takes 0.27 lookups more (0.71 against 0.44),
+/// decoding at 3.0 against 4.3 GB/s.
+const LOOKUP_COST: f64 = 0.5;
 /// [`LOOKUP_COST`] at the fast level.
-const FAST_LOOKUP_COST: f64 = 0.3;
+const FAST_LOOKUP_COST: f64 = 1.0;
 /// Lookups per value a speed-aware level takes at its own price (the bfloat16 and float16 weights'
 /// default cuts take 0.53).
 const LOOKUP_BUDGET: f64 = 0.55;
@@ -40,11 +45,7 @@ const MIN_SAMPLES_PER_SYMBOL: usize = 16;
 const LANE_SAVING_DIVISOR: f64 = 64.0;
 /// Bits a Huffman code takes above the order-0 entropy, per value (measured on mantissa bytes).
 const CODE_EXCESS: f64 = 0.02;
-/// Words of this many bits (the 8-bit types) have symbols of at most 256 values, whose Huffman
-/// code on the sample is cheap to size exactly. The code's excess over the entropy varies with the
-/// symbol there (measured on FP8 weights: 0.068 bits for a 5-bit symbol, 0.032 for an 8-bit one),
-/// by more than the candidates differ, where [`CODE_EXCESS`] is one figure for all. (On 4-bit MX
-/// element codes, whose only choice is the zero mask, sizing them so stored 0.25% more.)
+/// Words of this many bits (the 8-bit types) are not held to [`LOOKUP_BUDGET`] ([`lookup_price`]).
 const BYTE_WORD_BITS: u32 = 8;
 /// The share of zero words from which a zero mask is tried.
 const MIN_ZERO_SHARE: usize = 64;
@@ -59,6 +60,7 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
         coded_lanes: 0,
         rotated: false,
         zero_mask: false,
+        rans_symbols: false,
     };
     let stride = words.len().div_ceil(SAMPLES).max(1);
     let sample: Vec<u32> = words.iter().step_by(stride).copied().collect();
@@ -111,6 +113,23 @@ pub(crate) fn choose(words: &[u32], word_bits: u32, level: CodingLevel) -> Plane
         }
     }
     best.1
+}
+
+/// Bits a rANS code of the byte variant takes above the order-0 entropy, per value (its
+/// frequencies rounded to 2^12 slots; measured on the bfloat16 weights' exponents).
+const RANS_EXCESS: f64 = 0.01;
+/// What the byte variant's 128 final states cost per block: 32 bits each, of which about half
+/// hold bits of the code that words would have held.
+const RANS_STATE_BITS: f64 = 2048.0;
+/// What decoding a rANS symbol costs, in Huffman table lookups per value: on the bfloat16 weights
+/// a planes block decodes in about 0.44 ns per value plus 0.73 ns per lookup per value, and with
+/// 8-bit rANS symbols in 0.56 ns with AVX-512 (0.16 lookups); the AVX2 rounds take about twice as
+/// long (`docs/coding.md`). At 0.2 the float32 weights' cuts fell to ZipNN's ratio (1.2205).
+const RANS_LOOKUPS: f64 = 0.27;
+
+/// Bits of the byte variant's frequency table: a varint of about 10 bits per code of its span.
+fn rans_table_bits(hist: &[u32]) -> f64 {
+    2.5 * table_bits(hist)
 }
 
 /// Bits of a byte plane's code-length table (256 lengths of 4 bits).
@@ -209,18 +228,8 @@ fn best_cut(
             continue;
         }
         let mut planes = Planes { symbol_bits, ..cut };
-        let code_bits = if word_bits == BYTE_WORD_BITS {
-            (huffman_bits(hist) + sample_shortfall(hist)) / n
-        } else {
-            entropy_bits(hist) / n + CODE_EXCESS
-        };
-        let mut bits = code_bits * n
-            + table_bits(hist) * per_sample
-            + lookup_price(
-                level,
-                word_bits,
-                lookups_per_symbol(code_bits) * n / words as f64,
-            ) * words as f64;
+        let (mut bits, rans_symbols) = symbol_cost(hist, n, words, level, word_bits, per_sample);
+        planes.rans_symbols = rans_symbols;
         if level != CodingLevel::Fast {
             while (planes.coded_lanes as usize) < lanes.len()
                 && 8 * (planes.coded_lanes + 1) <= planes.low_bits()
@@ -236,6 +245,44 @@ fn best_cut(
         }
     }
     best
+}
+
+/// The estimated bits of a symbol plane with the histogram `hist` (of `n` sampled words, of
+/// `words`), its decoding time priced in, and whether rANS codes it in fewer than Huffman does.
+#[inline(always)]
+fn symbol_cost(
+    hist: &[u32],
+    n: f64,
+    words: usize,
+    level: CodingLevel,
+    word_bits: u32,
+    per_sample: f64,
+) -> (f64, bool) {
+    let narrow = hist.len() <= 1 << entropy::MAX_BYTE_WIDTH;
+    // A narrow symbol's Huffman code is sized exactly (at most 256 counts to merge): its excess
+    // over the entropy is what rANS saves (0.042 bits per value on the bfloat16 weights' 8-bit
+    // exponents), and varies with the symbol by more than `CODE_EXCESS` says.
+    let code_bits = if narrow {
+        (huffman_bits(hist) + sample_shortfall(hist)) / n
+    } else {
+        entropy_bits(hist) / n + CODE_EXCESS
+    };
+    let share = n / words as f64;
+    let huffman = code_bits * n
+        + table_bits(hist) * per_sample
+        + lookup_price(level, word_bits, lookups_per_symbol(code_bits) * share) * words as f64;
+    if !narrow || hist.iter().filter(|&&h| h > 0).count() < 2 {
+        return (huffman, false);
+    }
+    let rans = entropy_bits(hist)
+        + RANS_EXCESS * n
+        + (RANS_STATE_BITS + rans_table_bits(hist)) * per_sample
+        + lookup_price(level, word_bits, RANS_LOOKUPS * share) * words as f64;
+    if rans < huffman {
+        (rans, true)
+    } else {
+        (huffman, false)
+    }
 }
 
 /// Bits per value that `lookups` decode table lookups per value are worth at `level` for words of

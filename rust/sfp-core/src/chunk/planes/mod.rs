@@ -14,12 +14,14 @@
 //! the zeros after a ReLU cost about a bit each.
 //!
 //! Layout: `u8 flags (PLANES)`, then per block of [`BLOCK`] values (the last one shorter): `u8
-//! symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero mask) | [u32 stored words] |
+//! symbol bits T (0..=12) | u8 options (bit 0: rotated, bit 1: zero mask, bit 2: rANS symbols) |
+//! [u32 stored words] |
 //! u8 coded lanes c (0..=3) | [u32 mask stream bytes] | [u32 symbol stream bytes] | c x u32 lane
 //! stream bytes | [mask stream] | [symbol stream] | lane streams | flat stream`. The mask stream
 //! codes `ceil(n / 8)` bytes (bit `i % 8` of byte `i / 8` set when word `i` is nonzero, bits past
 //! the block zero); the symbol stream (absent when `T` is 0) and the lane streams code one symbol
-//! per stored word ([`huffman`] streams of widths `T` and 8); the flat stream packs each stored
+//! per stored word ([`huffman`] streams of widths `T` and 8; with rANS symbols, `T` at most 8, the
+//! symbol stream is an [`entropy`] stream of the byte variant); the flat stream packs each stored
 //! word's `F` flat bits (LSB first).
 
 mod assemble;
@@ -28,7 +30,7 @@ mod choose;
 mod split;
 
 use crate::coding::bitpack::packed_len;
-use crate::coding::exponent::huffman;
+use crate::coding::exponent::{entropy, huffman, IDENTITY};
 use crate::error::{Error, Result};
 use crate::format::CodingLevel;
 use crate::frame::Reader;
@@ -51,6 +53,7 @@ pub(crate) const MAX_LANES: u32 = 3;
 
 const ROTATED: u8 = 1;
 const ZERO_MASK: u8 = 2;
+const RANS_SYMBOLS: u8 = 4;
 const HEADER: usize = 1;
 
 /// How a chunk's words are cut into planes.
@@ -66,6 +69,8 @@ pub struct Planes {
     pub rotated: bool,
     /// Whether only nonzero words are stored, after a bitmap of them.
     pub zero_mask: bool,
+    /// Whether the symbol (of at most 8 bits) is rANS-coded, not Huffman-coded.
+    pub rans_symbols: bool,
 }
 
 impl Planes {
@@ -115,13 +120,15 @@ impl Planes {
     }
 
     fn options(self) -> u8 {
-        (u8::from(self.rotated) * ROTATED) | (u8::from(self.zero_mask) * ZERO_MASK)
+        (u8::from(self.rotated) * ROTATED)
+            | (u8::from(self.zero_mask) * ZERO_MASK)
+            | (u8::from(self.rans_symbols) * RANS_SYMBOLS)
     }
 
     fn parse(word_bits: u32, r: &mut Reader<'_>) -> Result<Self> {
         let symbol_bits = r.u8("planes symbol bits")?;
         let options = r.u8("planes options")?;
-        let known = ROTATED | ZERO_MASK;
+        let known = ROTATED | ZERO_MASK | RANS_SYMBOLS;
         if options & !known != 0 {
             return Err(Error::decode(format!(
                 "unknown planes options {options:#04x}"
@@ -133,7 +140,15 @@ impl Planes {
             coded_lanes: 0,
             rotated: options & ROTATED != 0,
             zero_mask: options & ZERO_MASK != 0,
+            rans_symbols: options & RANS_SYMBOLS != 0,
         };
+        if p.rans_symbols && !(1..=entropy::MAX_BYTE_WIDTH).contains(&p.symbol_bits) {
+            return Err(Error::decode(format!(
+                "rANS symbols of {} bits (1 to {} are coded so)",
+                p.symbol_bits,
+                entropy::MAX_BYTE_WIDTH
+            )));
+        }
         if p.symbol_bits > MAX_SYMBOL_BITS.min(word_bits) {
             return Err(Error::decode(format!(
                 "a symbol of {} bits does not fit a {word_bits}-bit word",
@@ -266,6 +281,8 @@ pub struct PlanesBytes {
     pub rotated_blocks: usize,
     /// Blocks with a zero mask.
     pub zero_mask_blocks: usize,
+    /// Blocks whose symbols are rANS-coded.
+    pub rans_blocks: usize,
     /// The header and the block length fields.
     pub header: usize,
     /// The zero mask streams.
@@ -290,8 +307,13 @@ impl PlanesBytes {
             format!("{lo}-{hi}-bit symbols")
         };
         format!(
-            "planes: {symbol}, {} of {} blocks with the sign low, {} with a zero mask, {} coded lanes",
-            self.rotated_blocks, self.blocks, self.zero_mask_blocks, self.coded_lanes
+            "planes: {symbol}, {} of {} blocks with the sign low, {} with a zero mask, {} with rANS \
+             symbols, {} coded lanes",
+            self.rotated_blocks,
+            self.blocks,
+            self.zero_mask_blocks,
+            self.rans_blocks,
+            self.coded_lanes
         )
     }
 }
@@ -316,6 +338,7 @@ pub(crate) fn layout(bytes: &[u8], word: Word, n: usize) -> Result<PlanesBytes> 
         sizes.symbol_bits.1 = sizes.symbol_bits.1.max(block.symbol_bits);
         sizes.rotated_blocks += usize::from(block.rotated);
         sizes.zero_mask_blocks += usize::from(block.zero_mask);
+        sizes.rans_blocks += usize::from(block.rans_symbols);
         sizes.coded_lanes += block.coded_lanes as usize;
         let stored = lengths.stored.unwrap_or(values);
         if stored > values {
@@ -409,17 +432,6 @@ fn stored_words(
     Ok(stored)
 }
 
-/// The byte map of symbols decoded as they are.
-static IDENTITY: [u8; 256] = {
-    let mut m = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        m[i] = i as u8;
-        i += 1;
-    }
-    m
-};
-
 fn decode_block(
     level: Level,
     r: &mut Reader<'_>,
@@ -444,7 +456,11 @@ fn decode_block(
             .resize(if planes.symbol_bits > 0 { stored } else { 0 }, 0);
         if planes.symbol_bits > 0 {
             let stream = r.take(lengths.symbols, "symbol stream")?;
-            huffman::decode_bytes(stream, planes.symbol_bits, &IDENTITY, &mut s.symbol_bytes)?;
+            if planes.rans_symbols {
+                entropy::decode_bytes(stream, planes.symbol_bits, &IDENTITY, &mut s.symbol_bytes)?;
+            } else {
+                huffman::decode_bytes(stream, planes.symbol_bits, &IDENTITY, &mut s.symbol_bytes)?;
+            }
         }
         assemble::Symbols::Bytes(&s.symbol_bytes)
     };

@@ -2,7 +2,7 @@
 //! each coded and appended.
 
 use super::{low_mask, Planes, Scratch};
-use crate::coding::exponent::huffman;
+use crate::coding::exponent::{entropy, huffman};
 
 /// Reads little-endian words of `word_bytes` (2 or 4) into `words`.
 #[inline(always)]
@@ -46,9 +46,14 @@ pub(super) fn encode_block<const AVX2: bool>(planes: Planes, s: &mut Scratch, ou
     let lengths_at = out.len();
     out.resize(lengths_at + 4 * streams, 0);
     let mut written = 0usize;
-    let mut code = |symbols: &[u16], width: u32, hist: &[u32], out: &mut Vec<u8>| {
+    let mut code = |symbols: &[u16], width: u32, hist: &[u32], rans: bool, out: &mut Vec<u8>| {
         let before = out.len();
-        huffman::encode_counted(symbols, width, hist, out);
+        if !rans {
+            huffman::encode_counted(symbols, width, hist, out);
+        } else if let Some(table) = entropy::byte_table(hist) {
+            entropy::encode_bytes(symbols, width, &table, out);
+        }
+        // (No rANS table for no symbols, every word zero under a zero mask: an empty stream.)
         let at = lengths_at + 4 * written;
         let len = (out.len() - before) as u32;
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
@@ -56,13 +61,19 @@ pub(super) fn encode_block<const AVX2: bool>(planes: Planes, s: &mut Scratch, ou
     };
     if planes.zero_mask {
         let hist = histogram(&s.mask, 8);
-        code(&s.mask, 8, &hist, out);
+        code(&s.mask, 8, &hist, false, out);
     }
     if planes.symbol_bits > 0 {
         s.symbols.clear();
         s.symbols.extend(stored.iter().map(|&w| (w >> low) as u16));
         let hist = histogram(&s.symbols, planes.symbol_bits);
-        code(&s.symbols, planes.symbol_bits, &hist, out);
+        code(
+            &s.symbols,
+            planes.symbol_bits,
+            &hist,
+            planes.rans_symbols,
+            out,
+        );
     }
     for j in 0..planes.coded_lanes {
         let shift = planes.lane_shift(j);
@@ -70,13 +81,13 @@ pub(super) fn encode_block<const AVX2: bool>(planes: Planes, s: &mut Scratch, ou
         s.symbols
             .extend(stored.iter().map(|&w| ((w >> shift) & 0xff) as u16));
         let hist = histogram(&s.symbols, 8);
-        code(&s.symbols, 8, &hist, out);
+        code(&s.symbols, 8, &hist, false, out);
     }
     pack_flat::<AVX2>(stored, planes.flat_shift(), planes.flat_bits(), out);
 }
 
 fn histogram(symbols: &[u16], width: u32) -> Vec<u32> {
-    crate::coding::exponent::entropy::histogram(symbols, width)
+    entropy::histogram(symbols, width)
 }
 
 /// The rotated form of every word.

@@ -94,13 +94,20 @@ fn every_cut(word_bytes: usize) -> Vec<Planes> {
             }
             for rotated in [false, true] {
                 for zero_mask in [false, true] {
-                    cuts.push(Planes {
-                        word_bits,
-                        symbol_bits,
-                        coded_lanes,
-                        rotated,
-                        zero_mask,
-                    });
+                    // rANS codes symbols of 1 to 8 bits.
+                    for rans_symbols in [false, true] {
+                        if rans_symbols && !(1..=8).contains(&symbol_bits) {
+                            continue;
+                        }
+                        cuts.push(Planes {
+                            word_bits,
+                            symbol_bits,
+                            coded_lanes,
+                            rotated,
+                            zero_mask,
+                            rans_symbols,
+                        });
+                    }
                 }
             }
         }
@@ -214,6 +221,7 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
         coded_lanes: 0,
         rotated: true,
         zero_mask: true,
+        rans_symbols: false,
     };
     let frame = encode_with(&src, 2, cut);
     let err = |bytes: &[u8]| {
@@ -238,8 +246,15 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
     bad[7] = 1;
     assert!(err(&bad).contains("do not fit"), "{}", err(&bad));
     let mut bad = frame.clone();
-    bad[2] |= 0x04;
+    bad[2] |= 0x08;
     assert!(err(&bad).contains("unknown planes options"));
+    let mut bad = frame.clone();
+    bad[2] |= 0x04;
+    assert!(
+        err(&bad).contains("rANS symbols of 9 bits"),
+        "{}",
+        err(&bad)
+    );
     let mut bad = frame.clone();
     bad[3] ^= 1; // the stored word count
     assert!(err(&bad).contains("zero mask marks"), "{}", err(&bad));
@@ -263,16 +278,28 @@ fn malformed_chunks_are_errors_naming_what_is_wrong() {
 #[test]
 fn every_bit_flip_is_an_error_or_some_words() {
     let src = words(200, 4, 10, 5);
-    let cut = Planes {
+    let huffman = Planes {
         word_bits: 32,
         symbol_bits: 9,
         coded_lanes: 1,
         rotated: false,
         zero_mask: true,
+        rans_symbols: false,
     };
-    let frame = encode_with(&src, 4, cut);
+    let rans = Planes {
+        symbol_bits: 8,
+        rans_symbols: true,
+        ..huffman
+    };
+    for frame in [encode_with(&src, 4, huffman), encode_with(&src, 4, rans)] {
+        every_flip_agrees(&frame);
+    }
+}
+
+/// Every bit flip of a 200-word chunk of 32-bit words decodes alike at every SIMD level.
+fn every_flip_agrees(frame: &[u8]) {
     for bit in 0..8 * frame.len() {
-        let mut bad = frame.clone();
+        let mut bad = frame.to_vec();
         bad[bit / 8] ^= 1 << (bit % 8);
         let outs: Vec<_> = crate::simd::Level::available()
             .into_iter()

@@ -4,12 +4,14 @@
 //! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, 8 (the wide
 //! variant, written for streams of at least 1024 codes: more independent work per round hides the
 //! table lookup latency) or 32 (the vector variant, for streams of at least 128 Ki codes: four AVX2
-//! registers of states, [`vector`]). The frequency table is normalised to `2^scale` (12 to 15
+//! registers of states, [`vector`]) or 128 (the byte variant, for codes of at most 8 bits decoded
+//! into bytes with a table of 2^12 slots, [`bytes`]). The frequency table is normalised to `2^scale` (12 to 15
 //! bits, whichever makes the stream smallest) and stored in the stream, densely or as the present
 //! codes alone.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
-//! - `scale | 0x80 if N = 8 | 0x20 if N = 32 | 0x40 if the table is sparse` (1 byte), `lo`
+//! - `scale | 0x80 if N = 8 | 0x20 if N = 32 | 0xa0 if N = 128 | 0x40 if the table is sparse`
+//!   (1 byte), `lo`
 //!   (varint), then
 //!   - dense: `span` (varint) and `span` varint frequencies of codes `lo..lo + span`;
 //!   - sparse: `count` (varint, at least 1) and the frequency (varint) of code `lo`, then for each
@@ -22,7 +24,12 @@
 //!
 //! Widths up to [`MAX_WIDTH`] are accepted, so a sign bit can be coded jointly with the exponent.
 
+mod bytes;
+#[cfg(target_arch = "x86_64")]
+mod bytes_encode;
 mod vector;
+
+pub(crate) use bytes::{byte_table, decode_bytes, encode_bytes, MAX_BYTE_WIDTH};
 
 use crate::error::{Error, Result};
 
@@ -49,6 +56,13 @@ const VECTOR_LANES: usize = 32;
 const VECTOR_MIN: usize = 1 << 17;
 /// Flag in the scale byte: the stream has [`VECTOR_LANES`] states.
 const VECTOR: u8 = 0x20;
+
+/// States of the byte variant ([`bytes`]).
+const BYTE_LANES: usize = 128;
+/// Flags in the scale byte: the stream is of the byte variant.
+const BYTES: u8 = WIDE | VECTOR;
+/// The table precision of the byte variant.
+const BYTE_SCALE: u32 = 12;
 
 /// States the encoder uses for `n` codes.
 fn lanes_for(n: u64) -> usize {
@@ -209,24 +223,29 @@ impl Table {
     /// Builds the table of a non-empty histogram at the precision that makes the stream smallest;
     /// `None` when it counts nothing.
     pub(crate) fn from_histogram(hist: &[u32]) -> Option<Self> {
+        let used = hist.iter().filter(|&&h| h > 0);
+        let total: u64 = used.clone().map(|&h| u64::from(h)).sum();
+        scales_for(used.count(), total)
+            .filter_map(|scale| Self::at_scale(hist, scale))
+            .min_by_key(|table| table.estimated_len(hist))
+    }
+
+    /// The table of a histogram at `2^scale` slots (at least one per present code); `None` when it
+    /// counts nothing.
+    pub(crate) fn at_scale(hist: &[u32], scale: u32) -> Option<Self> {
         let lo = hist.iter().position(|&h| h > 0)?;
         let hi = hist.iter().rposition(|&h| h > 0)?;
         let used = &hist[lo..=hi];
         let total: u64 = used.iter().map(|&h| u64::from(h)).sum();
-        let present = used.iter().filter(|&&h| h > 0).count();
-        scales_for(present, total)
-            .map(|scale| {
-                let mut table = Self {
-                    scale,
-                    lo,
-                    freqs: normalize(used, total, scale),
-                    total,
-                    sparse: false,
-                };
-                table.sparse = table.sparse_header_len() < table.dense_header_len();
-                table
-            })
-            .min_by_key(|table| table.estimated_len(hist))
+        let mut table = Self {
+            scale,
+            lo,
+            freqs: normalize(used, total, scale),
+            total,
+            sparse: false,
+        };
+        table.sparse = table.sparse_header_len() < table.dense_header_len();
+        Some(table)
     }
 
     fn header_len(&self) -> usize {
@@ -349,14 +368,37 @@ pub(crate) fn encode_shifted(
     table: &Table,
     out: &mut Vec<u8>,
 ) {
-    let width = width.min(MAX_WIDTH);
-    let mask = ((1u32 << width) - 1) as u16;
     let lanes = lanes_for(codes.len() as u64);
     let flag = match lanes {
         VECTOR_LANES => VECTOR,
         WIDE_LANES => WIDE,
         _ => 0,
     };
+    encode_as(codes, shift, width, (table, lanes, flag), out);
+}
+
+/// Encodes `codes` with `lanes` states, which the scale byte's `flag` names.
+fn encode_lanes(
+    codes: &[u16],
+    width: u32,
+    table: &Table,
+    lanes: usize,
+    flag: u8,
+    out: &mut Vec<u8>,
+) {
+    encode_as(codes, 0, width, (table, lanes, flag), out);
+}
+
+/// [`encode_shifted`] with the table, the state count and its flag given.
+fn encode_as(
+    codes: &[u16],
+    shift: u32,
+    width: u32,
+    (table, lanes, flag): (&Table, usize, u8),
+    out: &mut Vec<u8>,
+) {
+    let width = width.min(MAX_WIDTH);
+    let mask = ((1u32 << width) - 1) as u16;
     table.write_header(flag, out);
     crate::runtime::memory::with_reused(&WORDS, |(words, syms)| {
         encode_table(lanes, shift, (codes, width, mask), table, syms, words, out);
@@ -389,7 +431,7 @@ fn encode_table(
     // Each code emits at most one renormalisation word. They are written from the end of a buffer
     // down, in the order the decoder reads them, branch-free: the word is always stored and the
     // cursor moves only when the state overflowed.
-    encode_any(lanes, shift, (codes, mask, syms), words, out);
+    encode_any(lanes, shift, (codes, mask, syms), table, words, out);
 }
 
 thread_local! {
@@ -404,32 +446,46 @@ fn encode_any(
     lanes: usize,
     shift: u32,
     (codes, mask, syms): (&[u16], u16, &[EncSym]),
+    table: &Table,
     words: &mut Vec<u16>,
     out: &mut Vec<u8>,
 ) {
+    let c = (codes, mask, syms);
     match (lanes, shift) {
-        (VECTOR_LANES, 0) => encode_words::<VECTOR_LANES, 0>(codes, mask, syms, words, out),
-        (VECTOR_LANES, _) => encode_words::<VECTOR_LANES, 1>(codes, mask, syms, words, out),
-        (WIDE_LANES, 0) => encode_words::<WIDE_LANES, 0>(codes, mask, syms, words, out),
-        (WIDE_LANES, _) => encode_words::<WIDE_LANES, 1>(codes, mask, syms, words, out),
-        (_, 0) => encode_words::<LANES, 0>(codes, mask, syms, words, out),
-        (_, _) => encode_words::<LANES, 1>(codes, mask, syms, words, out),
+        (BYTE_LANES, _) => {
+            encode_words::<BYTE_LANES, 0>(c, bytes::encode_rounds(table), words, out)
+        }
+        (VECTOR_LANES, 0) => encode_words::<VECTOR_LANES, 0>(c, None, words, out),
+        (VECTOR_LANES, _) => encode_words::<VECTOR_LANES, 1>(c, None, words, out),
+        (WIDE_LANES, 0) => encode_words::<WIDE_LANES, 0>(c, None, words, out),
+        (WIDE_LANES, _) => encode_words::<WIDE_LANES, 1>(c, None, words, out),
+        (_, 0) => encode_words::<LANES, 0>(c, None, words, out),
+        (_, _) => encode_words::<LANES, 1>(c, None, words, out),
     }
 }
 
-/// Runs the `N` rANS states over `codes >> SHIFT` (in reverse) and appends the final states and the words.
+/// Words the SIMD rounds may store below the lowest word they write.
+const WORDS_SLACK: usize = 16;
+
+/// SIMD encoder rounds over the whole rounds of some codes (from the last back): they move the
+/// states and the word cursor as the portable steps would, or return `false` having done nothing.
+type Rounds<'a, const N: usize> =
+    Box<dyn FnOnce(&[u16], &mut [u32; N], &mut [u16], &mut usize) -> bool + 'a>;
+
+/// Runs the `N` rANS states over `codes >> SHIFT` (in reverse; the whole rounds by `rounds` where
+/// given) and appends the final states and the words.
 fn encode_words<const N: usize, const SHIFT: u32>(
-    codes: &[u16],
-    mask: u16,
-    syms: &[EncSym],
+    (codes, mask, syms): (&[u16], u16, &[EncSym]),
+    rounds: Option<Rounds<'_, N>>,
     words: &mut Vec<u16>,
     out: &mut Vec<u8>,
 ) {
-    if words.len() < codes.len() + 1 {
-        words.resize(codes.len() + 1, 0);
+    let len = codes.len() + 1 + WORDS_SLACK;
+    if words.len() < len {
+        words.resize(len, 0);
     }
-    let words = &mut words[..codes.len() + 1];
-    let mut pos = codes.len();
+    let words = &mut words[..len];
+    let mut pos = len - 1;
     let mut states = [RANS_L; N];
     let full = codes.len() - codes.len() % N;
     for (lane, &c) in codes[full..].iter().enumerate().rev() {
@@ -440,7 +496,12 @@ fn encode_words<const N: usize, const SHIFT: u32>(
             &mut pos,
         );
     }
-    for quad in codes[..full].chunks_exact(N).rev() {
+    let done = rounds.is_some_and(|r| r(&codes[..full], &mut states, words, &mut pos));
+    for quad in codes[..full]
+        .chunks_exact(N)
+        .rev()
+        .take(if done { 0 } else { usize::MAX })
+    {
         for lane in (0..N).rev() {
             put(
                 &mut states[lane],
@@ -468,7 +529,7 @@ fn encode_words<const N: usize, const SHIFT: u32>(
 fn put(x: &mut u32, s: &EncSym, words: &mut [u16], pos: &mut usize) {
     let need = u64::from(*x) >= s.x_max;
     // `pos` (the next word's slot) never passes below 0: one word per code at most, one slot more
-    // than codes.
+    // than codes, and the slack.
     if let Some(w) = words.get_mut(*pos) {
         *w = *x as u16;
     }
@@ -528,24 +589,27 @@ thread_local! {
 /// [`decode`] with `slots` as the table's buffer.
 fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16]) -> Result<()> {
     let (scale, pos) = read_table(bytes, width, slots)?;
-    let states = states_of(bytes)?;
+    let states = states_of(bytes);
     if states != LANES && slots.len() < FULL_TABLE {
         slots.resize(FULL_TABLE, Slot::default());
     }
     match states {
         VECTOR_LANES => vector::decode(bytes, slots, scale, pos, out),
+        BYTE_LANES => Err(Error::decode(
+            "entropy stream: a byte-variant stream where 16-bit codes are read",
+        )),
         WIDE_LANES => decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out),
         _ => decode_lanes::<LANES>(bytes, slots, scale, pos, out),
     }
 }
 
 /// The number of states of a stream, from its first byte.
-fn states_of(bytes: &[u8]) -> Result<usize> {
-    match bytes.first().map(|&b| b & (WIDE | VECTOR)) {
-        Some(WIDE) => Ok(WIDE_LANES),
-        Some(VECTOR) => Ok(VECTOR_LANES),
-        Some(0) | None => Ok(LANES),
-        Some(_) => Err(Error::decode("entropy stream: both state-count flags set")),
+fn states_of(bytes: &[u8]) -> usize {
+    match bytes.first().map(|&b| b & BYTES) {
+        Some(WIDE) => WIDE_LANES,
+        Some(VECTOR) => VECTOR_LANES,
+        Some(BYTES) => BYTE_LANES,
+        _ => LANES,
     }
 }
 
@@ -562,7 +626,7 @@ fn read_states<const N: usize>(bytes: &[u8], mut pos: usize) -> Result<([u32; N]
         }
         pos += 4;
     }
-    if (bytes.len() - pos) % 2 != 0 {
+    if !(bytes.len() - pos).is_multiple_of(2) {
         return Err(Error::decode(
             "entropy stream: odd number of renormalisation bytes",
         ));

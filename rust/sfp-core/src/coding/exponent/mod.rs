@@ -11,6 +11,17 @@ pub mod raw;
 
 use crate::error::{Error, Result};
 
+/// The byte map of the decoders that write each code as the byte it is.
+pub(crate) static IDENTITY: [u8; 256] = {
+    let mut m = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        m[i] = i as u8;
+        i += 1;
+    }
+    m
+};
+
 /// What the encoder is asked to use for the exponent stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ExponentCoding {

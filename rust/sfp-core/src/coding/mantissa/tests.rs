@@ -157,7 +157,7 @@ fn choose_codes_relu_zeros_and_leaves_uniform_data_flat() {
     let n = 1 << 16;
     let codes: Vec<u16> = (0..n)
         .map(|_| {
-            if r() % 2 == 0 {
+            if r().is_multiple_of(2) {
                 0
             } else {
                 120 + (r() % 8) as u16

@@ -50,13 +50,20 @@ fn every_cut(bits: u32) -> Vec<Planes> {
             }
             for rotated in [false, true] {
                 for zero_mask in [false, true] {
-                    cuts.push(Planes {
-                        word_bits: bits,
-                        symbol_bits,
-                        coded_lanes,
-                        rotated,
-                        zero_mask,
-                    });
+                    // rANS codes symbols of 1 to 8 bits.
+                    for rans_symbols in [false, true] {
+                        if rans_symbols && !(1..=8).contains(&symbol_bits) {
+                            continue;
+                        }
+                        cuts.push(Planes {
+                            word_bits: bits,
+                            symbol_bits,
+                            coded_lanes,
+                            rotated,
+                            zero_mask,
+                            rans_symbols,
+                        });
+                    }
                 }
             }
         }
@@ -130,20 +137,23 @@ fn chosen_cuts_of_several_blocks_decode_at_both_levels() {
 #[test]
 fn damaged_chunks_get_the_16_bit_decoders_verdict_at_every_level() {
     let cuts = [
-        (7, true, true),
-        (6, true, false),
-        (8, false, true),
-        (0, false, false),
+        (7, true, true, false),
+        (6, true, false, false),
+        (8, false, true, false),
+        (0, false, false, false),
+        (8, false, false, true),
+        (7, true, true, true),
     ];
     for (n, stride) in [(200usize, 1usize), (5000, 11)] {
         let src = elements(n, 8, 15, n as u64);
-        for (symbol_bits, rotated, zero_mask) in cuts {
+        for (symbol_bits, rotated, zero_mask, rans_symbols) in cuts {
             let cut = Planes {
                 word_bits: 8,
                 symbol_bits,
                 coded_lanes: 0,
                 rotated,
                 zero_mask,
+                rans_symbols,
             };
             let chunk = encode_cut(&src, cut);
             let mut cases = damaged(&chunk, stride);
@@ -179,6 +189,7 @@ fn malformed_one_byte_chunks_are_errors_naming_what_is_wrong() {
         coded_lanes: 0,
         rotated: true,
         zero_mask: true,
+        rans_symbols: false,
     };
     let chunk = encode_cut(&src, cut);
     let err = |bytes: &[u8]| {

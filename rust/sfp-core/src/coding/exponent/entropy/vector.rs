@@ -47,26 +47,6 @@ mod avx2 {
 
     use super::{Slot, FULL_TABLE, VECTOR_LANES};
 
-    /// Per mask of the lanes that renormalise: the lane each takes its word from (the count of
-    /// renormalising lanes below it).
-    static TAKE: [[u32; 8]; 256] = {
-        let mut t = [[0u32; 8]; 256];
-        let mut m = 0;
-        while m < 256 {
-            let mut rank = 0;
-            let mut k = 0;
-            while k < 8 {
-                if m >> k & 1 != 0 {
-                    t[m][k] = rank;
-                    rank += 1;
-                }
-                k += 1;
-            }
-            m += 1;
-        }
-        t
-    };
-
     /// Decodes whole rounds while a round's words (at most one per state) can be read without a
     /// check; returns the codes decoded. `states` and `wp` (the byte position in `words`) are
     /// left where the rounds stopped.
@@ -111,7 +91,7 @@ mod avx2 {
                 let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(y), zero);
                 let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as u32;
                 let next = _mm256_cvtepu16_epi32(_mm_loadu_si128(words.as_ptr().add(p).cast()));
-                let take = _mm256_loadu_si256(TAKE[m as usize].as_ptr().cast());
+                let take = _mm256_loadu_si256(crate::kernel::SPREAD.0[m as usize].as_ptr().cast());
                 let refill = _mm256_or_si256(
                     _mm256_slli_epi32::<16>(y),
                     _mm256_permutevar8x32_epi32(next, take),
@@ -207,7 +187,7 @@ mod tests {
                 assert!(results[0].is_err(), "truncated to {} bytes", bad.len());
             }
         }
-        // Both state-count flags at once name no variant.
+        // Both state-count flags at once name the byte variant, which is not read as 16-bit codes.
         let mut both = bytes.clone();
         both[0] |= 0x80;
         assert!(at_every_level(&both, width, n).iter().all(Result::is_err));

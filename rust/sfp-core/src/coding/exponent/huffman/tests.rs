@@ -13,7 +13,7 @@ fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
     (0..n)
         .map(|_| {
             let u = r();
-            if u % 10 == 0 {
+            if u.is_multiple_of(10) {
                 return 0;
             }
             top.saturating_sub(u64::from((u >> 16).trailing_zeros())) as u16

@@ -19,7 +19,7 @@ fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
     (0..n)
         .map(|_| {
             let u = r();
-            let s = if u % 7 == 0 {
+            let s = if u.is_multiple_of(7) {
                 (u >> 8) & top
             } else {
                 top.saturating_sub(u64::from((u >> 16).trailing_zeros() % 4))
