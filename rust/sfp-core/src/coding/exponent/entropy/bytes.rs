@@ -38,15 +38,23 @@ pub(crate) fn encode_bytes(codes: &[u16], width: u32, table: &Table, out: &mut V
     );
 }
 
-/// The AVX-512 encoder rounds for `table`, where this CPU's level has them.
+/// The SIMD encoder rounds for `table`, where this CPU's level has them.
 pub(super) fn encode_rounds<'a>(table: &'a Table) -> Option<super::Rounds<'a, BYTE_LANES>> {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::current() == Ok(crate::simd::Level::Avx512) {
-        return Some(Box::new(move |codes, states, words, pos| {
-            // SAFETY: the level is only active after `Level::is_available` confirmed AVX-512 F,
-            // BW, DQ and VL; the encoder leaves `WORDS_SLACK` words below its lowest word.
-            unsafe { super::bytes_encode::rounds(codes, table, states, words, pos) }
-        }));
+    match crate::simd::current() {
+        // SAFETY (both): each level is only active after `Level::is_available` confirmed its
+        // features; the encoder leaves `WORDS_SLACK` words below its lowest word.
+        Ok(crate::simd::Level::Avx512) => {
+            return Some(Box::new(move |codes, states, words, pos| unsafe {
+                super::bytes_encode::avx512(codes, table, states, words, pos)
+            }))
+        }
+        Ok(crate::simd::Level::Avx2) => {
+            return Some(Box::new(move |codes, states, words, pos| unsafe {
+                super::bytes_encode::avx2(codes, table, states, words, pos)
+            }))
+        }
+        _ => {}
     }
     let _ = table;
     None

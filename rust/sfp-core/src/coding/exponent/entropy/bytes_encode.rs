@@ -1,15 +1,16 @@
-//! The byte variant's encoder with AVX-512: the portable encoder's states, words and bytes, sixteen
-//! states per register.
+//! The byte variant's encoder with AVX-512 and AVX2: the portable encoder's states, words and
+//! bytes, sixteen (eight) states per register.
 //!
 //! The portable encoder divides by a code's frequency with a 64-bit reciprocal; a register of
 //! sixteen 32-bit states divides with a 32-bit one (Granlund and Montgomery's: a multiply-high, a
 //! subtract, two shifts; exact for every 32-bit state). Going through the codes backwards, each
 //! register's renormalising states move their low 16 bits into the word buffer below the words
-//! already written, in lane order, as the portable encoder's one-at-a-time steps put them.
+//! already written, in lane order, as the portable encoder's one-at-a-time steps put them (AVX-512:
+//! a compress and an expand; AVX2: a permutation picked by the mask of them, [`TOP`]).
 
 use std::arch::x86_64::*;
 
-use super::{Table, BYTE_LANES, BYTE_SCALE, RANS_L};
+use super::{Table, BYTE_LANES, BYTE_SCALE};
 
 /// Per code, the divisor's constants packed for a gather: `freq | start << 12 | (l - 1) << 24 |
 /// (l > 0) << 28` with `l = ceil(log2 freq)`, and the 32-bit magic multiplier.
@@ -50,7 +51,7 @@ fn divisors(table: &Table) -> Option<Divisors> {
 /// The CPU must have AVX-512 F, BW, VL and DQ; `words` must have room for 15 words below the
 /// lowest word the rounds write (`*pos` at least `15 +` the rounds' codes).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,popcnt")]
-pub(super) unsafe fn rounds(
+pub(super) unsafe fn avx512(
     codes: &[u16],
     table: &Table,
     states: &mut [u32; BYTE_LANES],
@@ -111,7 +112,105 @@ pub(super) unsafe fn rounds(
         _mm512_storeu_si512(states.as_mut_ptr().add(16 * r).cast(), *v);
     }
     *pos = p;
-    let _ = RANS_L;
+    true
+}
+
+/// Per mask of eight lanes: the lane each output lane takes so that the set lanes, in order, fill
+/// the top of the register (the lanes below take lane 0).
+#[repr(C, align(32))]
+struct Top([[u32; 8]; 256]);
+
+static TOP: Top = Top({
+    let mut t = [[0u32; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let k = (m as u32).count_ones() as usize;
+        let mut at = 8 - k;
+        let mut lane = 0;
+        while lane < 8 {
+            if m >> lane & 1 != 0 {
+                t[m][at] = lane as u32;
+                at += 1;
+            }
+            lane += 1;
+        }
+        m += 1;
+    }
+    t
+});
+
+/// [`avx512`] with AVX2: sixteen registers of eight states, kept in `states` between rounds.
+///
+/// # Safety
+/// The CPU must have AVX2; `words` must have room for 7 words below the lowest word the rounds
+/// write.
+#[target_feature(enable = "avx2,popcnt")]
+pub(super) unsafe fn avx2(
+    codes: &[u16],
+    table: &Table,
+    states: &mut [u32; BYTE_LANES],
+    words: &mut [u16],
+    pos: &mut usize,
+) -> bool {
+    const REGS: usize = BYTE_LANES / 8;
+    let Some(d) = divisors(table) else {
+        return false;
+    };
+    let twelve = _mm256_set1_epi32(0xfff);
+    let four = _mm256_set1_epi32(0xf);
+    let slots = _mm256_set1_epi32(1 << BYTE_SCALE);
+    let byte = _mm256_set1_epi32(0xff);
+    // The low 16 bits of each 32-bit lane, in the low 8 bytes of each half.
+    let low_words = _mm256_setr_epi8(
+        0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1,
+        -1, -1, -1, -1, -1, -1,
+    );
+    let full = codes.len() / BYTE_LANES;
+    let mut p = *pos;
+    for round in (0..full).rev() {
+        let src = codes.as_ptr().add(round * BYTE_LANES);
+        for r in (0..REGS).rev() {
+            let st = states.as_mut_ptr().add(8 * r);
+            let x = _mm256_loadu_si256(st.cast());
+            let c = _mm256_and_si256(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128(src.add(8 * r).cast())),
+                byte,
+            );
+            let a = _mm256_i32gather_epi32::<4>(d.packed.as_ptr().cast(), c);
+            let m = _mm256_i32gather_epi32::<4>(d.magic.as_ptr().cast(), c);
+            let f = _mm256_and_si256(a, twelve);
+            // Unsigned x >= freq << 20: the larger of the two is x.
+            let x_max = _mm256_slli_epi32::<20>(f);
+            let need = _mm256_cmpeq_epi32(_mm256_max_epu32(x, x_max), x);
+            let mask = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as usize;
+            let k = mask.count_ones() as usize;
+            let top =
+                _mm256_permutevar8x32_epi32(x, _mm256_load_si256(TOP.0[mask].as_ptr().cast()));
+            let w = _mm256_permute4x64_epi64::<0b1000>(_mm256_shuffle_epi8(top, low_words));
+            _mm_storeu_si128(
+                words.as_mut_ptr().add(p - 7).cast(),
+                _mm256_castsi256_si128(w),
+            );
+            p -= k;
+            let x0 = _mm256_blendv_epi8(x, _mm256_srli_epi32::<16>(x), need);
+            let even = _mm256_srli_epi64::<32>(_mm256_mul_epu32(x0, m));
+            let odd = _mm256_mul_epu32(_mm256_srli_epi64::<32>(x0), _mm256_srli_epi64::<32>(m));
+            let t = _mm256_blend_epi32::<0b1010_1010>(even, odd);
+            let sh1 = _mm256_srli_epi32::<28>(a);
+            let sh2 = _mm256_and_si256(_mm256_srli_epi32::<24>(a), four);
+            let q = _mm256_srlv_epi32(
+                _mm256_add_epi32(t, _mm256_srlv_epi32(_mm256_sub_epi32(x0, t), sh1)),
+                sh2,
+            );
+            let start = _mm256_and_si256(_mm256_srli_epi32::<12>(a), twelve);
+            let x = _mm256_add_epi32(
+                _mm256_add_epi32(x0, start),
+                _mm256_mullo_epi32(q, _mm256_sub_epi32(slots, f)),
+            );
+            _mm256_storeu_si256(st.cast(), x);
+        }
+    }
+    *pos = p;
     true
 }
 
