@@ -45,7 +45,8 @@ const MIN_SAMPLES_PER_SYMBOL: usize = 16;
 const LANE_SAVING_DIVISOR: f64 = 64.0;
 /// Bits a Huffman code takes above the order-0 entropy, per value (measured on mantissa bytes).
 const CODE_EXCESS: f64 = 0.02;
-/// Words of this many bits (the 8-bit types) are not held to [`LOOKUP_BUDGET`] ([`lookup_price`]).
+/// Words of this many bits (the 8-bit types) are not held to [`LOOKUP_BUDGET`] ([`lookup_price`]);
+/// narrower ones (MX element codes) size their Huffman codes by the entropy.
 const BYTE_WORD_BITS: u32 = 8;
 /// The share of zero words from which a zero mask is tried.
 const MIN_ZERO_SHARE: usize = 64;
@@ -261,8 +262,10 @@ fn symbol_cost(
     let narrow = hist.len() <= 1 << entropy::MAX_BYTE_WIDTH;
     // A narrow symbol's Huffman code is sized exactly (at most 256 counts to merge): its excess
     // over the entropy is what rANS saves (0.042 bits per value on the bfloat16 weights' 8-bit
-    // exponents), and varies with the symbol by more than `CODE_EXCESS` says.
-    let code_bits = if narrow {
+    // exponents), and varies with the symbol by more than `CODE_EXCESS` says. (Not for the 6- and
+    // 4-bit MX element codes, whose only choices are the zero mask and the coder: sized exactly,
+    // they stored 0.25% more.)
+    let code_bits = if narrow && word_bits >= BYTE_WORD_BITS {
         (huffman_bits(hist) + sample_shortfall(hist)) / n
     } else {
         entropy_bits(hist) / n + CODE_EXCESS
