@@ -26,6 +26,15 @@ pub type Failure = String;
 /// The frame's chunk-table entry plus the smallest chunk, in bytes: the least input one chunk costs.
 pub const MIN_BYTES_PER_CHUNK: usize = 16 + 10;
 
+/// `n` skewed codes of `width` bits, as exponents are: the smallest of three uniform draws.
+pub fn skewed_codes(n: usize, width: u32, seed: u64) -> Vec<u16> {
+    let mut r = rng(seed);
+    let m = 1u64 << width;
+    (0..n)
+        .map(|_| (r() % m).min(r() % m).min(r() % m) as u16)
+        .collect()
+}
+
 /// Decoded sizes above this are checked against [`max_decoded_bytes`] but not decoded by the harness.
 pub const TRY_LIMIT: usize = 1 << 27;
 

@@ -563,21 +563,26 @@ fn enc_sym(start: u32, freq: u32, scale: u32) -> EncSym {
 /// [`Error::Decode`] when the stream is malformed, truncated, has bytes left over, names codes wider
 /// than `width`, or `width` exceeds [`MAX_WIDTH`].
 pub fn decode(bytes: &[u8], width: u32, out: &mut [u16]) -> Result<()> {
-    if width > MAX_WIDTH {
-        return Err(Error::decode(format!(
-            "entropy stream: width {width} exceeds {MAX_WIDTH}"
-        )));
-    }
-    if out.is_empty() {
-        return if bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::decode(
-                "entropy stream: bytes present for zero codes",
-            ))
-        };
+    if !has_codes(bytes, width, MAX_WIDTH, out.len())? {
+        return Ok(());
     }
     crate::runtime::memory::with_reused(&SLOTS, |slots| decode_with(bytes, width, slots, out))
+}
+
+/// Checks a request to decode `codes` codes of `width` bits (at most `widest`) from `bytes`;
+/// `false` when there are none (and so no bytes either).
+fn has_codes(bytes: &[u8], width: u32, widest: u32, codes: usize) -> Result<bool> {
+    if width > widest {
+        return Err(Error::decode(format!(
+            "entropy stream: width {width} exceeds {widest}"
+        )));
+    }
+    if codes == 0 && !bytes.is_empty() {
+        return Err(Error::decode(
+            "entropy stream: bytes present for zero codes",
+        ));
+    }
+    Ok(codes > 0)
 }
 
 thread_local! {

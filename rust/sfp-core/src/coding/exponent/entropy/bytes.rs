@@ -78,19 +78,8 @@ pub(crate) fn decode_bytes(
     map: &[u8; 256],
     out: &mut [u8],
 ) -> Result<()> {
-    if width > MAX_BYTE_WIDTH {
-        return Err(Error::decode(format!(
-            "entropy stream: byte-variant codes of {width} bits"
-        )));
-    }
-    if out.is_empty() {
-        return if bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::decode(
-                "entropy stream: bytes present for zero codes",
-            ))
-        };
+    if !super::has_codes(bytes, width, MAX_BYTE_WIDTH, out.len())? {
+        return Ok(());
     }
     crate::runtime::memory::with_reused(&TABLES, |(slots, packed)| {
         let (scale, pos) = read_table(bytes, width, slots)?;
@@ -303,16 +292,7 @@ mod tests {
     use crate::coding::exponent::entropy::histogram;
     use crate::coding::exponent::IDENTITY;
     use crate::simd::{with_level, Level};
-    use crate::testkit::{damaged, rng};
-
-    /// Skewed codes of `width` bits, as exponents are: the smallest of three uniform draws.
-    fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
-        let mut r = rng(seed);
-        let m = 1u64 << width;
-        (0..n)
-            .map(|_| (r() % m).min(r() % m).min(r() % m) as u16)
-            .collect()
-    }
+    use crate::testkit::{damaged, skewed_codes as skewed};
 
     fn encoded(codes: &[u16], width: u32) -> Vec<u8> {
         let mut bytes = Vec::new();

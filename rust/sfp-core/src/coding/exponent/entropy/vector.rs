@@ -122,16 +122,7 @@ mod tests {
 
     use super::super::{decode, encode, VECTOR, VECTOR_MIN};
     use crate::simd::{with_level, Level};
-    use crate::testkit::{damaged, rng};
-
-    /// Skewed codes of `width` bits, as exponents are: the smallest of three uniform draws.
-    fn skewed(n: usize, width: u32, seed: u64) -> Vec<u16> {
-        let mut r = rng(seed);
-        let m = 1u64 << width;
-        (0..n)
-            .map(|_| (r() % m).min(r() % m).min(r() % m) as u16)
-            .collect()
-    }
+    use crate::testkit::{damaged, skewed_codes as skewed};
 
     /// What decoding `bytes` as `n` codes of `width` gives at each SIMD level of this CPU.
     fn at_every_level(bytes: &[u8], width: u32, n: usize) -> Vec<Result<Vec<u16>, String>> {
