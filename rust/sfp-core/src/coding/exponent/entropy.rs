@@ -5,14 +5,13 @@
 //! variant, written for streams of at least 1024 codes: more independent work per round hides the
 //! table lookup latency) or 32 (the vector variant, for streams of at least 128 Ki codes: four AVX2
 //! registers of states, [`vector`]) or 128 (the byte variant, for codes of at most 8 bits decoded
-//! into bytes with a table of 2^12 slots, [`bytes`]). The frequency table is normalised to `2^scale` (12 to 15
-//! bits, whichever makes the stream smallest) and stored in the stream, densely or as the present
-//! codes alone.
+//! into bytes with a table of 2^12 slots, [`bytes`]). The frequency table is normalised to
+//! `2^scale` (12 to 15 bits, whichever makes the stream smallest) and stored in the stream, densely
+//! or as the present codes alone.
 //!
 //! Stream layout (all little-endian; empty when there are no codes):
 //! - `scale | 0x80 if N = 8 | 0x20 if N = 32 | 0xa0 if N = 128 | 0x40 if the table is sparse`
-//!   (1 byte), `lo`
-//!   (varint), then
+//!   (1 byte), `lo` (varint), then
 //!   - dense: `span` (varint) and `span` varint frequencies of codes `lo..lo + span`;
 //!   - sparse: `count` (varint, at least 1) and the frequency (varint) of code `lo`, then for each
 //!     further present code the gap to the one before less one (varint) and its frequency
@@ -377,19 +376,7 @@ pub(crate) fn encode_shifted(
     encode_as(codes, shift, width, (table, lanes, flag), out);
 }
 
-/// Encodes `codes` with `lanes` states, which the scale byte's `flag` names.
-fn encode_lanes(
-    codes: &[u16],
-    width: u32,
-    table: &Table,
-    lanes: usize,
-    flag: u8,
-    out: &mut Vec<u8>,
-) {
-    encode_as(codes, 0, width, (table, lanes, flag), out);
-}
-
-/// [`encode_shifted`] with the table, the state count and its flag given.
+/// [`encode_shifted`] with `lanes` states, which the scale byte's `flag` names.
 fn encode_as(
     codes: &[u16],
     shift: u32,
@@ -497,18 +484,16 @@ fn encode_words<const N: usize, const SHIFT: u32>(
         );
     }
     let done = rounds.is_some_and(|r| r(&codes[..full], &mut states, words, &mut pos));
-    for quad in codes[..full]
-        .chunks_exact(N)
-        .rev()
-        .take(if done { 0 } else { usize::MAX })
-    {
-        for lane in (0..N).rev() {
-            put(
-                &mut states[lane],
-                &syms[usize::from((quad[lane] >> SHIFT) & mask)],
-                words,
-                &mut pos,
-            );
+    if !done {
+        for quad in codes[..full].chunks_exact(N).rev() {
+            for lane in (0..N).rev() {
+                put(
+                    &mut states[lane],
+                    &syms[usize::from((quad[lane] >> SHIFT) & mask)],
+                    words,
+                    &mut pos,
+                );
+            }
         }
     }
     for s in states {

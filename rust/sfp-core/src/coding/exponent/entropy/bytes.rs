@@ -28,14 +28,8 @@ pub(crate) fn byte_table(hist: &[u32]) -> Option<Table> {
 /// Codes `codes` (each below `2^width`, `width` at most [`MAX_BYTE_WIDTH`]) as a byte-variant
 /// stream with `table` (from [`byte_table`] of their histogram), appending to `out`.
 pub(crate) fn encode_bytes(codes: &[u16], width: u32, table: &Table, out: &mut Vec<u8>) {
-    super::encode_lanes(
-        codes,
-        width.min(MAX_BYTE_WIDTH),
-        table,
-        BYTE_LANES,
-        BYTES,
-        out,
-    );
+    let width = width.min(MAX_BYTE_WIDTH);
+    super::encode_as(codes, 0, width, (table, BYTE_LANES, BYTES), out);
 }
 
 /// The SIMD encoder rounds for `table`, where this CPU's level has them.
