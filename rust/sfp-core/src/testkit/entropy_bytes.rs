@@ -1,10 +1,9 @@
 //! Harness of the `entropy_bytes` fuzz target (and its corpus replay): the rANS coder's byte
 //! variant, the planes' coder of symbols of up to 8 bits.
 
-use super::{decode_error, Failure};
+use super::{at_every_level, decode_error, Failure};
 use crate::coding::exponent::entropy::{self, byte_table, decode_bytes, encode_bytes};
 use crate::coding::exponent::IDENTITY;
-use crate::simd::{with_level, Level};
 
 /// Round-trips codes taken from `data` through the byte variant, encoding and decoding at every
 /// SIMD level (the same stream and codes at each), and feeds the bytes to the decoder as a hostile
@@ -25,13 +24,13 @@ pub fn check_entropy_bytes(data: &[u8]) -> Result<(), Failure> {
     let streams = at_every_level(|| {
         let mut stream = Vec::new();
         encode_for_seed(&codes, width, &mut stream);
-        Ok(stream)
-    })?;
+        stream
+    });
     if streams.iter().any(|s| s != &streams[0]) {
         return Err("the SIMD levels encode different byte-variant streams".into());
     }
     let want: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
-    for back in at_every_level(|| Ok(decode(&streams[0], width, codes.len())))? {
+    for back in at_every_level(|| decode(&streams[0], width, codes.len())) {
         match back {
             Ok(back) if back == want => {}
             Ok(_) => {
@@ -47,7 +46,7 @@ pub fn check_entropy_bytes(data: &[u8]) -> Result<(), Failure> {
         }
     }
     let n = 64 * usize::from(data.get(1).copied().unwrap_or(0));
-    let outcomes = at_every_level(|| Ok(decode(body, width, n)))?;
+    let outcomes = at_every_level(|| decode(body, width, n));
     if outcomes.iter().any(|o| o != &outcomes[0]) {
         return Err("the SIMD levels decode a hostile byte-variant stream differently".into());
     }
@@ -63,14 +62,6 @@ pub fn check_entropy_bytes(data: &[u8]) -> Result<(), Failure> {
 fn decode(stream: &[u8], width: u32, n: usize) -> Result<Vec<u8>, crate::Error> {
     let mut out = vec![0u8; n];
     decode_bytes(stream, width, &IDENTITY, &mut out).map(|()| out)
-}
-
-/// What `f` gives at each SIMD level of this CPU.
-fn at_every_level<T>(f: impl Fn() -> Result<T, Failure>) -> Result<Vec<T>, Failure> {
-    Level::available()
-        .into_iter()
-        .map(|level| with_level(level, &f).map_err(|e| e.to_string())?)
-        .collect()
 }
 
 /// Appends the byte-variant stream of `codes` (of `width` bits) to `out`: a seed whose mutations

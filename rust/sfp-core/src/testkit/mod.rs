@@ -26,6 +26,14 @@ pub type Failure = String;
 /// The frame's chunk-table entry plus the smallest chunk, in bytes: the least input one chunk costs.
 pub const MIN_BYTES_PER_CHUNK: usize = 16 + 10;
 
+/// What `f` gives at each SIMD level of this CPU, worst first.
+pub fn at_every_level<T>(f: impl Fn() -> T) -> Vec<T> {
+    crate::simd::Level::available()
+        .into_iter()
+        .filter_map(|level| crate::simd::with_level(level, &f).ok())
+        .collect()
+}
+
 /// `n` skewed codes of `width` bits, as exponents are: the smallest of three uniform draws.
 pub fn skewed_codes(n: usize, width: u32, seed: u64) -> Vec<u16> {
     let mut r = rng(seed);

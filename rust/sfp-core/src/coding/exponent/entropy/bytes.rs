@@ -285,8 +285,7 @@ mod tests {
     use super::*;
     use crate::coding::exponent::entropy::histogram;
     use crate::coding::exponent::IDENTITY;
-    use crate::simd::{with_level, Level};
-    use crate::testkit::{damaged, skewed_codes as skewed};
+    use crate::testkit::{at_every_level, damaged, skewed_codes as skewed};
 
     fn encoded(codes: &[u16], width: u32) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -297,23 +296,13 @@ mod tests {
     }
 
     /// What decoding `bytes` as `n` codes gives at each SIMD level of this CPU.
-    fn at_every_level(
-        bytes: &[u8],
-        width: u32,
-        n: usize,
-    ) -> Vec<std::result::Result<Vec<u8>, String>> {
-        Level::available()
-            .into_iter()
-            .map(|level| {
-                with_level(level, || {
-                    let mut out = vec![0u8; n];
-                    decode_bytes(bytes, width, &IDENTITY, &mut out)
-                        .map(|()| out)
-                        .map_err(|e| e.to_string())
-                })
-                .unwrap()
-            })
-            .collect()
+    fn decoded(bytes: &[u8], width: u32, n: usize) -> Vec<std::result::Result<Vec<u8>, String>> {
+        at_every_level(|| {
+            let mut out = vec![0u8; n];
+            decode_bytes(bytes, width, &IDENTITY, &mut out)
+                .map(|()| out)
+                .map_err(|e| e.to_string())
+        })
     }
 
     #[test]
@@ -328,14 +317,11 @@ mod tests {
             ((1 << 17) + 77, 7),
         ] {
             let codes = skewed(n, width, n as u64);
-            let streams: Vec<Vec<u8>> = Level::available()
-                .into_iter()
-                .map(|level| with_level(level, || encoded(&codes, width)).unwrap())
-                .collect();
+            let streams = at_every_level(|| encoded(&codes, width));
             assert!(streams.iter().all(|s| s == &streams[0]), "{n} codes");
             assert_eq!(streams[0][0] & BYTES, BYTES);
             let want: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
-            for got in at_every_level(&streams[0], width, n) {
+            for got in decoded(&streams[0], width, n) {
                 assert!(got.as_ref() == Ok(&want), "{n} codes of {width} bits");
             }
         }
@@ -345,7 +331,7 @@ mod tests {
     fn a_code_that_takes_every_slot_decodes_without_words() {
         let codes = vec![5u16; 3000];
         let bytes = encoded(&codes, 4);
-        for got in at_every_level(&bytes, 4, codes.len()) {
+        for got in decoded(&bytes, 4, codes.len()) {
             assert_eq!(got, Ok(vec![5u8; 3000]));
         }
     }
@@ -355,7 +341,7 @@ mod tests {
         let (n, width) = ((1 << 15) + 3, 6);
         let bytes = encoded(&skewed(n, width, 9), width);
         for bad in damaged(&bytes, 997) {
-            let results = at_every_level(&bad, width, n);
+            let results = decoded(&bad, width, n);
             assert!(
                 results.iter().all(|r| r == &results[0]),
                 "{} bytes",

@@ -121,23 +121,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::super::{decode, encode, VECTOR, VECTOR_MIN};
-    use crate::simd::{with_level, Level};
-    use crate::testkit::{damaged, skewed_codes as skewed};
+    use crate::testkit::{at_every_level, damaged, skewed_codes as skewed};
 
     /// What decoding `bytes` as `n` codes of `width` gives at each SIMD level of this CPU.
-    fn at_every_level(bytes: &[u8], width: u32, n: usize) -> Vec<Result<Vec<u16>, String>> {
-        Level::available()
-            .into_iter()
-            .map(|level| {
-                with_level(level, || {
-                    let mut out = vec![0u16; n];
-                    decode(bytes, width, &mut out)
-                        .map(|()| out)
-                        .map_err(|e| e.to_string())
-                })
-                .unwrap()
-            })
-            .collect()
+    fn decoded(bytes: &[u8], width: u32, n: usize) -> Vec<Result<Vec<u16>, String>> {
+        at_every_level(|| {
+            let mut out = vec![0u16; n];
+            decode(bytes, width, &mut out)
+                .map(|()| out)
+                .map_err(|e| e.to_string())
+        })
     }
 
     #[test]
@@ -151,7 +144,7 @@ mod tests {
             let mut bytes = Vec::new();
             encode(&codes, width, &mut bytes);
             assert_ne!(bytes[0] & VECTOR, 0, "{n} codes of {width} bits");
-            for got in at_every_level(&bytes, width, n) {
+            for got in decoded(&bytes, width, n) {
                 assert!(got.as_ref() == Ok(&codes), "{n} codes of {width} bits");
             }
         }
@@ -168,7 +161,7 @@ mod tests {
         // Every truncation and bit flip is an error (or, for a flipped word, other codes) at every
         // level alike: the SIMD rounds stop where the portable steps would read past the end.
         for bad in damaged(&bytes, 4999) {
-            let results = at_every_level(&bad, width, n);
+            let results = decoded(&bad, width, n);
             assert!(
                 results.iter().all(|r| r == &results[0]),
                 "{} bytes",
@@ -181,6 +174,6 @@ mod tests {
         // Both state-count flags at once name the byte variant, which is not read as 16-bit codes.
         let mut both = bytes.clone();
         both[0] |= 0x80;
-        assert!(at_every_level(&both, width, n).iter().all(Result::is_err));
+        assert!(decoded(&both, width, n).iter().all(Result::is_err));
     }
 }
