@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use crate::chunk::{self, ChunkLayout};
+use crate::coding::exponent::ExponentCoding;
 use crate::container::{ops, Container};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -106,15 +107,17 @@ pub fn encode_with<B: AsMut<[u8]>>(
         out.as_mut().copy_from_slice(&frame);
         return Ok(out);
     }
+    // Coded chunks of a narrow type are widened one at a time, in the chunk coders' scratch; the
+    // flat plan scans the whole array's words.
     let widened;
-    let src = if dtype.is_narrow() {
+    let src = if dtype.is_narrow() && target.format.exponent_coding == ExponentCoding::Raw {
         widened = threads::run(options.threads, || narrow::widen(src, dtype))??;
         &widened[..]
     } else {
         src
     };
     // The window search, the scan and the chunk coders each run one task per chunk.
-    let tasks = (src.len() / target.dtype.word_size()).div_ceil(chunk);
+    let tasks = (src.len() / dtype.size()).div_ceil(chunk);
     let prepared = threads::run_tasks(options.threads, tasks, || {
         pipeline::prepare(src, &target, shape, chunk, level, options.threads)
     })??;

@@ -17,39 +17,75 @@ use crate::runtime::memory::{self, Stores};
 use crate::simd::Level;
 
 thread_local! {
-    /// One chunk's 16-bit words, reused across the chunks a thread decodes.
+    /// One chunk's 16-bit words, reused across the chunks a thread encodes or decodes.
     static WORDS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Bytes per parallel task.
 const STEP: usize = 1 << 16;
 
+/// Checks that no element of `src` (one byte per element of `dtype`, the first at flat index
+/// `first`) has bits set above the type's width.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the first such element (a 4- or 6-bit type held in a byte
+/// keeps its high bits zero, as ml_dtypes does).
+fn check_width(src: &[u8], dtype: DType, first: u64) -> Result<()> {
+    let unused = !((1u16 << dtype.bits()) - 1) as u8;
+    if unused == 0 {
+        return Ok(());
+    }
+    match src.iter().position(|&b| b & unused != 0) {
+        Some(i) => Err(Error::invalid(format!(
+            "element {} of the {} array is 0x{:02x}: bits above its {} are set",
+            first + i as u64,
+            dtype.name(),
+            src[i],
+            dtype.bits()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The low bytes of the little-endian 16-bit words `out` set to `src`, the high ones to 0.
+fn widen_into(src: &[u8], out: &mut [u8]) {
+    for (w, &b) in out.chunks_exact_mut(2).zip(src) {
+        w[0] = b;
+        w[1] = 0;
+    }
+}
+
 /// `src` (one byte per element of `dtype`) as little-endian 16-bit words.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when an element has bits set above the type's width (a 4- or 6-bit
-/// type held in a byte keeps its high bits zero, as ml_dtypes does).
+/// As [`check_width`].
 pub(crate) fn widen(src: &[u8], dtype: DType) -> Result<Vec<u8>> {
-    let unused = !((1u16 << dtype.bits()) - 1) as u8;
-    if unused != 0 {
-        if let Some(i) = src.iter().position(|&b| b & unused != 0) {
-            return Err(Error::invalid(format!(
-                "element {i} of the {} array is 0x{:02x}: bits above its {} are set",
-                dtype.name(),
-                src[i],
-                dtype.bits()
-            )));
-        }
-    }
+    check_width(src, dtype, 0)?;
     let mut out = memory::zeroed(src.len() * 2);
     out.par_chunks_mut(2 * STEP)
         .zip(src.par_chunks(STEP))
-        .for_each(|(d, s)| {
-            for (w, &b) in d.chunks_exact_mut(2).zip(s) {
-                w[0] = b;
-            }
-        });
+        .for_each(|(d, s)| widen_into(s, d));
     Ok(out)
+}
+
+/// Runs `f` with `part` (one byte per element of `dtype`, the first at flat index `first`) as
+/// little-endian 16-bit words in this thread's reused buffer: an encode widens a chunk at a time
+/// instead of the whole array into fresh memory.
+///
+/// # Errors
+/// As [`check_width`] (then `f` does not run).
+pub(crate) fn with_widened<R>(
+    part: &[u8],
+    dtype: DType,
+    first: u64,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    check_width(part, dtype, first)?;
+    Ok(memory::with_reused(&WORDS, |words| {
+        words.resize(part.len() * 2, 0);
+        widen_into(part, words);
+        f(words)
+    }))
 }
 
 /// The low bytes of little-endian 16-bit `words` into `out` (half their length).

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::Target;
 use crate::frame::Header;
 use crate::kernel::{self, Params, Word};
+use crate::narrow;
 use crate::reduce::Reducer;
 use crate::runtime::memory::Stores;
 use crate::simd::Level;
@@ -97,7 +98,7 @@ pub(crate) fn prepare<'a>(
         target.dtype.word_size(),
         kernel::mode(&reducer),
         encode_chunks(level, &reducer, target, src, chunk)
-    );
+    )?;
     let header = Header {
         target: *target,
         window_top: window_top_field(window),
@@ -113,28 +114,42 @@ pub(crate) fn prepare<'a>(
     Ok(Prepared::Coded { header, chunks })
 }
 
-/// Encodes every chunk in parallel, each into a buffer of its exact length.
+/// Encodes every chunk in parallel, each into a buffer of its exact length; `src` holds one byte
+/// per element for a narrow type, widened a chunk at a time.
+///
+/// # Errors
+/// As [`narrow::with_widened`].
 fn encode_chunks<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
     t: &Target,
     src: &[u8],
     chunk: usize,
-) -> Vec<Vec<u8>> {
+) -> Result<Vec<Vec<u8>>> {
     let p = Params::<W>::new(r);
-    src.par_chunks((chunk * W::SIZE).max(1))
+    let narrow = t.dtype.is_narrow();
+    let element = if narrow { 1 } else { W::SIZE };
+    src.par_chunks((chunk * element).max(1))
         .enumerate()
         .map(|(c, part)| {
-            chunk::encode::<W, M>(
-                level,
-                r,
-                &p,
-                t.exp_bits,
-                t.man_bits,
-                (t.format.exponent_coding, t.format.level),
-                part,
-                (c * chunk) as u64,
-            )
+            let first = (c * chunk) as u64;
+            let encode = |words: &[u8]| {
+                chunk::encode::<W, M>(
+                    level,
+                    r,
+                    &p,
+                    t.exp_bits,
+                    t.man_bits,
+                    (t.format.exponent_coding, t.format.level),
+                    words,
+                    first,
+                )
+            };
+            if narrow {
+                narrow::with_widened(part, t.dtype, first, encode)
+            } else {
+                Ok(encode(part))
+            }
         })
         .collect()
 }
