@@ -186,7 +186,9 @@ fn main() -> sfp_core::Result<()> {
         if !what.is_empty() && !name.contains(&what) {
             continue;
         }
-        let mut frame = encode(&src, dtype, &shape, &f, &one).unwrap_or_default();
+        // A failed call (a bad SFP_SIMD, say) ends the run: timing an error would print nonsense.
+        let mut frame = encode(&src, dtype, &shape, &f, &one)?;
+        decode_into(&frame, &mut dst, Some(1))?;
         let te = if std::env::var("SFP_PROF_ONLY").is_ok_and(|o| o == "dec") {
             f64::INFINITY
         } else {
