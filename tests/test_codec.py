@@ -155,6 +155,28 @@ def test_frames_do_not_depend_on_threads_and_values_not_on_chunks() -> None:
         assert same_bits(sfp.decode(sfp.encode(x, fmt, chunk_size=chunk)), sfp.decode(one))
 
 
+def test_a_frame_is_a_plain_bytes_of_its_length_also_when_it_outgrows_its_first_buffer() -> None:
+    # The frame's `bytes` is asked for at about the most the frame can take and then cut to its
+    # length; NaNs and infinities kept raw beside 8-bit codes outgrow that first buffer.
+    import pickle
+
+    x = np.arange(3 << 16, dtype=np.float32)
+    x[::3] = np.inf
+    x[1::3] = np.nan
+    fmt = sfp.Format(exp_bits=4, man_bits=3)
+    for data, f in [(x, fmt), (x[2::3].copy(), sfp.Format())]:
+        one = sfp.encode(data, f, chunk_size=1 << 14, threads=1)
+        for threads in (1, 2):
+            frame = sfp.encode(data, f, chunk_size=1 << 14, threads=threads)
+            assert type(frame) is bytes and frame == one
+            assert frame == bytes(bytearray(frame)) and hash(frame) == hash(bytes(bytearray(frame)))
+            assert pickle.loads(pickle.dumps(frame)) == frame
+            np.testing.assert_array_equal(
+                sfp.decode(frame).view(np.uint32), sfp.quantize(data, f).view(np.uint32)
+            )
+    assert len(sfp.encode(x, fmt)) > x.size * 9 // 8
+
+
 def test_decode_and_quantize_write_into_out() -> None:
     x = np.random.default_rng(4).standard_normal((64, 64))
     fmt = sfp.Format(exp_bits=5, man_bits=4)

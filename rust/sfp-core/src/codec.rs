@@ -1,5 +1,7 @@
 //! The public operations: encode, decode, quantize, inspect.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::chunk::{self, ChunkLayout};
@@ -15,7 +17,7 @@ use crate::narrow;
 use crate::pipeline::window::window_for;
 use crate::pipeline::{self, decode_chunks, quantize_chunks};
 use crate::reduce::Reducer;
-use crate::runtime::memory::{self, Stores};
+use crate::runtime::memory::Stores;
 use crate::runtime::threads;
 use crate::simd;
 
@@ -75,27 +77,57 @@ pub fn encode(
     format: &Format,
     options: &Options,
 ) -> Result<Vec<u8>> {
-    encode_with(src, dtype, shape, format, options, |len| {
-        Ok(memory::zeroed(len))
-    })
+    let mut frame = encode_with(src, dtype, shape, format, options, |capacity| {
+        Ok(Vec::with_capacity(capacity))
+    })?;
+    frame.shrink_to_fit();
+    Ok(frame)
 }
 
-/// [`encode`] into a buffer the caller allocates once the frame's length is known: `alloc(len)` must
-/// return a zeroed buffer of exactly `len` bytes, which is filled and returned.
+/// Memory a frame is written into, which [`encode_with`] asks its caller for (a `Vec`, or an
+/// object of the caller's language, such as a Python `bytes`).
+pub trait FrameBuffer {
+    /// The buffer's memory, uninitialised until the encoder writes it.
+    fn memory(&mut self) -> &mut [MaybeUninit<u8>];
+
+    /// Ends the frame after its first `len` bytes; the memory beyond them is not part of it.
+    ///
+    /// # Safety
+    /// The first `len` bytes of [`FrameBuffer::memory`] have been written, and `len` is at most
+    /// its length.
+    unsafe fn set_len(&mut self, len: usize);
+}
+
+/// A vector's spare capacity; a frame's vector starts empty.
+impl FrameBuffer for Vec<u8> {
+    fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
+        self.spare_capacity_mut()
+    }
+
+    unsafe fn set_len(&mut self, len: usize) {
+        // SAFETY: the caller's contract, for a vector that was empty.
+        unsafe { Vec::set_len(self, len) };
+    }
+}
+
+/// [`encode`] into buffers the caller allocates: `alloc(capacity)` returns one of at least
+/// `capacity` bytes, which the frame is written into and ended in ([`FrameBuffer::set_len`]).
 ///
-/// Memory: a frame whose size follows from a scan (`exponent_coding="raw"`) is encoded straight into
-/// that buffer; coded chunks are encoded into this thread's scratch, kept at their exact length, and
-/// each is freed once copied into the buffer, so the peak is about the frame plus the scratch.
+/// Memory: a frame whose size follows from a scan (`exponent_coding="raw"`) asks for exactly its
+/// size. Coded frames ask for about the most the frame can take (its stored bits and an eighth),
+/// of which only the frame's own bytes are ever written, and for a larger buffer in the rare case
+/// that the frame outgrows it; the chunks are encoded in waves of one per thread into reused
+/// buffers, so the peak is the frame plus a chunk per thread.
 ///
 /// # Errors
 /// As [`encode`], and whatever `alloc` returns.
-pub fn encode_with<B: AsMut<[u8]>>(
+pub fn encode_with<B: FrameBuffer>(
     src: &[u8],
     dtype: DType,
     shape: &[u64],
     format: &Format,
     options: &Options,
-    alloc: impl FnOnce(usize) -> Result<B>,
+    mut alloc: impl FnMut(usize) -> Result<B>,
 ) -> Result<B> {
     check_len(src.len(), dtype, shape)?;
     let target = format.resolve(dtype)?;
@@ -104,7 +136,15 @@ pub fn encode_with<B: AsMut<[u8]>>(
     if format.container != Container::Window {
         let frame = ops::encode(src, dtype, shape, format, options)?;
         let mut out = alloc(frame.len())?;
-        out.as_mut().copy_from_slice(&frame);
+        let memory = out.memory();
+        if memory.len() < frame.len() {
+            return Err(Error::invalid("the buffer is shorter than the frame"));
+        }
+        for (m, &b) in memory.iter_mut().zip(&frame) {
+            m.write(b);
+        }
+        // SAFETY: the frame's bytes were written.
+        unsafe { out.set_len(frame.len()) };
         return Ok(out);
     }
     // Coded chunks of a narrow type are widened one at a time, in the chunk coders' scratch; the
@@ -116,15 +156,15 @@ pub fn encode_with<B: AsMut<[u8]>>(
     } else {
         src
     };
-    // The window search, the scan and the chunk coders each run one task per chunk.
-    let tasks = (src.len() / dtype.size()).div_ceil(chunk);
-    let prepared = threads::run_tasks(options.threads, tasks, || {
-        pipeline::prepare(src, &target, shape, chunk, level, options.threads)
-    })??;
-    let mut out = alloc(prepared.len())?;
-    let buf = out.as_mut();
-    threads::run_tasks(options.threads, tasks, || prepared.write_to(buf))??;
-    Ok(out)
+    let job = pipeline::Job {
+        src,
+        target: &target,
+        shape,
+        chunk,
+        level,
+        threads: options.threads,
+    };
+    pipeline::encode(&job, alloc)
 }
 
 /// Decodes a frame into `out`, which must be exactly the array's bytes; returns the header.

@@ -35,7 +35,7 @@ pub use chunk::planes::{Planes, PlanesBytes};
 pub use chunk::ChunkLayout;
 pub use codec::{
     decode_into, decode_with, encode, encode_with, inspect, quantize, quantize_in_place,
-    quantize_in_place_shaped, quantize_shaped, FrameInfo, Options,
+    quantize_in_place_shaped, quantize_shaped, FrameBuffer, FrameInfo, Options,
 };
 pub use coding::exponent::{Coder, ExponentCoding};
 pub use coding::mantissa::Plan as MantissaPlan;

@@ -3,14 +3,16 @@
 //! Arrays arrive as C-contiguous byte buffers (the Python layer makes `uint8` views), so the binding
 //! never depends on numpy's C API. The GIL is released for inputs of `RELEASE_GIL_BYTES` or more.
 
+use std::mem::MaybeUninit;
+
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
 use sfp_core::{
-    BlockFormat, CodingLevel, Container, DType, Error, ExponentCoding, Format, Options, Rounding,
-    Underflow,
+    BlockFormat, CodingLevel, Container, DType, Error, ExponentCoding, Format, FrameBuffer,
+    Options, Rounding, Underflow,
 };
 
 create_exception!(
@@ -127,8 +129,8 @@ fn encode<'py>(
         threads,
     };
     let frame = maybe_detach(py, data.len(), || {
-        sfp_core::encode_with(data, dtype, &shape, &format, &options, |len| {
-            FreshBuffer::new(len, threads, Kind::Bytes)
+        sfp_core::encode_with(data, dtype, &shape, &format, &options, |capacity| {
+            FreshBytes::new(capacity)
         })
     })
     .map_err(to_py)?;
@@ -147,7 +149,7 @@ fn decode<'py>(
     let data = bytes_of(&frame, "the frame")?;
     let (header, array) = maybe_detach(py, data.len(), || {
         sfp_core::decode_with(data, threads, max_nbytes, |h| {
-            FreshBuffer::new(h.nbytes(), threads, Kind::ByteArray)
+            FreshBuffer::new(h.nbytes(), threads)
         })
     })
     .map_err(to_py)?;
@@ -211,46 +213,90 @@ enum Kind {
     ByteArray,
 }
 
-/// A new, zeroed `bytes` or `bytearray` of a given length, created once the core knows the length
-/// (with the GIL taken just for that) and filled by the core without it.
+/// A new, uninitialised `bytes` or `bytearray` of `len` bytes (created with the GIL taken just
+/// for that, and filled by the core without it) and the address of its data.
+fn fresh_object(len: usize, kind: Kind) -> Result<(Py<PyAny>, *mut u8), Error> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| Error::invalid(format!("a buffer of {len} bytes is too large")))?;
+    let (object, addr) = Python::attach(|py| -> PyResult<(Py<PyAny>, usize)> {
+        // SAFETY: a NULL source asks CPython for an uninitialised object of `size` bytes, owned
+        // by the returned reference (NULL leaves a Python exception, turned into `Err`); its
+        // data pointer stays valid while the object lives, and it is not reallocated.
+        unsafe {
+            let obj = match kind {
+                Kind::Bytes => pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+                Kind::ByteArray => pyo3::ffi::PyByteArray_FromStringAndSize(std::ptr::null(), size),
+            };
+            let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+            let data = match kind {
+                Kind::Bytes => pyo3::ffi::PyBytes_AsString(obj.as_ptr()),
+                Kind::ByteArray => pyo3::ffi::PyByteArray_AsString(obj.as_ptr()),
+            };
+            if data.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            Ok((obj.unbind(), data as usize))
+        }
+    })
+    .map_err(|e| Error::invalid(format!("cannot allocate {len} bytes: {e}")))?;
+    Ok((object, addr as *mut u8))
+}
+
+/// A new `bytes` a frame is written into: asked for at the size the frame can reach, of which
+/// only the frame's bytes are ever touched, and then cut to the frame's length.
+struct FreshBytes {
+    object: Py<PyAny>,
+    ptr: *mut u8,
+    capacity: usize,
+}
+
+// SAFETY: `ptr` points into `object`, which this value owns; nothing else sees the object before
+// the core has filled it and the binding hands it to Python.
+unsafe impl Send for FreshBytes {}
+
+impl FreshBytes {
+    fn new(capacity: usize) -> Result<Self, Error> {
+        let (object, ptr) = fresh_object(capacity, Kind::Bytes)?;
+        Ok(Self {
+            object,
+            ptr,
+            capacity,
+        })
+    }
+}
+
+impl FrameBuffer for FreshBytes {
+    fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: `capacity` bytes at `ptr`, inside `object`, borrowed through `self` only.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.cast(), self.capacity) }
+    }
+
+    unsafe fn set_len(&mut self, len: usize) {
+        // A `bytes` may end before its allocation does: setting its size (stable ABI, as
+        // `Py_SET_SIZE`) on an object nobody else holds yet, with the terminating NUL that
+        // every `bytes` has, leaves a valid object whose untouched tail costs no memory.
+        // SAFETY: `object` is a `bytes` of `capacity >= len` bytes (the caller's contract), with
+        // room for its NUL at `len`; only this value refers to it.
+        unsafe {
+            (*self.object.as_ptr().cast::<pyo3::ffi::PyVarObject>()).ob_size = len as isize;
+            *self.ptr.add(len) = 0;
+        }
+    }
+}
+
+/// A new, zeroed `bytearray` an array is decoded into.
 struct FreshBuffer {
     object: Py<PyAny>,
     ptr: *mut u8,
     len: usize,
 }
 
-// SAFETY: `ptr` points into `object`, which this value owns; nothing else sees the object before
-// the core has filled it and the binding hands it to Python.
+// SAFETY: as for `FreshBytes`.
 unsafe impl Send for FreshBuffer {}
 
 impl FreshBuffer {
-    fn new(len: usize, threads: Option<usize>, kind: Kind) -> Result<Self, Error> {
-        let size = pyo3::ffi::Py_ssize_t::try_from(len)
-            .map_err(|_| Error::invalid(format!("a buffer of {len} bytes is too large")))?;
-        let (object, addr) = Python::attach(|py| -> PyResult<(Py<PyAny>, usize)> {
-            // SAFETY: a NULL source asks CPython for an uninitialised object of `size` bytes, owned
-            // by the returned reference (NULL leaves a Python exception, turned into `Err`); its
-            // data pointer stays valid while the object lives, and it is not resized.
-            unsafe {
-                let obj = match kind {
-                    Kind::Bytes => pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
-                    Kind::ByteArray => {
-                        pyo3::ffi::PyByteArray_FromStringAndSize(std::ptr::null(), size)
-                    }
-                };
-                let obj = Bound::from_owned_ptr_or_err(py, obj)?;
-                let data = match kind {
-                    Kind::Bytes => pyo3::ffi::PyBytes_AsString(obj.as_ptr()),
-                    Kind::ByteArray => pyo3::ffi::PyByteArray_AsString(obj.as_ptr()),
-                };
-                if data.is_null() {
-                    return Err(PyErr::fetch(py));
-                }
-                Ok((obj.unbind(), data as usize))
-            }
-        })
-        .map_err(|e| Error::invalid(format!("cannot allocate {len} bytes: {e}")))?;
-        let ptr = addr as *mut u8;
+    fn new(len: usize, threads: Option<usize>) -> Result<Self, Error> {
+        let (object, ptr) = fresh_object(len, Kind::ByteArray)?;
         // Zeroing faults the fresh pages in, on the operation's threads (see `sfp_core::memory`).
         // SAFETY: `ptr` is valid for `len` bytes and nothing else accesses them yet.
         unsafe { sfp_core::memory::zero_fresh(ptr, len, threads)? };

@@ -75,6 +75,8 @@ pub(crate) struct Scratch {
     low: Vec<u64>,
     tables: assemble::Tables,
     planes: planes::Scratch,
+    /// A maximum-level chunk's planes encoding, kept when smaller than its split one.
+    candidate: Vec<u8>,
 }
 
 thread_local! {
@@ -87,8 +89,8 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 }
 
 /// Encodes the values of `src` (little-endian elements; the first has flat index `first`) with the
-/// kernels of `level` into a buffer of its own; `W` is the element word and `M` the rounding mode
-/// of `r`.
+/// kernels of `level`, appending the chunk to `out`; `W` is the element word and `M` the rounding
+/// mode of `r`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<W: Word, const M: u8>(
     level: Level,
@@ -99,26 +101,22 @@ pub(crate) fn encode<W: Word, const M: u8>(
     (coding, coding_level): (ExponentCoding, CodingLevel),
     src: &[u8],
     first: u64,
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let size = r.size();
-    let planes_chunk = |level: CodingLevel| {
-        let word = planes::Word {
-            bytes: size,
-            bits: r.value_bits,
-        };
-        // Written straight into the chunk's own buffer (a copy from a reused one took 7% of a
-        // bfloat16 encode), with room for the source's bytes, which a planes chunk rarely
-        // exceeds (a growing buffer copies itself); then cut to its length, which the allocator
-        // does in place.
-        let mut chunk = Vec::with_capacity(src.len() + src.len() / 8 + 64);
-        with_scratch(|s| planes::encode(src, word, level, &mut s.planes, &mut chunk));
-        chunk.shrink_to_fit();
-        chunk
+    let word = planes::Word {
+        bytes: size,
+        bits: r.value_bits,
     };
     if uses_planes(r, coding, coding_level) {
-        return planes_chunk(coding_level);
+        // Room for the source's bytes, which a planes chunk rarely exceeds: the coder writes
+        // into spare capacity, and a reused buffer keeps it from chunk to chunk.
+        out.reserve(src.len() + src.len() / 8 + 64);
+        with_scratch(|s| planes::encode(src, word, coding_level, &mut s.planes, out));
+        return;
     }
-    let split = encode_split::<W, M>(
+    let start = out.len();
+    encode_split::<W, M>(
         level,
         r,
         p,
@@ -126,18 +124,26 @@ pub(crate) fn encode<W: Word, const M: u8>(
         (coding, coding_level),
         src,
         first,
+        out,
     );
     if r.lossless && coding == ExponentCoding::Auto && size != 8 {
         // The maximum level keeps whichever is smaller.
-        let planes = planes_chunk(CodingLevel::Default);
-        if planes.len() < split.len() {
-            return planes;
+        let mut planes = with_scratch(|s| std::mem::take(&mut s.candidate));
+        planes.clear();
+        planes.reserve(src.len() + src.len() / 8 + 64);
+        with_scratch(|s| {
+            planes::encode(src, word, CodingLevel::Default, &mut s.planes, &mut planes)
+        });
+        if planes.len() < out.len() - start {
+            out.truncate(start);
+            out.extend_from_slice(&planes);
         }
+        with_scratch(|s| s.candidate = planes);
     }
-    split
 }
 
-/// [`encode`] into sign, exponent, mantissa and exception streams.
+/// [`encode`] into sign, exponent, mantissa and exception streams, appended to `out`.
+#[allow(clippy::too_many_arguments)]
 fn encode_split<W: Word, const M: u8>(
     level: Level,
     r: &Reducer,
@@ -146,7 +152,8 @@ fn encode_split<W: Word, const M: u8>(
     (coding, coding_level): (ExponentCoding, CodingLevel),
     src: &[u8],
     first: u64,
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let size = r.size();
     let n = src.len() / size;
     with_scratch(|s| {
@@ -185,13 +192,14 @@ fn encode_split<W: Word, const M: u8>(
             &[]
         };
         let n_exceptions = s.exceptions.len() / (4 + size);
-        let mut header = Vec::with_capacity(CHUNK_HEADER + mantissa::EXTRA_HEADER);
-        header.push(flags);
-        header.push(coder.id());
-        header.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
-        header.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
-        put_mantissa_header(plan, s.mants.len(), &mut header);
-        [&header[..], sign_bytes, &s.exps, &s.mants, &s.exceptions].concat()
+        out.push(flags);
+        out.push(coder.id());
+        out.extend_from_slice(&(s.exps.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(n_exceptions as u32).to_le_bytes());
+        put_mantissa_header(plan, s.mants.len(), out);
+        for stream in [sign_bytes, &s.exps, &s.mants, &s.exceptions] {
+            out.extend_from_slice(stream);
+        }
     })
 }
 

@@ -3,9 +3,10 @@
 //!
 //! An encode sizes its frame in one of two ways: flat chunks (`exponent_coding="raw"`) have a size
 //! that one read-only scan predicts, so they are encoded straight into their place in the output
-//! ([`flat`]); coded chunks are encoded first, each into a buffer of its exact length, and copied
-//! into the output once its length is known.
+//! ([`flat`]); coded chunks are encoded in waves of one per thread and copied into the output behind
+//! the ones before them ([`coded`]).
 
+pub(crate) mod coded;
 pub(crate) mod flat;
 pub(crate) mod window;
 
@@ -13,145 +14,81 @@ use crate::frame::checksum::checksum;
 use rayon::prelude::*;
 
 use crate::chunk;
+use crate::codec::FrameBuffer;
 use crate::coding::exponent::ExponentCoding;
 use crate::error::{Error, Result};
 use crate::format::Target;
 use crate::frame::Header;
 use crate::kernel::{self, Params, Word};
-use crate::narrow;
 use crate::reduce::Reducer;
-use crate::runtime::memory::Stores;
+use crate::runtime::memory::{self, Stores};
+use crate::runtime::threads;
 use crate::simd::Level;
-use window::{window_for, window_from_top, window_top_field};
+use window::{window_for, window_from_top};
 
-/// An encoded or sized frame, waiting for its output buffer.
-pub(crate) enum Prepared<'a> {
-    /// Sized by a scan; encoded by [`Prepared::write_to`].
-    Flat(flat::Plan<'a>),
-    /// Encoded: the serialised header and each chunk's bytes.
-    Coded {
-        header: Vec<u8>,
-        chunks: Vec<Vec<u8>>,
-    },
+/// What an encode works on: the source bytes (one byte per element for a narrow type, two-byte
+/// words for a flat frame of one) and how the frame is cut and run.
+pub(crate) struct Job<'a> {
+    pub(crate) src: &'a [u8],
+    pub(crate) target: &'a Target,
+    pub(crate) shape: &'a [u64],
+    pub(crate) chunk: usize,
+    pub(crate) level: Level,
+    pub(crate) threads: Option<usize>,
 }
 
-impl Prepared<'_> {
-    /// Total bytes of the frame.
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Self::Flat(plan) => plan.len(),
-            Self::Coded { header, chunks } => {
-                header.len() + chunks.iter().map(Vec::len).sum::<usize>()
-            }
-        }
-    }
-
-    /// Writes the frame into `out`, exactly [`Prepared::len`] bytes; coded chunks are freed as they
-    /// are copied, so the frame is never held twice.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] when `out` has the wrong length.
-    pub(crate) fn write_to(self, out: &mut [u8]) -> Result<()> {
-        if out.len() != self.len() {
-            return Err(Error::invalid(format!(
-                "the frame is {} bytes, the buffer {}",
-                self.len(),
-                out.len()
-            )));
-        }
-        match self {
-            Self::Flat(plan) => plan.write_to(out),
-            Self::Coded { header, chunks } => {
-                let (head, mut rest) = out.split_at_mut(header.len());
-                head.copy_from_slice(&header);
-                for c in chunks {
-                    let (dst, tail) = rest.split_at_mut(c.len());
-                    dst.copy_from_slice(&c);
-                    rest = tail;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Finds the window and encodes (or, for flat chunks, sizes) the frame of `src`; runs on the
-/// operation's threads.
+/// Encodes `job` into the buffers `alloc` returns (uninitialised; see [`FrameBuffer`]): the
+/// window search, then flat chunks straight into a buffer of the frame's exact size (their sizes
+/// follow from a scan) or coded chunks as [`coded`] describes.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when a size overflows.
-pub(crate) fn prepare<'a>(
-    src: &'a [u8],
-    target: &Target,
-    shape: &[u64],
-    chunk: usize,
-    level: Level,
-    threads: Option<usize>,
-) -> Result<Prepared<'a>> {
-    let window = window_for(target, src, chunk, level)?;
-    if target.format.exponent_coding == ExponentCoding::Raw {
-        let plan = flat::Plan::new(src, *target, window, shape, chunk, level, threads)?;
-        return Ok(Prepared::Flat(plan));
+/// [`Error::InvalidArgument`] when a size overflows or the threads cannot start; whatever `alloc`
+/// returns.
+pub(crate) fn encode<B: FrameBuffer>(
+    job: &Job<'_>,
+    mut alloc: impl FnMut(usize) -> Result<B>,
+) -> Result<B> {
+    let element = job.target.dtype.size();
+    // The window search and the scan run one task per chunk.
+    let tasks = (job.src.len() / element).div_ceil(job.chunk);
+    let window = threads::run_tasks(job.threads, tasks, || {
+        window_for(job.target, job.src, job.chunk, job.level)
+    })??;
+    if job.target.format.exponent_coding != ExponentCoding::Raw {
+        return coded::encode(job, window, &mut alloc);
     }
-    let reducer = Reducer::new(target, window);
-    let chunks = crate::by_word!(
-        target.dtype.word_size(),
-        kernel::mode(&reducer),
-        encode_chunks(level, &reducer, target, src, chunk)
-    )?;
-    let header = Header {
-        target: *target,
-        window_top: window_top_field(window),
-        shape: shape.to_vec(),
-        chunk_size: chunk,
-        chunks: chunks
-            .iter()
-            .map(|c| (c.len() as u64, checksum(c)))
-            .collect(),
-        header_len: 0,
+    let plan = threads::run_tasks(job.threads, tasks, || {
+        flat::Plan::new(
+            job.src,
+            *job.target,
+            window,
+            job.shape,
+            job.chunk,
+            job.level,
+            job.threads,
+        )
+    })??;
+    let len = plan.len();
+    let mut out = alloc(len)?;
+    let memory = out.memory();
+    if memory.len() < len {
+        return Err(Error::invalid(format!(
+            "the frame is {len} bytes, the buffer {}",
+            memory.len()
+        )));
     }
-    .to_bytes();
-    Ok(Prepared::Coded { header, chunks })
-}
-
-/// Encodes every chunk in parallel, each into a buffer of its exact length; `src` holds one byte
-/// per element for a narrow type, widened a chunk at a time.
-///
-/// # Errors
-/// As [`narrow::with_widened`].
-fn encode_chunks<W: Word, const M: u8>(
-    level: Level,
-    r: &Reducer,
-    t: &Target,
-    src: &[u8],
-    chunk: usize,
-) -> Result<Vec<Vec<u8>>> {
-    let p = Params::<W>::new(r);
-    let narrow = t.dtype.is_narrow();
-    let element = if narrow { 1 } else { W::SIZE };
-    src.par_chunks((chunk * element).max(1))
-        .enumerate()
-        .map(|(c, part)| {
-            let first = (c * chunk) as u64;
-            let encode = |words: &[u8]| {
-                chunk::encode::<W, M>(
-                    level,
-                    r,
-                    &p,
-                    t.exp_bits,
-                    t.man_bits,
-                    (t.format.exponent_coding, t.format.level),
-                    words,
-                    first,
-                )
-            };
-            if narrow {
-                narrow::with_widened(part, t.dtype, first, encode)
-            } else {
-                Ok(encode(part))
-            }
-        })
-        .collect()
+    let ptr = memory.as_mut_ptr().cast::<u8>();
+    // SAFETY: `ptr` is valid for `len` bytes of the buffer, borrowed through `out` alone; zeroed,
+    // they are initialised, and the flat chunks are written into them on the operation's threads
+    // (the zeroing takes the fresh pages' faults there too).
+    let frame = unsafe {
+        memory::zero_fresh(ptr, len, job.threads)?;
+        std::slice::from_raw_parts_mut(ptr, len)
+    };
+    plan.write_to(frame)?;
+    // SAFETY: all `len` bytes were written.
+    unsafe { out.set_len(len) };
+    Ok(out)
 }
 
 /// Parses a frame's header and the reducer that expands its values.
