@@ -140,9 +140,7 @@ pub fn encode_with<B: FrameBuffer>(
         if memory.len() < frame.len() {
             return Err(Error::invalid("the buffer is shorter than the frame"));
         }
-        for (m, &b) in memory.iter_mut().zip(&frame) {
-            m.write(b);
-        }
+        pipeline::coded::copy(&mut memory[..frame.len()], &frame);
         // SAFETY: the frame's bytes were written.
         unsafe { out.set_len(frame.len()) };
         return Ok(out);

@@ -109,9 +109,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
         bits: r.value_bits,
     };
     if uses_planes(r, coding, coding_level) {
-        // Room for the source's bytes, which a planes chunk rarely exceeds: the coder writes
-        // into spare capacity, and a reused buffer keeps it from chunk to chunk.
-        out.reserve(src.len() + src.len() / 8 + 64);
+        out.reserve(planes_room(src.len()));
         with_scratch(|s| planes::encode(src, word, coding_level, &mut s.planes, out));
         return;
     }
@@ -130,7 +128,7 @@ pub(crate) fn encode<W: Word, const M: u8>(
         // The maximum level keeps whichever is smaller.
         let mut planes = with_scratch(|s| std::mem::take(&mut s.candidate));
         planes.clear();
-        planes.reserve(src.len() + src.len() / 8 + 64);
+        planes.reserve(planes_room(src.len()));
         with_scratch(|s| {
             planes::encode(src, word, CodingLevel::Default, &mut s.planes, &mut planes)
         });
@@ -140,6 +138,12 @@ pub(crate) fn encode<W: Word, const M: u8>(
         }
         with_scratch(|s| s.candidate = planes);
     }
+}
+
+/// Bytes to reserve for a planes chunk of `src_len` source bytes: more than it rarely exceeds, as
+/// the coder writes into spare capacity (a reused buffer keeps it from chunk to chunk).
+fn planes_room(src_len: usize) -> usize {
+    src_len + src_len / 8 + 64
 }
 
 /// [`encode`] into sign, exponent, mantissa and exception streams, appended to `out`.

@@ -46,7 +46,7 @@ pub(crate) fn encode<B: FrameBuffer>(
         t.dtype.word_size()
     };
     let values = job.src.len() / element;
-    let n_chunks = values.div_ceil(job.chunk.max(1));
+    let n_chunks = values.div_ceil(job.chunk);
     let header = |chunks: Vec<(u64, u64)>| {
         Header {
             target: *t,
@@ -220,7 +220,7 @@ impl<B: FrameBuffer> Writer<B> {
 }
 
 /// Copies `src` into `dst`, of the same length.
-fn copy(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+pub(crate) fn copy(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
     let n = dst.len().min(src.len());
     // SAFETY: both are valid for `n` bytes and the borrows keep them from overlapping;
