@@ -12,8 +12,9 @@ measures, on thesame data and in the same run:
 * threads: ours with 1 and 2 threads.
 
 Every codec runs single-threaded unless the row says otherwise; times are the best of ``--repeats``
-(the machine is shared, so the best is the least disturbed); every round trip is checked bit
-for bit.
+(the machine is shared, so the best is the least disturbed), and the codecs of a table (with
+memcpy) take turns, one run each per round, so that a slow spell slows them all and the speed
+ratios between them hold; every round trip is checked bit for bit.
 Speeds are GB/s of raw input and fractions of memcpy (encode and quantize-new against copy into a
 new array, decode and in-place quantize against copy into a preallocated one); "peak MB" is the
 largest
@@ -77,14 +78,16 @@ def peak_growth(fn: Callable[[], Any]) -> tuple[int, Any]:
     return peak[0] - base, out
 
 
-def best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Fastest of ``repeats`` runs (seconds) and the last result."""
-    t_best, out = float("inf"), None
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Fastest of ``repeats`` runs (seconds) of each function, taken in turn round by round: a slow
+    spell of the shared machine then falls on every function alike, and their ratios hold."""
+    t_best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        t_best = min(t_best, time.perf_counter() - t0)
-    return t_best, out
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            t_best[key] = min(t_best[key], time.perf_counter() - t0)
+    return t_best
 
 
 # ---------------------------------------------------------------- peers not in peers.py
@@ -152,29 +155,43 @@ def ours(fmt: sfp.Format, threads: int = 1, name: str | None = None) -> peers.Co
 # ---------------------------------------------------------------- measuring
 
 
-def run_codec(
-    codec: peers.Codec, a: np.ndarray, repeats: int, expect: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Ratio, seconds and peak memory of one codec; decode must equal ``expect`` (default ``a``)."""
-    enc_s, blob = best(lambda: codec.encode(a), repeats)
-    dec_s, back = best(lambda: codec.decode(blob, a), repeats)
-    # Memory after the timed runs, so reusable buffers (our decode's `out`) already exist.
-    enc_mem, blob = peak_growth(lambda: codec.encode(a))
-    dec_mem, back = peak_growth(lambda: codec.decode(blob, a))
-    want = (a if expect is None else expect).reshape(-1)
+def run_codecs(
+    group: list[tuple[peers.Codec, np.ndarray | None]],
+    a: np.ndarray,
+    repeats: int,
+    also: dict[str, Callable[[], Any]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Ratio, seconds and peak memory of each codec of ``group`` (its decode must equal its
+    ``expect``, ``a`` when None), timed in turns with each other and with the functions ``also``
+    (whose seconds come back second)."""
+    blobs = [c.encode(a) for c, _ in group]
+    fns = dict(also or {})
+    for i, (c, _) in enumerate(group):
+        fns[f"enc {i}"] = lambda c=c: c.encode(a)
+        fns[f"dec {i}"] = lambda c=c, b=blobs[i]: c.decode(b, a)
+    seconds = interleaved(fns, repeats)
+    rows = []
     uint = f"u{a.dtype.itemsize}"
-    if not np.array_equal(np.asarray(back).reshape(-1).view(uint), want.view(uint)):
-        raise AssertionError(f"{codec.name} did not round-trip {a.dtype}")
-    return {
-        "codec": codec.name,
-        "dtype": str(a.dtype),
-        "nbytes": a.nbytes,
-        "ratio": a.nbytes / len(blob),
-        "enc_s": enc_s,
-        "dec_s": dec_s,
-        "enc_mb": enc_mem / 1e6,
-        "dec_mb": dec_mem / 1e6,
-    }
+    for i, (c, expect) in enumerate(group):
+        # Memory after the timed runs, so reusable buffers (our decode's `out`) already exist.
+        enc_mem, blob = peak_growth(lambda c=c: c.encode(a))
+        dec_mem, back = peak_growth(lambda c=c, b=blob: c.decode(b, a))
+        want = (a if expect is None else expect).reshape(-1)
+        if not np.array_equal(np.asarray(back).reshape(-1).view(uint), want.view(uint)):
+            raise AssertionError(f"{c.name} did not round-trip {a.dtype}")
+        rows.append(
+            {
+                "codec": c.name,
+                "dtype": str(a.dtype),
+                "nbytes": a.nbytes,
+                "ratio": a.nbytes / len(blob),
+                "enc_s": seconds[f"enc {i}"],
+                "dec_s": seconds[f"dec {i}"],
+                "enc_mb": enc_mem / 1e6,
+                "dec_mb": dec_mem / 1e6,
+            }
+        )
+    return rows, {k: seconds[k] for k in also or {}}
 
 
 def machine() -> str:
@@ -245,24 +262,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label, a in cases:
         dtype = peers.dtype_name(a)
         pre = np.empty_like(a)
-        copy_pre = best(lambda a=a, pre=pre: np.copyto(pre, a), rep)[0]
-        copy_new = best(lambda a=a: a.copy(), rep)[0]
+        codecs = list(lossless)
+        missing = ""
+        try:
+            codecs.append(peers.zipnn(dtype))
+        except Exception as e:
+            missing = f"| zipnn | {dtype} | not installed ({type(e).__name__}) | | | | | |\n"
+        memcpy = {
+            "pre": lambda a=a, pre=pre: np.copyto(pre, a),
+            "new": lambda a=a: a.copy(),
+        }
+        rows, copies = run_codecs([(c, None) for c in codecs], a, rep, memcpy)
+        copy_pre, copy_new = copies["pre"], copies["new"]
         report[f"memcpy_{label}"] = {"new_s": copy_new, "pre_s": copy_pre}
         print(
             f"## {label}: {a.nbytes / 1e6:.1f} MB; memcpy {a.nbytes / copy_pre / 1e9:.2f} GB/s "
             f"(preallocated), {a.nbytes / copy_new / 1e9:.2f} GB/s (new array)\n"
         )
-        print("### lossless\n\n" + HEAD)
-        codecs = list(lossless)
-        try:
-            codecs.append(peers.zipnn(dtype))
-        except Exception as e:
-            print(f"| zipnn | {dtype} | not installed ({type(e).__name__}) | | | | | |")
-        rows = []
-        for c in codecs:
-            r = run_codec(c, a, rep)
+        print("### lossless\n\n" + HEAD + missing, end="")
+        for r in rows:
             r["case"] = label
-            rows.append(r)
             print(fmt_row(r, a.nbytes, copy_new, copy_pre))
         _vs_peers(rows, "sfp lossless level 2")
         summary += rows
@@ -325,10 +344,42 @@ def lossy(a: np.ndarray, rep: int, copy_new: float, copy_pre: float) -> list[dic
     for keep in (7, 3):
         print(f"### lossy, {keep} mantissa bits (float32)\n")
         fmt = sfp.Format(man_bits=keep)
-        q = sfp.quantize(a, fmt)
+        quantized = sfp.quantize(a, fmt)
         buf = a.copy()
-        q_new = best(lambda fmt=fmt: sfp.quantize(a, fmt, threads=1), rep)[0]
-        q_in = best(lambda fmt=fmt, buf=buf: sfp.quantize(buf, fmt, out=buf, threads=1), rep)[0]
+        quantize = {
+            "new": lambda fmt=fmt: sfp.quantize(a, fmt, threads=1),
+            "in place": lambda fmt=fmt, buf=buf: sfp.quantize(buf, fmt, out=buf, threads=1),
+        }
+        br_zstd, rounded = bitround(keep, peers.zstd(3))
+        br_pc, _ = bitround(keep, peers.pcodec())
+        ref = rounded(a)
+        group, q_times = run_codecs(
+            [
+                (
+                    ours(sfp.Format(man_bits=keep, exponent_coding="raw"), name=f"sfp m{keep} raw"),
+                    quantized,
+                ),
+                (
+                    ours(
+                        sfp.Format(man_bits=keep, exponent_coding="auto"), name=f"sfp m{keep} auto"
+                    ),
+                    quantized,
+                ),
+                (
+                    ours(
+                        sfp.Format(exp_bits=4, man_bits=keep, exponent_coding="auto"),
+                        name=f"sfp e4m{keep} auto",
+                    ),
+                    sfp.quantize(a, sfp.Format(exp_bits=4, man_bits=keep)),
+                ),
+                (br_zstd, ref),
+                (br_pc, ref),
+            ],
+            a,
+            rep,
+            quantize,
+        )
+        q_new, q_in = q_times["new"], q_times["in place"]
         q_mem = peak_growth(lambda fmt=fmt, buf=buf: sfp.quantize(buf, fmt, out=buf, threads=1))[0]
         print(
             f"quantize: new array {a.nbytes / q_new / 1e9:.2f} GB/s = "
@@ -340,27 +391,9 @@ def lossy(a: np.ndarray, rep: int, copy_new: float, copy_pre: float) -> list[dic
             {"codec": f"quantize m{keep}", "dtype": "float32", "new_s": q_new, "inplace_s": q_in}
         )
         print(HEAD)
-        br_zstd, rounded = bitround(keep, peers.zstd(3))
-        br_pc, _ = bitround(keep, peers.pcodec())
-        ref = rounded(a)
-        if not np.array_equal(ref.view(np.uint32), q.view(np.uint32)):
+        if not np.array_equal(ref.view(np.uint32), quantized.view(np.uint32)):
             print("(note: BitRound and our nearest rounding differ on some values)")
-        group = []
-        for c, expect in [
-            (ours(sfp.Format(man_bits=keep, exponent_coding="raw"), name=f"sfp m{keep} raw"), q),
-            (ours(sfp.Format(man_bits=keep, exponent_coding="auto"), name=f"sfp m{keep} auto"), q),
-            (
-                ours(
-                    sfp.Format(exp_bits=4, man_bits=keep, exponent_coding="auto"),
-                    name=f"sfp e4m{keep} auto",
-                ),
-                sfp.quantize(a, sfp.Format(exp_bits=4, man_bits=keep)),
-            ),
-            (br_zstd, ref),
-            (br_pc, ref),
-        ]:
-            r = run_codec(c, a, rep, expect)
-            group.append(r)
+        for r in group:
             print(fmt_row(r, a.nbytes, copy_new, copy_pre))
         _vs_peers(group, f"sfp m{keep} auto")
         rows += group
@@ -371,13 +404,15 @@ def threads(a: np.ndarray, rep: int, dtype: str) -> list[dict[str, Any]]:
     fmt = sfp.Format(man_bits=7, exponent_coding="raw")
     blob = sfp.encode(a, fmt)
     out = np.empty_like(a)
-    res = {}
-    for t in (1, 2):
-        res[t] = {
-            "enc": best(lambda t=t: sfp.encode(a, fmt, threads=t), rep)[0],
-            "dec": best(lambda t=t: sfp.decode(blob, out=out, threads=t), rep)[0],
-            "quant": best(lambda t=t: sfp.quantize(a, fmt, out=out, threads=t), rep)[0],
-        }
+    ops: dict[str, Callable[[int], Any]] = {
+        "enc": lambda t: sfp.encode(a, fmt, threads=t),
+        "dec": lambda t: sfp.decode(blob, out=out, threads=t),
+        "quant": lambda t: sfp.quantize(a, fmt, out=out, threads=t),
+    }
+    seconds = interleaved(
+        {f"{k} {t}": (lambda op=op, t=t: op(t)) for k, op in ops.items() for t in (1, 2)}, rep
+    )
+    res = {t: {k: seconds[f"{k} {t}"] for k in ops} for t in (1, 2)}
     speedup = {k: res[1][k] / res[2][k] for k in ("enc", "dec", "quant")}
     print(
         f"threads ({dtype}, m7 flat): 2 threads / 1 thread = encode x{speedup['enc']:.2f}, "

@@ -5,7 +5,9 @@
 use sfp_core::simd::{with_level, Level};
 use sfp_core::testkit::corrupt::repair_checksums;
 use sfp_core::testkit::rng;
-use sfp_core::{decode_into, encode, inspect, CodingLevel, DType, Format, Options};
+use sfp_core::{
+    decode_into, encode, inspect, quantize_shaped, CodingLevel, DType, Format, Options,
+};
 
 /// `n` float32 values shaped like weights (a sum of uniforms), or ReLU activations of them.
 fn values(n: usize, relu: bool, seed: u64) -> Vec<f32> {
@@ -123,4 +125,44 @@ fn maximum_level_frames_decode_alike_at_every_level() {
     let names: Vec<String> = kinds.into_iter().flatten().collect();
     assert!(names.iter().any(|k| k == "top3+lanes"), "{names:?}");
     assert!(names.iter().any(|k| k.starts_with("zeros+")), "{names:?}");
+}
+
+/// Window formats at the maximum level: their exponent codes are not the exponent fields, so the
+/// vector loops take each element's leading bits from the symbol's table (lossless chunks compute
+/// them from the symbol); both decode to the quantized elements at every level.
+#[test]
+fn maximum_level_window_frames_decode_alike_at_every_level() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (dtype, relu, exp_bits, man_bits) in [
+        (DType::BF16, false, 5, 7),
+        (DType::BF16, true, 4, 5),
+        (DType::F32, false, 6, 12),
+        (DType::F16, false, 4, 8),
+    ] {
+        let n = 70_001;
+        let format = Format {
+            exp_bits: Some(exp_bits),
+            man_bits: Some(man_bits),
+            level: CodingLevel::Max,
+            ..Format::LOSSLESS
+        };
+        let src = elements(&values(n, relu, 7 + n as u64), dtype);
+        let opts = Options {
+            chunk_size: None,
+            threads: Some(1),
+        };
+        let frame = encode(&src, dtype, &[n as u64], &format, &opts).unwrap();
+        for c in inspect(&frame).unwrap().chunks {
+            kinds.insert(c.mantissa.map(|p| p.name()));
+        }
+        let mut want = vec![0u8; src.len()];
+        quantize_shaped(&src, &mut want, dtype, &[n as u64], &format, Some(1)).unwrap();
+        assert_eq!(
+            same_at_every_level(&frame, src.len()),
+            Ok(want),
+            "{dtype:?}"
+        );
+    }
+    let names: Vec<String> = kinds.into_iter().flatten().collect();
+    assert!(names.iter().any(|k| k.contains("top")), "{names:?}");
 }

@@ -118,6 +118,24 @@ struct Table<'a> {
     sign_shift: u32,
     /// A sign stream beside the symbols (one bit per element), when the sign is not in them.
     signs: Option<&'a [u8]>,
+    /// Every prefix is the symbol's bits moved into place ([`Linear`]), as in lossless chunks,
+    /// whose exponent codes are the exponent fields: the vector loop then computes the prefixes
+    /// instead of gathering them.
+    linear: Option<Linear>,
+}
+
+/// A prefix table that is a shift of the symbol: `((s >> joint_sign) << low_bits) | (s & joint_sign)
+/// << sign_shift`.
+#[derive(Clone, Copy, Debug)]
+struct Linear {
+    joint_sign: u32,
+    low_bits: u32,
+}
+
+impl Linear {
+    fn prefix(self, s: u64, sign_shift: u32) -> u64 {
+        ((s >> self.joint_sign) << self.low_bits) | ((s & u64::from(self.joint_sign)) << sign_shift)
+    }
 }
 
 impl<'a> Table<'a> {
@@ -134,7 +152,18 @@ impl<'a> Table<'a> {
         tables: &'a mut Tables,
     ) -> Result<Self> {
         let level = crate::simd::current()?;
-        build(r, width, man_bits - layout.top, layout, tables);
+        let low_bits = man_bits - layout.top;
+        build(r, width, low_bits, layout, tables);
+        let linear = Linear {
+            joint_sign: u32::from(layout.joint_sign),
+            low_bits,
+        };
+        let linear = tables
+            .prefix
+            .iter()
+            .enumerate()
+            .all(|(s, &p)| p == linear.prefix(s as u64, r.sign_shift))
+            .then_some(linear);
         if W::SIZE <= 4 {
             tables.prefix32.clear();
             tables
@@ -152,6 +181,7 @@ impl<'a> Table<'a> {
             magnitude: r.mag_mask,
             sign_shift: r.sign_shift,
             signs,
+            linear,
         })
     }
 
@@ -275,12 +305,16 @@ impl<'a> Table<'a> {
                 code_shift: self.code_shift,
                 sign_shift: self.sign_shift,
                 signs: self.signs,
+                joint_sign: self.linear.map_or(0, |l| l.joint_sign),
+                low_bits: self.linear.map_or(0, |l| l.low_bits),
             };
             // SAFETY: the level is active only on a CPU with AVX2 (checked by `simd::current`);
             // the prefix table has `mask + 1` entries (checked above).
-            let done = match W::SIZE {
-                2 => unsafe { avx2::values::<2, SKIP>(&t, syms, values, out) },
-                4 => unsafe { avx2::values::<4, SKIP>(&t, syms, values, out) },
+            let done = match (W::SIZE, self.linear.is_some()) {
+                (2, false) => unsafe { avx2::values::<2, SKIP, false>(&t, syms, values, out) },
+                (2, true) => unsafe { avx2::values::<2, SKIP, true>(&t, syms, values, out) },
+                (4, false) => unsafe { avx2::values::<4, SKIP, false>(&t, syms, values, out) },
+                (4, true) => unsafe { avx2::values::<4, SKIP, true>(&t, syms, values, out) },
                 _ => return (0, 0),
             };
             return (done.elements, done.values);
@@ -363,5 +397,52 @@ fn build(r: &Reducer, width: u32, low_bits: u32, layout: Layout, tables: &mut Ta
             (0, false) => CODE_ZERO,
             _ => 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{Layout, Table, Tables};
+    use crate::dtype::DType;
+    use crate::format::Format;
+    use crate::reduce::{Reducer, Window};
+
+    /// Whether the table of `format`'s chunks of bfloat16 with `top` bits in the symbol (and the
+    /// sign in it when `joint_sign`) is found linear.
+    fn linear(format: Format, window: Option<Window>, top: u32, joint_sign: bool) -> bool {
+        let target = format.resolve(DType::BF16).unwrap();
+        let r = Reducer::new(&target, window);
+        let layout = Layout {
+            top,
+            joint_sign,
+            zero_skip: false,
+        };
+        let width = target.exp_bits + top + u32::from(joint_sign);
+        let mut tables = Tables::default();
+        Table::new::<u16>(&r, target.man_bits, width, layout, None, &mut tables)
+            .unwrap()
+            .linear
+            .is_some()
+    }
+
+    #[test]
+    fn lossless_tables_are_computed_and_window_tables_looked_up() {
+        for (top, joint_sign) in [(0, false), (3, true), (2, false), (1, true)] {
+            assert!(linear(Format::LOSSLESS, None, top, joint_sign));
+            let window = Format {
+                exp_bits: Some(5),
+                ..Format::LOSSLESS
+            };
+            let w = Window {
+                bottom: 110,
+                top: 140,
+            };
+            assert!(
+                !linear(window, Some(w), top, joint_sign),
+                "{top} {joint_sign}"
+            );
+        }
     }
 }

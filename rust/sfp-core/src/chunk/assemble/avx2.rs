@@ -19,6 +19,10 @@ pub(super) struct Lookup<'a> {
     pub sign_shift: u32,
     /// One sign bit per element, when the sign is not in the symbols.
     pub signs: Option<&'a [u8]>,
+    /// With a linear table: 1 when the sign is the symbol's lowest bit, else 0.
+    pub joint_sign: u32,
+    /// With a linear table: the shift of the symbol's other bits into place.
+    pub low_bits: u32,
 }
 
 /// How far the vector loop went: elements written and stored values read.
@@ -28,12 +32,13 @@ pub(super) struct Done {
 }
 
 /// Writes whole groups of 64 elements of `SIZE` bytes (2 or 4) while each group's 64 stored
-/// values are there to read; the caller finishes the rest.
+/// values are there to read; the caller finishes the rest. With `LINEAR` the prefixes are the
+/// symbols shifted into place (`joint_sign` and `low_bits`), not gathered.
 ///
 /// # Safety
 /// The CPU must have AVX2, and `t.prefix` must hold `t.mask + 1` entries.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool>(
+pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: bool>(
     t: &Lookup<'_>,
     syms: &[u16],
     values: &[u64],
@@ -48,6 +53,9 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool>(
     let sign_shift = _mm_cvtsi32_si128(t.sign_shift as i32);
     let bit_of_lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let one = _mm256_set1_epi32(1);
+    let joint_sign = _mm_cvtsi32_si128(t.joint_sign as i32);
+    let joint_sign_bit = _mm256_set1_epi32(t.joint_sign as i32);
+    let low_bits = _mm_cvtsi32_si128(t.low_bits as i32);
     let zero = _mm256_setzero_si256();
     // The low two bytes of each 32-bit lane, packed into the lane's first eight bytes.
     let low_halves = _mm256_setr_epi8(
@@ -70,7 +78,14 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool>(
         for step in 0..8 {
             let s = _mm256_cvtepu16_epi32(_mm_loadu_si128(syms.as_ptr().add(i).cast()));
             let s = _mm256_and_si256(s, mask);
-            let p = _mm256_i32gather_epi32::<4>(t.prefix.as_ptr().cast(), s);
+            let p = if LINEAR {
+                _mm256_or_si256(
+                    _mm256_sll_epi32(_mm256_srl_epi32(s, joint_sign), low_bits),
+                    _mm256_sll_epi32(_mm256_and_si256(s, joint_sign_bit), sign_shift),
+                )
+            } else {
+                _mm256_i32gather_epi32::<4>(t.prefix.as_ptr().cast(), s)
+            };
             let at = values.as_ptr().add(k);
             let lo = _mm256_loadu_si256(at.cast());
             let hi = _mm256_loadu_si256(at.add(4).cast());

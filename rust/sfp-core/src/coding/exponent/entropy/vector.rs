@@ -1,10 +1,11 @@
-//! The decoder of the vector variant: [`VECTOR_LANES`] states, as four AVX2 registers of eight.
+//! The decoder of the vector variant: [`VECTOR_LANES`] states, as four AVX2 registers of eight
+//! (or two AVX-512 registers of sixteen).
 //!
-//! A round decodes one code per state: each register's eight slots are gathered from the table,
-//! the states stepped with one multiply, and the states that fall below the rANS floor take the
-//! next words of the stream in lane order (a mask of them picks a permutation that moves the
-//! words to their lanes), so no state waits on another's position in the stream. The portable path
-//! steps the states one at a time, in the same order.
+//! A round decodes one code per state: each register's slots are gathered from the table, the
+//! states stepped with one multiply, and the states that fall below the rANS floor take the next
+//! words of the stream in lane order (with AVX2 a mask of them picks a permutation that moves the
+//! words to their lanes; AVX-512 expands them under the mask), so no state waits on another's
+//! position in the stream. The portable path steps the states one at a time, in the same order.
 
 use super::{finish, read_states, step_checked, Slot, FULL_TABLE, VECTOR_LANES};
 use crate::error::{Error, Result};
@@ -27,9 +28,16 @@ pub(super) fn decode(
     let mut wp = 0usize;
     let mut done = 0usize;
     #[cfg(target_arch = "x86_64")]
-    if matches!(level, crate::simd::Level::Avx2 | crate::simd::Level::Avx512) {
-        // SAFETY: both levels are only active after `Level::is_available` confirmed AVX2.
-        done = unsafe { avx2::rounds(full, scale, words, &mut states, out, &mut wp) };
+    match level {
+        // SAFETY (both): each level is only active after `Level::is_available` confirmed its
+        // features.
+        crate::simd::Level::Avx512 => {
+            done = unsafe { avx512::rounds(full, scale, words, &mut states, out, &mut wp) };
+        }
+        crate::simd::Level::Avx2 => {
+            done = unsafe { avx2::rounds(full, scale, words, &mut states, out, &mut wp) };
+        }
+        _ => {}
     }
     let _ = level;
     let mask = (1u32 << scale) - 1;
@@ -65,8 +73,7 @@ mod avx2 {
         let low = _mm256_set1_epi32(0xffff);
         let zero = _mm256_setzero_si256();
         // A slot is 8 bytes: the frequency, then the code and the offset.
-        let freqs = slots.as_ptr().cast::<i32>();
-        let codes = freqs.add(1);
+        let table = slots.as_ptr().cast::<i64>();
         let mut x: [__m256i; REGS] =
             std::array::from_fn(|r| _mm256_loadu_si256(states.as_ptr().add(8 * r).cast()));
         let rounds = out.len() / VECTOR_LANES;
@@ -80,8 +87,18 @@ mod avx2 {
             for r in 0..REGS {
                 // Indices below 2^scale <= FULL_TABLE: inside the table.
                 let idx = _mm256_and_si256(x[r], mask);
-                let freq = _mm256_i32gather_epi32::<8>(freqs, idx);
-                let code_off = _mm256_i32gather_epi32::<8>(codes, idx);
+                // One 64-bit gather per slot (half the loads of two 32-bit ones); the even and odd
+                // halves of the two gathers, back in state order, are the frequencies and the
+                // code-offset words.
+                let lo = _mm256_i32gather_epi64::<8>(table, _mm256_castsi256_si128(idx));
+                let hi = _mm256_i32gather_epi64::<8>(table, _mm256_extracti128_si256::<1>(idx));
+                let (lo, hi) = (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi));
+                let freq = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(
+                    _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi),
+                ));
+                let code_off = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(
+                    _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi),
+                ));
                 sym[r] = _mm256_and_si256(code_off, low);
                 // freq * (x >> scale) < 2^32 for every 32-bit state: no overflow.
                 let y = _mm256_add_epi32(
@@ -110,6 +127,72 @@ mod avx2 {
         }
         for (r, v) in x.iter().enumerate() {
             _mm256_storeu_si256(states.as_mut_ptr().add(8 * r).cast(), *v);
+        }
+        *wp = p;
+        round * VECTOR_LANES
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Slot, FULL_TABLE, VECTOR_LANES};
+
+    /// [`super::avx2::rounds`] with two registers of sixteen states, the words moved to the states
+    /// that take one by an expand under their mask.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+    pub(super) unsafe fn rounds(
+        slots: &[Slot; FULL_TABLE],
+        scale: u32,
+        words: &[u8],
+        states: &mut [u32; VECTOR_LANES],
+        out: &mut [u16],
+        wp: &mut usize,
+    ) -> usize {
+        const REGS: usize = VECTOR_LANES / 16;
+        let mask = _mm512_set1_epi32(((1u32 << scale) - 1) as i32);
+        let count = _mm_cvtsi32_si128(scale as i32);
+        let floor = _mm512_set1_epi32(super::super::RANS_L as i32);
+        // A slot is 8 bytes: the frequency, then the code and the offset.
+        let table = slots.as_ptr().cast::<i64>();
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let mut x: [__m512i; REGS] =
+            std::array::from_fn(|r| _mm512_loadu_si512(states.as_ptr().add(16 * r).cast()));
+        let rounds = out.len() / VECTOR_LANES;
+        let mut p = *wp;
+        let mut round = 0;
+        // A register reads 32 bytes at its position, which moves at most 32 bytes per register:
+        // inside the bound the AVX2 rounds keep.
+        while round < rounds && p + 2 * VECTOR_LANES + 16 <= words.len() {
+            let dst = out.as_mut_ptr().add(round * VECTOR_LANES);
+            for (r, xr) in x.iter_mut().enumerate() {
+                // Indices below 2^scale <= FULL_TABLE: inside the table.
+                let idx = _mm512_and_si512(*xr, mask);
+                // One 64-bit gather per slot (half the loads of two 32-bit ones), then the
+                // frequencies and the code-offset words picked from the even and odd halves.
+                let lo = _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(idx), table);
+                let hi = _mm512_i32gather_epi64::<8>(_mm512_extracti64x4_epi64::<1>(idx), table);
+                let freq = _mm512_permutex2var_epi32(lo, even, hi);
+                let code_off = _mm512_permutex2var_epi32(lo, odd, hi);
+                // freq * (x >> scale) < 2^32 for every 32-bit state: no overflow.
+                let y = _mm512_add_epi32(
+                    _mm512_mullo_epi32(freq, _mm512_srl_epi32(*xr, count)),
+                    _mm512_srli_epi32::<16>(code_off),
+                );
+                let need = _mm512_cmplt_epu32_mask(y, floor);
+                let next = _mm512_cvtepu16_epi32(_mm256_loadu_si256(words.as_ptr().add(p).cast()));
+                let refill = _mm512_maskz_expand_epi32(need, next);
+                *xr = _mm512_mask_or_epi32(y, need, _mm512_slli_epi32::<16>(y), refill);
+                p += 2 * need.count_ones() as usize;
+                // The code is the low half of each lane: the narrowing keeps it.
+                _mm256_storeu_si256(dst.add(16 * r).cast(), _mm512_cvtepi32_epi16(code_off));
+            }
+            round += 1;
+        }
+        for (r, v) in x.iter().enumerate() {
+            _mm512_storeu_si512(states.as_mut_ptr().add(16 * r).cast(), *v);
         }
         *wp = p;
         round * VECTOR_LANES
