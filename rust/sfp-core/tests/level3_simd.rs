@@ -166,3 +166,33 @@ fn maximum_level_window_frames_decode_alike_at_every_level() {
     let names: Vec<String> = kinds.into_iter().flatten().collect();
     assert!(names.iter().any(|k| k.contains("top")), "{names:?}");
 }
+
+/// Values with skewed top four mantissa bits: the maximum level joins all four to the exponent
+/// (where the element has them), and the frames decode alike at every level.
+#[test]
+fn four_top_bits_are_chosen_where_they_pay_and_decode_alike_at_every_level() {
+    for dtype in [DType::BF16, DType::F16, DType::F32, DType::F64] {
+        let n = 3000;
+        let src = sfp_core::testkit::golden::skewed_top4_values(dtype, n);
+        let max = Format {
+            level: CodingLevel::Max,
+            ..Format::LOSSLESS
+        };
+        let opts = Options {
+            chunk_size: Some(1500),
+            threads: Some(1),
+        };
+        let frame = encode(&src, dtype, &[n as u64], &max, &opts).unwrap();
+        let names: Vec<String> = inspect(&frame)
+            .unwrap()
+            .chunks
+            .iter()
+            .filter_map(|c| c.mantissa.map(|p| p.name()))
+            .collect();
+        assert!(
+            names.iter().all(|k| k.contains("top4")),
+            "{dtype:?}: {names:?}"
+        );
+        assert_eq!(same_at_every_level(&frame, src.len()), Ok(src.clone()));
+    }
+}

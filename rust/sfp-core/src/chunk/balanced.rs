@@ -15,11 +15,15 @@
 use super::choice::{Chosen, Work, HAS_SIGNS, JOINT_SIGN, MANTISSA_CODED};
 use crate::coding::bitpack;
 use crate::coding::exponent::{huffman, raw, Coder};
-use crate::coding::mantissa::{self, LaneCoder, Plan, MAX_TOP};
+use crate::coding::mantissa::{self, LaneCoder, Plan};
 use crate::format::CodingLevel;
 
 /// Widest symbol these levels code: `2^12` prefixes of 8 bytes fill 32 KiB.
 pub(crate) const MAX_SYMBOL_BITS: u32 = 12;
+/// Most top mantissa bits these levels join to the symbol (the frames' limit is
+/// [`mantissa::MAX_TOP`]): each more doubles the alphabet, and so the decode tables, for what a
+/// Huffman code, whose lengths are whole bits, rarely gains from the mantissa's last skew.
+const MAX_TOP: u32 = 3;
 /// Bits per value a wider alphabet (one more top bit, or the sign) must save to be chosen: each
 /// makes the codes longer, so fewer of them decode per table lookup, and takes the chunk off the
 /// flat path's SIMD expansion; on uniform bits it saves nothing.

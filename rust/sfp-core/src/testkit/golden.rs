@@ -120,6 +120,28 @@ pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `n` values in a few binades whose top four mantissa bits are skewed, differently in each binade,
+/// and whose lower bits are uniform: the maximum level joins four top bits to the exponent.
+pub fn skewed_top4_values(dtype: DType, n: usize) -> Vec<u8> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(dtype.id());
+    let size = dtype.size();
+    (0..n)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let binade = (state >> 8) & 3;
+            let field = (dtype.bias() as u64) - 1 - binade;
+            let skew = [0u64, 0, 0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 6, 9, 12, 15];
+            let top = (skew[((state >> 12) & 15) as usize] + 5 * binade) & 15;
+            let mant = (top << (m - 4)) | ((state >> 20) & ((1 << (m - 4)) - 1));
+            let sign = ((state >> 30) & 1) << (e + m);
+            (sign | (field << m) | mant).to_le_bytes()[..size].to_vec()
+        })
+        .collect()
+}
+
 /// `auto` at the maximum level: the coding the first golden frames were written with.
 const SMALLEST: Format = Format {
     level: CodingLevel::Max,
@@ -212,6 +234,14 @@ pub fn cases() -> Vec<GoldenCase> {
             format: SMALLEST,
             chunk_size: 1500,
             values: skewed_values(dtype, 3000),
+        });
+        out.push(GoldenCase {
+            name: format!("{}_lossless_top4", dtype.name()),
+            dtype,
+            shape: vec![3000],
+            format: SMALLEST,
+            chunk_size: 1500,
+            values: skewed_top4_values(dtype, 3000),
         });
         // The speed-aware levels: joint Huffman symbols, flat or Huffman-coded lanes.
         for level in [CodingLevel::Fast, CodingLevel::Default] {

@@ -98,7 +98,11 @@ fn plans_round_trip_their_mode_and_reject_bad_modes() {
         low_flat: true,
     };
     assert_eq!(p.name(), "zeros+top2+flat");
-    assert!(Plan::from_mode(16, 23).is_err());
+    // Bit 4 says four top bits; with the low two bits set it would say more than four.
+    assert_eq!(Plan::from_mode(16, 23).unwrap().top, 4);
+    assert!(Plan::from_mode(16 | 1, 23).is_err());
+    assert!(Plan::from_mode(16, 3).is_err());
+    assert!(Plan::from_mode(32, 23).is_err());
     assert!(Plan::from_mode(3, 2).is_err());
     assert!(Plan::from_mode(0, 0).is_err());
 }
