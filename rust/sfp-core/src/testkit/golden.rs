@@ -95,51 +95,50 @@ pub fn peaked_float4(n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `n` values whose mantissas the mantissa coder codes: a third exact zeros (ReLU), the rest in a
-/// few binades with skewed top mantissa bits and small low bits (values of a coarse grid).
-pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
-    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(dtype.id());
+/// `n` little-endian elements of `dtype`, each the bits `element` makes of the next state of a
+/// xorshift generator started at `seed` (mixed with the type's id).
+fn generated(dtype: DType, n: usize, seed: u64, mut element: impl FnMut(u64) -> u64) -> Vec<u8> {
+    let mut state = seed ^ u64::from(dtype.id());
     let size = dtype.size();
     (0..n)
         .flat_map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let bits = if state.is_multiple_of(3) {
-                0
-            } else {
-                let field = (dtype.bias() as u64) - 1 - ((state >> 8) & 3);
-                let top = [0u64, 0, 0, 1, 1, 2, 3, 5][((state >> 12) & 7) as usize];
-                let mant = (top << (m - 3)) | ((state >> 20) & 3);
-                let sign = ((state >> 30) & 1) << (e + m);
-                sign | (field << m) | mant
-            };
-            bits.to_le_bytes()[..size].to_vec()
+            element(state).to_le_bytes()[..size].to_vec()
         })
         .collect()
+}
+
+/// `n` values whose mantissas the mantissa coder codes: a third exact zeros (ReLU), the rest in a
+/// few binades with skewed top mantissa bits and small low bits (values of a coarse grid).
+pub fn skewed_values(dtype: DType, n: usize) -> Vec<u8> {
+    let (e, m) = (dtype.exp_bits(), dtype.man_bits());
+    generated(dtype, n, 0x9E37_79B9_7F4A_7C15, |state| {
+        if state.is_multiple_of(3) {
+            return 0;
+        }
+        let field = (dtype.bias() as u64) - 1 - ((state >> 8) & 3);
+        let top = [0u64, 0, 0, 1, 1, 2, 3, 5][((state >> 12) & 7) as usize];
+        let mant = (top << (m - 3)) | ((state >> 20) & 3);
+        let sign = ((state >> 30) & 1) << (e + m);
+        sign | (field << m) | mant
+    })
 }
 
 /// `n` values in a few binades whose top four mantissa bits are skewed, differently in each binade,
 /// and whose lower bits are uniform: the maximum level joins four top bits to the exponent.
 pub fn skewed_top4_values(dtype: DType, n: usize) -> Vec<u8> {
     let (e, m) = (dtype.exp_bits(), dtype.man_bits());
-    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(dtype.id());
-    let size = dtype.size();
-    (0..n)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let binade = (state >> 8) & 3;
-            let field = (dtype.bias() as u64) - 1 - binade;
-            let skew = [0u64, 0, 0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 6, 9, 12, 15];
-            let top = (skew[((state >> 12) & 15) as usize] + 5 * binade) & 15;
-            let mant = (top << (m - 4)) | ((state >> 20) & ((1 << (m - 4)) - 1));
-            let sign = ((state >> 30) & 1) << (e + m);
-            (sign | (field << m) | mant).to_le_bytes()[..size].to_vec()
-        })
-        .collect()
+    let skew = [0u64, 0, 0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 6, 9, 12, 15];
+    generated(dtype, n, 0x2545_F491_4F6C_DD1D, |state| {
+        let binade = (state >> 8) & 3;
+        let field = (dtype.bias() as u64) - 1 - binade;
+        let top = (skew[((state >> 12) & 15) as usize] + 5 * binade) & 15;
+        let mant = (top << (m - 4)) | ((state >> 20) & ((1 << (m - 4)) - 1));
+        let sign = ((state >> 30) & 1) << (e + m);
+        sign | (field << m) | mant
+    })
 }
 
 /// `auto` at the maximum level: the coding the first golden frames were written with.
