@@ -4,6 +4,7 @@
 //! width-specialised packers of [`crate::coding::bitpack`] read or fill.
 
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
+use crate::coding::bitpack::low_mask;
 use crate::coding::bitpack::{unpack_group, Packer, Unpacker};
 use crate::runtime::memory::{Staged, Stores};
 
@@ -33,14 +34,15 @@ pub(crate) struct Split<'a> {
 }
 
 /// The fields of the elements of one block (`part`, whole elements, the first at flat index `base`)
-/// into `codes` and `mants`; returns the sign and special bit masks. `FIX`: stochastic underflow.
+/// into `codes` and `mants`, in the lane word (half the bytes of `u64` fields for the 32-bit and
+/// narrower types); returns the sign and special bit masks. `FIX`: stochastic underflow.
 #[inline(always)]
 fn split_block<W: Word, const M: u8, const FIX: bool>(
     p: &Params<W::Lane>,
     part: &[u8],
     base: u64,
-    codes: &mut [u64; LANES],
-    mants: &mut [u64; LANES],
+    codes: &mut [W::Lane; LANES],
+    mants: &mut [W::Lane; LANES],
 ) -> (u64, u64) {
     let (mut signs, mut specials) = (0u64, 0u64);
     let fields = part
@@ -64,49 +66,82 @@ fn split_block<W: Word, const M: u8, const FIX: bool>(
             field > p.offset,
             field.wrapping_sub(p.offset),
             <W::Lane>::ZERO,
-        )
-        .to_u64();
-        *m = ((r & p.man_mask) >> p.drop).to_u64();
+        );
+        *m = (r & p.man_mask) >> p.drop;
     }
     (signs, specials)
 }
 
+/// Packs eight fields of `bits` (1 to 7) bits, one per byte of `bytes` (its low bits; the rest
+/// zero), into the low `8 * bits` bits of a word, LSB first: a parallel bit extract where the CPU
+/// has one (BMI2), shifts otherwise.
+#[inline(always)]
+fn pack_eight(bytes: u64, bits: u32, has_pext: bool) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_pext {
+        let mask = ((1u64 << bits) - 1) * 0x0101_0101_0101_0101;
+        // SAFETY: `has_pext` is true only where BMI2 was detected on this CPU.
+        return unsafe { std::arch::x86_64::_pext_u64(bytes, mask) };
+    }
+    let _ = has_pext;
+    (0..8).fold(0u64, |w, j| w | ((bytes >> (8 * j)) & 0xff) << (j * bits))
+}
+
+/// Whether [`pack_eight`] may use the parallel bit extract.
+#[inline(always)]
+fn has_pext() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("bmi2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Packs one block of fields as block `k` of a stream packed at `bits` (the last block cut short).
 #[inline(always)]
-fn pack_block(pack: Packer, bits: u32, fields: &[u64; LANES], stream: &mut [u8], k: usize) {
+fn pack_block<L: Word>(
+    pack: Packer,
+    bits: u32,
+    fields: &[L; LANES],
+    stream: &mut [u8],
+    k: usize,
+    has_pext: bool,
+) {
     let step = 8 * bits as usize;
     let at = k * step;
-    if (1..8).contains(&bits) {
+    if (1..=8).contains(&bits) {
         if let Some(dst) = stream.get_mut(at..at + step + 8) {
-            // Eight fields fill `bits` bytes: shift each eight into one word (in this level's
-            // instructions, as in `unpack_block`) and store it whole. The zeros it writes past its
-            // `bits` bytes are overwritten by the next eight, or by the next block (blocks are packed
-            // in order).
-            let shifts: [u32; 8] = std::array::from_fn(|j| j as u32 * bits);
-            let mask = (1u64 << bits) - 1;
+            // Fields of at most 8 bits: a narrowing copy to bytes (it vectorises), then eight at a
+            // time packed into one word stored whole. The zeros it writes past its `bits` bytes are
+            // overwritten by the next eight, or by the next block (blocks are packed in order).
+            let mask = low_mask(bits);
+            let mut narrow = [0u8; LANES];
+            for (n, &f) in narrow.iter_mut().zip(fields.iter()) {
+                *n = (f.to_u64() & mask) as u8;
+            }
+            if bits == 8 {
+                // A copy of constant length, inlined (a length known only at run time is a call).
+                dst[..LANES].copy_from_slice(&narrow);
+                return;
+            }
             let width = bits as usize;
-            for (g, group) in fields.chunks_exact(8).enumerate() {
-                let mut w = 0u64;
-                for (&f, &s) in group.iter().zip(shifts.iter()) {
-                    w |= (f & mask) << s;
-                }
+            for (g, group) in narrow.chunks_exact(8).enumerate() {
+                let mut eight = [0u8; 8];
+                eight.copy_from_slice(group);
+                let w = pack_eight(u64::from_le_bytes(eight), bits, has_pext);
                 dst[g * width..g * width + 8].copy_from_slice(&w.to_le_bytes());
             }
             return;
         }
     }
+    let mut wide = [0u64; LANES];
+    for (w, &f) in wide.iter_mut().zip(fields.iter()) {
+        *w = f.to_u64();
+    }
     if let Some(dst) = stream.get_mut(at..at + step) {
-        if bits == 8 {
-            // Byte-wide fields (full 8-bit exponents): a narrowing copy that vectorises.
-            for (d, &f) in dst.iter_mut().zip(fields.iter()) {
-                *d = f as u8;
-            }
-        } else {
-            pack(fields, dst);
-        }
+        pack(&wide, dst);
     } else if let Some(dst) = stream.get_mut(at..) {
         let mut whole = [0u8; 8 * LANES];
-        pack(fields, &mut whole[..step]);
+        pack(&wide, &mut whole[..step]);
         let len = dst.len().min(step);
         dst[..len].copy_from_slice(&whole[..len]);
     }
@@ -114,7 +149,13 @@ fn pack_block(pack: Packer, bits: u32, fields: &[u64; LANES], stream: &mut [u8],
 
 /// Unpacks block `k` of a stream packed at `bits` (the last block padded with zeros).
 #[inline(always)]
-fn unpack_block(unpack: Unpacker, bits: u32, stream: &[u8], k: usize, fields: &mut [u64; LANES]) {
+fn unpack_block<L: Word>(
+    unpack: Unpacker,
+    bits: u32,
+    stream: &[u8],
+    k: usize,
+    fields: &mut [L; LANES],
+) {
     let step = 8 * bits as usize;
     let at = k * step;
     if (1..8).contains(&bits) {
@@ -130,7 +171,7 @@ fn unpack_block(unpack: Unpacker, bits: u32, stream: &[u8], k: usize, fields: &m
                 word.copy_from_slice(&src[g * width..g * width + 8]);
                 let w = u64::from_le_bytes(word);
                 for (v, &s) in group.iter_mut().zip(shifts.iter()) {
-                    *v = (w >> s) & mask;
+                    *v = L::from_u64((w >> s) & mask);
                 }
             }
             return;
@@ -139,11 +180,15 @@ fn unpack_block(unpack: Unpacker, bits: u32, stream: &[u8], k: usize, fields: &m
     if let Some(src) = stream.get(at..at + step).filter(|_| bits == 8) {
         // Byte-wide fields (full 8-bit exponents): a widening copy that vectorises.
         for (f, &b) in fields.iter_mut().zip(src) {
-            *f = u64::from(b);
+            *f = L::from_u64(u64::from(b));
         }
         return;
     }
-    unpack_group(unpack, bits, stream, k, fields);
+    let mut wide = [0u64; LANES];
+    unpack_group(unpack, bits, stream, k, &mut wide);
+    for (f, &w) in fields.iter_mut().zip(wide.iter()) {
+        *f = L::from_u64(w);
+    }
 }
 
 /// The sign bits of block `k` (0 without a sign stream).
@@ -172,18 +217,18 @@ fn staging<'a>(stores: Stores, staged: &'a mut Staged, dst: &'a mut [u8]) -> &'a
 /// zero code carries a nonzero mantissa (malformed where the zero code can only stand for zero). The block is
 /// built in a fixed-size array first: that loop vectorises, one over `dst`'s elements directly does not.
 #[inline(always)]
-fn expand_block<W: Word, C: Copy + Into<u64>, const CHECK: bool>(
+fn expand_block<W: Word, C: Word, const CHECK: bool>(
     p: &Params<W>,
     sign: u64,
     codes: &[C; LANES],
-    mants: &[u64; LANES],
+    mants: &[W::Lane; LANES],
     dst: &mut [u8],
 ) -> bool {
     let mut stray = 0u64;
     let fields = codes.iter().zip(mants.iter());
     if let Some(words) = words_mut::<W>(dst) {
         for (i, (x, (&c, &m))) in words.iter_mut().zip(fields).enumerate() {
-            let c: u64 = c.into();
+            let (c, m) = (c.to_u64(), m.to_u64());
             if CHECK {
                 stray |= u64::from(c == 0) & u64::from(m != 0);
             }
@@ -191,7 +236,7 @@ fn expand_block<W: Word, C: Copy + Into<u64>, const CHECK: bool>(
         }
     } else {
         for (i, (d, (&c, &m))) in dst.chunks_exact_mut(W::SIZE).zip(fields).enumerate() {
-            let c: u64 = c.into();
+            let (c, m) = (c.to_u64(), m.to_u64());
             if CHECK {
                 stray |= u64::from(c == 0) & u64::from(m != 0);
             }
@@ -208,14 +253,15 @@ multiversion! {
         let mut negative = 0u64;
         // Computed in the lane word: 16-bit elements in `u32` so the block loop vectorises.
         let lane = p.lane();
-        let (mut codes, mut mants) = ([0u64; LANES], [0u64; LANES]);
+        let pext = has_pext();
+        let (mut codes, mut mants) = ([<W::Lane>::ZERO; LANES], [<W::Lane>::ZERO; LANES]);
         for (k, part) in src.chunks(LANES * W::SIZE).enumerate() {
             let base = first + (k * LANES) as u64;
             let n = part.len() / W::SIZE;
             if n < LANES {
                 // The packed tail holds zeros past the last element.
-                codes = [0; LANES];
-                mants = [0; LANES];
+                codes = [<W::Lane>::ZERO; LANES];
+                mants = [<W::Lane>::ZERO; LANES];
             }
             let (signs, mut specials) = if p.fixup {
                 split_block::<W, M, true>(&lane, part, base, &mut codes, &mut mants)
@@ -231,12 +277,14 @@ multiversion! {
                 Codes::Wide(wide) => {
                     let dst = wide.get_mut(k * LANES..).unwrap_or_default();
                     for (d, &c) in dst.iter_mut().zip(codes.iter()).take(n) {
-                        *d = c as u16;
+                        *d = c.to_u64() as u16;
                     }
                 }
-                Codes::Packed(stream, pack, bits) => pack_block(*pack, *bits, &codes, stream, k),
+                Codes::Packed(stream, pack, bits) => {
+                    pack_block(*pack, *bits, &codes, stream, k, pext)
+                }
             }
-            pack_block(s.pack, s.man_bits, &mants, s.mants, k);
+            pack_block(s.pack, s.man_bits, &mants, s.mants, k, pext);
             while specials != 0 {
                 let i = specials.trailing_zeros() as usize;
                 specials &= specials - 1;
@@ -264,8 +312,8 @@ multiversion! {
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
-        let (mut c, mut m) = ([0u16; LANES], [0u64; LANES]);
-        let stores = stores.for_slice(out);
+        let (mut c, mut m) = ([0u16; LANES], [<W::Lane>::ZERO; LANES]);
+        let stores = stores.for_staged(out);
         let mut staged = Staged::default();
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(unpack.0, unpack.1, mants, k, &mut m);
@@ -303,8 +351,8 @@ multiversion! {
         out: &mut [u8],
     ) -> bool {
         let mut stray = false;
-        let (mut c, mut m) = ([0u64; LANES], [0u64; LANES]);
-        let stores = stores.for_slice(out);
+        let (mut c, mut m) = ([<W::Lane>::ZERO; LANES], [<W::Lane>::ZERO; LANES]);
+        let stores = stores.for_staged(out);
         let mut staged = Staged::default();
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(codes.1, codes.2, codes.0, k, &mut c);
@@ -312,9 +360,9 @@ multiversion! {
             let sign = sign_word(signs, k);
             let into = staging(stores, &mut staged, dst);
             stray |= if check {
-                expand_block::<W, u64, true>(p, sign, &c, &m, into)
+                expand_block::<W, W::Lane, true>(p, sign, &c, &m, into)
             } else {
-                expand_block::<W, u64, false>(p, sign, &c, &m, into)
+                expand_block::<W, W::Lane, false>(p, sign, &c, &m, into)
             };
             if stores == Stores::Streaming {
                 stores.put(&staged, dst);
@@ -322,5 +370,34 @@ multiversion! {
         }
         stores.finish();
         stray
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight fields packed LSB first, one at a time.
+    fn reference(bytes: u64, bits: u32) -> u64 {
+        (0..8).fold(0u64, |w, j| {
+            w | ((bytes >> (8 * j)) & ((1 << bits) - 1)) << (j * bits)
+        })
+    }
+
+    #[test]
+    fn eight_fields_pack_alike_with_and_without_the_bit_extract() {
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..2000 {
+            x = x.rotate_left(13).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D;
+            for bits in 1..8 {
+                // The packer reads fields of `bits` bits a byte each, the high bits clear.
+                let fields = x & (((1u64 << bits) - 1) * 0x0101_0101_0101_0101);
+                let want = reference(fields, bits);
+                assert_eq!(pack_eight(fields, bits, false), want, "bits {bits}");
+                if has_pext() {
+                    assert_eq!(pack_eight(fields, bits, true), want, "bits {bits}");
+                }
+            }
+        }
     }
 }
