@@ -4,8 +4,7 @@
 //! width-specialised packers of [`crate::coding::bitpack`] read or fill.
 
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
-use crate::coding::bitpack::low_mask;
-use crate::coding::bitpack::{unpack_group, Packer, Unpacker};
+use crate::coding::bitpack::{low_mask, unpack_group, Packer, Unpacker};
 use crate::runtime::memory::{Staged, Stores};
 
 /// Where [`split`] puts the exponent codes.

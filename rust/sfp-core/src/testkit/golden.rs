@@ -226,22 +226,21 @@ pub fn cases() -> Vec<GoldenCase> {
         }
     }
     for dtype in DType::WIDE {
-        out.push(GoldenCase {
-            name: format!("{}_lossless_mantissa_coded", dtype.name()),
-            dtype,
-            shape: vec![3000],
-            format: SMALLEST,
-            chunk_size: 1500,
-            values: skewed_values(dtype, 3000),
-        });
-        out.push(GoldenCase {
-            name: format!("{}_lossless_top4", dtype.name()),
-            dtype,
-            shape: vec![3000],
-            format: SMALLEST,
-            chunk_size: 1500,
-            values: skewed_top4_values(dtype, 3000),
-        });
+        type Values = fn(DType, usize) -> Vec<u8>;
+        let skewed: [(&str, Values); 2] = [
+            ("lossless_mantissa_coded", skewed_values),
+            ("lossless_top4", skewed_top4_values),
+        ];
+        for (case, values) in skewed {
+            out.push(GoldenCase {
+                name: format!("{}_{case}", dtype.name()),
+                dtype,
+                shape: vec![3000],
+                format: SMALLEST,
+                chunk_size: 1500,
+                values: values(dtype, 3000),
+            });
+        }
         // The speed-aware levels: joint Huffman symbols, flat or Huffman-coded lanes.
         for level in [CodingLevel::Fast, CodingLevel::Default] {
             for (case, format) in [
