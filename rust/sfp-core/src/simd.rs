@@ -32,6 +32,11 @@ impl Level {
     /// Every level, in order of preference (best last).
     pub const ALL: [Level; 4] = [Level::Scalar, Level::Neon, Level::Avx2, Level::Avx512];
 
+    /// The level as a constant a kernel can be compiled for ([`multiversion!`]'s `LEVEL`).
+    pub(crate) const fn id(self) -> u8 {
+        self as u8
+    }
+
     /// The name `SFP_SIMD` takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -165,7 +170,9 @@ pub fn with_level<R>(level: Level, work: impl FnOnce() -> R) -> Result<R> {
 /// `multiversion! { fn name(args) -> ret { body } }` makes a module `name` whose `run::<W, M>(level,
 /// args)` calls the body compiled for `level`: the body is `#[inline(always)]` and each level's
 /// `#[target_feature]` wrapper inlines it, so the compiler vectorises the one scalar body for that
-/// instruction set. Every kernel is generic over the element word `W` and a mode constant `M`.
+/// instruction set. Every kernel is generic over the element word `W` and a mode constant `M`; the
+/// body also sees `LEVEL`, the [`Level::id`] it is compiled for, where a step needs an instruction
+/// the vectoriser does not find by itself.
 macro_rules! multiversion {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -175,27 +182,27 @@ macro_rules! multiversion {
 
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body<W: Word, const M: u8>($($arg: $ty),*) $(-> $ret)? $body
+            fn body<W: Word, const M: u8, const LEVEL: u8>($($arg: $ty),*) $(-> $ret)? $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,bmi2,fma")]
             #[allow(clippy::too_many_arguments)]
             fn avx2<W: Word, const M: u8>($($arg: $ty),*) $(-> $ret)? {
-                body::<W, M>($($arg),*)
+                body::<W, M, { $crate::simd::Level::Avx2.id() }>($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,bmi2,fma")]
             #[allow(clippy::too_many_arguments)]
             fn avx512<W: Word, const M: u8>($($arg: $ty),*) $(-> $ret)? {
-                body::<W, M>($($arg),*)
+                body::<W, M, { $crate::simd::Level::Avx512.id() }>($($arg),*)
             }
 
             #[cfg(target_arch = "aarch64")]
             #[target_feature(enable = "neon")]
             #[allow(clippy::too_many_arguments)]
             fn neon<W: Word, const M: u8>($($arg: $ty),*) $(-> $ret)? {
-                body::<W, M>($($arg),*)
+                body::<W, M, { $crate::simd::Level::Neon.id() }>($($arg),*)
             }
 
             /// Runs the kernel compiled for `level`.
@@ -215,7 +222,7 @@ macro_rules! multiversion {
                     // SAFETY: as above.
                     #[cfg(target_arch = "aarch64")]
                     $crate::simd::Level::Neon => unsafe { neon::<W, M>($($arg),*) },
-                    _ => body::<W, M>($($arg),*),
+                    _ => body::<W, M, { $crate::simd::Level::Scalar.id() }>($($arg),*),
                 }
             }
         }

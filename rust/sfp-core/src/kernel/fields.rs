@@ -1,8 +1,9 @@
 //! The field kernels of the chunk coders: [`split`] turns elements into sign, code and mantissa
 //! fields, [`expand`] and [`expand_flat`] turn them back. Each works block by block: the elements are
-//! read and written straight from memory, the fields of one block go through two small arrays that the
+//! read and written straight from memory, the fields of one block go through small arrays that the
 //! width-specialised packers of [`crate::coding::bitpack`] read or fill.
 
+use super::mask::top_bits;
 use super::{multiversion, pick, words_mut, Params, Word, LANES};
 use crate::coding::bitpack::{low_mask, unpack_group, Packer, Unpacker};
 use crate::runtime::memory::{Staged, Stores};
@@ -32,43 +33,54 @@ pub(crate) struct Split<'a> {
     pub man_bits: u32,
 }
 
-/// The fields of the elements of one block (`part`, whole elements, the first at flat index `base`)
-/// into `codes` and `mants`, in the lane word (half the bytes of `u64` fields for the 32-bit and
-/// narrower types); returns the sign and special bit masks. `FIX`: stochastic underflow.
+/// One block's fields in the lane word (half the bytes of `u64` fields for the 32-bit and narrower
+/// types), as [`split_block`] leaves them.
+struct Fields<L> {
+    codes: [L; LANES],
+    mants: [L; LANES],
+    /// Each in-band value with its sign moved to the top bit, for the sign mask.
+    signs: [L; LANES],
+    /// All ones for a special, zero otherwise.
+    specials: [L; LANES],
+}
+
+/// The fields of the [`LANES`] elements of one block (`part`, the first at flat index `base`) into
+/// `f`; returns the sign and special bit masks. `FIX`: stochastic underflow.
 #[inline(always)]
-fn split_block<W: Word, const M: u8, const FIX: bool>(
+fn split_block<W: Word, const M: u8, const FIX: bool, const LEVEL: u8>(
     p: &Params<W::Lane>,
     part: &[u8],
     base: u64,
-    codes: &mut [W::Lane; LANES],
-    mants: &mut [W::Lane; LANES],
+    f: &mut Fields<W::Lane>,
 ) -> (u64, u64) {
-    let (mut signs, mut specials) = (0u64, 0u64);
-    let fields = part
-        .chunks_exact(W::SIZE)
-        .zip(codes.iter_mut().zip(mants.iter_mut()));
-    for (i, (e, (c, m))) in fields.enumerate() {
-        let b = W::load(e).lane();
+    let up = 8 * <W::Lane>::SIZE as u32 - 1 - p.sign_shift;
+    // A whole block, so that the loop's trip count is a constant.
+    let part = &part[..LANES * W::SIZE];
+    for i in 0..LANES {
+        let b = W::load(&part[i * W::SIZE..(i + 1) * W::SIZE]).lane();
         let index = base + i as u64;
         let mut q = p.quantize::<M>(b, index);
         if FIX {
             q = p.fix(b, q, index).unwrap_or(q);
         }
         let special = (b & p.mag) >= p.special;
-        specials |= u64::from(special) << i;
+        f.specials[i] = pick(special, <W::Lane>::MAX, <W::Lane>::ZERO);
         // Specials are stored as a positive zero in-band.
         let v = pick(special, <W::Lane>::ZERO, q);
-        signs |= (v >> p.sign_shift).to_u64() << i;
+        f.signs[i] = v << up;
         let r = v & p.mag;
         let field = r >> p.src_m;
-        *c = pick(
+        f.codes[i] = pick(
             field > p.offset,
             field.wrapping_sub(p.offset),
             <W::Lane>::ZERO,
         );
-        *m = (r & p.man_mask) >> p.drop;
+        f.mants[i] = (r & p.man_mask) >> p.drop;
     }
-    (signs, specials)
+    (
+        top_bits::<_, LEVEL>(&f.signs),
+        top_bits::<_, LEVEL>(&f.specials),
+    )
 }
 
 /// Packs eight fields of `bits` (1 to 7) bits, one per byte of `bytes` (its low bits; the rest
@@ -253,19 +265,24 @@ multiversion! {
         // Computed in the lane word: 16-bit elements in `u32` so the block loop vectorises.
         let lane = p.lane();
         let pext = has_pext();
-        let (mut codes, mut mants) = ([<W::Lane>::ZERO; LANES], [<W::Lane>::ZERO; LANES]);
+        let zero = [<W::Lane>::ZERO; LANES];
+        let mut f = Fields { codes: zero, mants: zero, signs: zero, specials: zero };
+        let mut tail = [0u8; 8 * LANES];
         for (k, part) in src.chunks(LANES * W::SIZE).enumerate() {
             let base = first + (k * LANES) as u64;
             let n = part.len() / W::SIZE;
-            if n < LANES {
-                // The packed tail holds zeros past the last element.
-                codes = [<W::Lane>::ZERO; LANES];
-                mants = [<W::Lane>::ZERO; LANES];
-            }
-            let (signs, mut specials) = if p.fixup {
-                split_block::<W, M, true>(&lane, part, base, &mut codes, &mut mants)
+            // A short last block is split padded with zeros, which pack as zeros and count as
+            // neither negative nor special.
+            let whole = if n < LANES {
+                tail[..part.len()].copy_from_slice(part);
+                &tail[..]
             } else {
-                split_block::<W, M, false>(&lane, part, base, &mut codes, &mut mants)
+                part
+            };
+            let (signs, mut specials) = if p.fixup {
+                split_block::<W, M, true, LEVEL>(&lane, whole, base, &mut f)
+            } else {
+                split_block::<W, M, false, LEVEL>(&lane, whole, base, &mut f)
             };
             negative |= signs;
             if let Some(dst) = s.signs.get_mut(k * 8..) {
@@ -275,15 +292,15 @@ multiversion! {
             match &mut s.codes {
                 Codes::Wide(wide) => {
                     let dst = wide.get_mut(k * LANES..).unwrap_or_default();
-                    for (d, &c) in dst.iter_mut().zip(codes.iter()).take(n) {
+                    for (d, &c) in dst.iter_mut().zip(f.codes.iter()).take(n) {
                         *d = c.to_u64() as u16;
                     }
                 }
                 Codes::Packed(stream, pack, bits) => {
-                    pack_block(*pack, *bits, &codes, stream, k, pext)
+                    pack_block(*pack, *bits, &f.codes, stream, k, pext)
                 }
             }
-            pack_block(s.pack, s.man_bits, &mants, s.mants, k, pext);
+            pack_block(s.pack, s.man_bits, &f.mants, s.mants, k, pext);
             while specials != 0 {
                 let i = specials.trailing_zeros() as usize;
                 specials &= specials - 1;

@@ -401,6 +401,7 @@ multiversion! {
 }
 
 mod fields;
+mod mask;
 #[cfg(target_arch = "x86_64")]
 mod spread;
 pub(crate) use fields::{expand, expand_flat, split, Codes, Split};
