@@ -1,7 +1,9 @@
 //! Frames of flat chunks (`exponent_coding="raw"`), whose size is known before encoding: one
 //! read-only pass finds each chunk's size ([`crate::chunk::flat_len`]), and [`Plan::write_to`] then
-//! encodes every chunk straight into its place in the caller's buffer. The frame's fresh memory is
-//! touched once, with no arena and no copy; the bytes are the ones the chunk-by-chunk encoder writes.
+//! encodes every chunk straight into its place in the caller's buffer, with no arena and no copy.
+//! Each chunk's place is zeroed just before the chunk is written, on the thread that writes it: the
+//! fresh pages fault there, and the zeroed lines are still in the cache when they are overwritten.
+//! The bytes are the ones the chunk-by-chunk encoder writes.
 
 use crate::frame::checksum::checksum;
 use rayon::prelude::*;
@@ -13,8 +15,9 @@ use crate::frame::Header;
 use crate::kernel::{self, Params, Word};
 use crate::pipeline::window::window_top_field;
 use crate::reduce::{Reducer, Window};
-use crate::runtime::threads;
+use crate::runtime::{memory, threads};
 use crate::simd::Level;
+use std::mem::MaybeUninit;
 
 /// A flat frame, sized but not yet encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,11 +99,12 @@ impl<'a> Plan<'a> {
         .to_bytes()
     }
 
-    /// Encodes the frame into `out`, exactly [`Plan::len`] bytes, on the operation's threads.
+    /// Encodes the frame into `out` (uninitialised), exactly [`Plan::len`] bytes, on the
+    /// operation's threads.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `out` has the wrong length.
-    pub(crate) fn write_to(&self, out: &mut [u8]) -> Result<()> {
+    pub(crate) fn write_to(&self, out: &mut [MaybeUninit<u8>]) -> Result<()> {
         if out.len() != self.len() {
             return Err(Error::invalid(format!(
                 "frame is {} bytes, the buffer {}",
@@ -133,7 +137,11 @@ fn scan_chunks<W: Word, const M: u8>(
 }
 
 /// Encodes every chunk of `plan` into its place in `out` (in parallel), then the header.
-fn write_chunks<W: Word, const M: u8>(plan: &Plan<'_>, r: &Reducer, out: &mut [u8]) -> Result<()> {
+fn write_chunks<W: Word, const M: u8>(
+    plan: &Plan<'_>,
+    r: &Reducer,
+    out: &mut [MaybeUninit<u8>],
+) -> Result<()> {
     let p = Params::<W>::new(r);
     let bits = (plan.target.exp_bits, plan.target.man_bits);
     let short = || Error::invalid("the buffer is shorter than the frame");
@@ -152,6 +160,7 @@ fn write_chunks<W: Word, const M: u8>(plan: &Plan<'_>, r: &Reducer, out: &mut [u
         .enumerate()
         .map(|(c, ((dst, negative), part))| {
             let first = (c * plan.chunk) as u64;
+            let dst = memory::zero(dst);
             chunk::encode_flat::<W, M>(plan.level, &p, bits, part, first, negative, dst)?;
             Ok((dst.len() as u64, checksum(dst)))
         })
@@ -160,6 +169,6 @@ fn write_chunks<W: Word, const M: u8>(plan: &Plan<'_>, r: &Reducer, out: &mut [u
     if header.len() != head.len() {
         return Err(short());
     }
-    head.copy_from_slice(&header);
+    memory::zero(head).copy_from_slice(&header);
     Ok(())
 }

@@ -77,15 +77,8 @@ pub(crate) fn encode<B: FrameBuffer>(
             memory.len()
         )));
     }
-    let ptr = memory.as_mut_ptr().cast::<u8>();
-    // SAFETY: `ptr` is valid for `len` bytes of the buffer, borrowed through `out` alone; zeroed,
-    // they are initialised, and the flat chunks are written into them on the operation's threads
-    // (the zeroing takes the fresh pages' faults there too).
-    let frame = unsafe {
-        memory::zero_fresh(ptr, len, job.threads)?;
-        std::slice::from_raw_parts_mut(ptr, len)
-    };
-    plan.write_to(frame)?;
+    memory::advise_huge_pages(memory.as_ptr().cast(), len);
+    plan.write_to(&mut memory[..len])?;
     // SAFETY: all `len` bytes were written.
     unsafe { out.set_len(len) };
     Ok(out)

@@ -165,6 +165,20 @@ pub fn zeroed(len: usize) -> Vec<u8> {
     v
 }
 
+/// Zeroes `memory` and returns it initialised: for a piece of a fresh buffer that is written right
+/// after, while its zeroed lines are still in the cache (a second pass over the whole buffer would
+/// write it out to memory twice).
+pub fn zero(memory: &mut [std::mem::MaybeUninit<u8>]) -> &mut [u8] {
+    let len = memory.len();
+    let ptr = memory.as_mut_ptr().cast::<u8>();
+    // SAFETY: `ptr` is valid for writes of `len` bytes, borrowed through `memory`; once zeroed they
+    // are initialised, and the returned slice takes over the borrow.
+    unsafe {
+        std::ptr::write_bytes(ptr, 0, len);
+        std::slice::from_raw_parts_mut(ptr, len)
+    }
+}
+
 /// Zeroes the fresh buffer `[ptr, ptr + len)` on `threads` threads (`None`: one per core), a huge
 /// page at a time after advising it, so its first-touch page faults are taken in parallel: for a
 /// buffer the caller got uninitialised and must zero before viewing it as a slice (the Python
