@@ -29,8 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mx_reference import quantize as mx_reference
 from peers import best_time, load_tensors
 
-COMMAND = "python bench/fp8.py --repeats 3"
-
 
 def entropy_bits(codes: np.ndarray) -> float:
     """Order-0 entropy of a byte array, in bits (total)."""
@@ -136,7 +134,8 @@ def main() -> None:
     lines = [
         "# FP8 and block-scaled containers",
         "",
-        f"`{COMMAND}`: {platform.processor() or platform.machine()}, Python "
+        f"`python bench/fp8.py --repeats {args.repeats}`: "
+        f"{platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, numpy {np.__version__}; MiniLM-L6-v2 weights, "
         f"{w32.size} values; single thread, best of {args.repeats}.",
         "",
