@@ -188,8 +188,10 @@ fn unpack_block<L: Word>(
             return;
         }
     }
-    if let Some(src) = stream.get(at..at + step).filter(|_| bits == 8) {
-        // Byte-wide fields (full 8-bit exponents): a widening copy that vectorises.
+    let bytes = stream.get(at..at + LANES).filter(|_| bits == 8);
+    if let Some(src) = bytes.and_then(|b| <&[u8; LANES]>::try_from(b).ok()) {
+        // Byte-wide fields (full 8-bit exponents): a widening copy of constant length, which
+        // vectorises (over a slice of run-time length it stayed a loop of byte loads).
         for (f, &b) in fields.iter_mut().zip(src) {
             *f = L::from_u64(u64::from(b));
         }
