@@ -188,11 +188,12 @@ fn unpack_block<L: Word>(
             return;
         }
     }
-    let bytes = stream.get(at..at + LANES).filter(|_| bits == 8);
-    if let Some(src) = bytes.and_then(|b| <&[u8; LANES]>::try_from(b).ok()) {
+    if let Some(src) = stream.get(at..at + LANES).filter(|_| bits == 8) {
         // Byte-wide fields (full 8-bit exponents): a widening copy of constant length, which
         // vectorises (over a slice of run-time length it stayed a loop of byte loads).
-        for (f, &b) in fields.iter_mut().zip(src) {
+        let mut bytes = [0u8; LANES];
+        bytes.copy_from_slice(src);
+        for (f, &b) in fields.iter_mut().zip(bytes.iter()) {
             *f = L::from_u64(u64::from(b));
         }
         return;
@@ -335,11 +336,15 @@ multiversion! {
         let mut staged = Staged::default();
         for (k, dst) in out.chunks_mut(LANES * W::SIZE).enumerate() {
             unpack_block(unpack.0, unpack.1, mants, k, &mut m);
-            let tail = codes.get(k * LANES..).unwrap_or_default();
-            let n = tail.len().min(LANES);
-            c[..n].copy_from_slice(&tail[..n]);
-            // Lanes past the last element must not count as stray.
-            c[n..].fill(1);
+            if let Some(block) = codes.get(k * LANES..(k + 1) * LANES) {
+                // A copy of constant length, inlined (a length known only at run time is a call).
+                c.copy_from_slice(block);
+            } else {
+                let tail = codes.get(k * LANES..).unwrap_or_default();
+                c[..tail.len()].copy_from_slice(tail);
+                // Lanes past the last element must not count as stray.
+                c[tail.len()..].fill(1);
+            }
             let sign = sign_word(signs, k);
             let into = staging(stores, &mut staged, dst);
             stray |= if check {
