@@ -209,7 +209,10 @@ fn unpack_block<L: Word>(
 #[inline(always)]
 fn sign_word(signs: Option<&[u8]>, k: usize) -> u64 {
     let mut word = [0u8; 8];
-    if let Some(tail) = signs.and_then(|s| s.get(k * 8..)) {
+    if let Some(eight) = signs.and_then(|s| s.get(k * 8..k * 8 + 8)) {
+        // One load of constant length (a length known only at run time is a call).
+        word.copy_from_slice(eight);
+    } else if let Some(tail) = signs.and_then(|s| s.get(k * 8..)) {
         let len = tail.len().min(8);
         word[..len].copy_from_slice(&tail[..len]);
     }
@@ -288,7 +291,10 @@ multiversion! {
                 split_block::<W, M, false, LEVEL>(&lane, whole, base, &mut f)
             };
             negative |= signs;
-            if let Some(dst) = s.signs.get_mut(k * 8..) {
+            if let Some(dst) = s.signs.get_mut(k * 8..k * 8 + 8) {
+                // One store of constant length (a length known only at run time is a call).
+                dst.copy_from_slice(&signs.to_le_bytes());
+            } else if let Some(dst) = s.signs.get_mut(k * 8..) {
                 let len = dst.len().min(8);
                 dst[..len].copy_from_slice(&signs.to_le_bytes()[..len]);
             }
