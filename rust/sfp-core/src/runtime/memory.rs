@@ -181,8 +181,8 @@ pub fn zero(memory: &mut [std::mem::MaybeUninit<u8>]) -> &mut [u8] {
 
 /// Zeroes the fresh buffer `[ptr, ptr + len)` on `threads` threads (`None`: one per core), a huge
 /// page at a time after advising it, so its first-touch page faults are taken in parallel: for a
-/// buffer the caller got uninitialised and must zero before viewing it as a slice (the Python
-/// binding's `bytes`).
+/// buffer the caller got uninitialised and must zero before viewing it as a slice (the `bytearray`
+/// the Python binding decodes into).
 ///
 /// # Safety
 /// `ptr` must be valid for writes of `len` bytes, and nothing else may access them meanwhile.
