@@ -105,6 +105,12 @@ fn write_seeds() {
     sfp_core::exponent::entropy::encode(&codes, 12, &mut input);
     assert!(input[2] & 0x40 != 0, "the seed's table is not sparse");
     put("exponent_entropy", "w12-sparse-stream", &input);
+    // A real 128-state stream (the byte variant's layout, which 16-bit codes are read from too).
+    let codes: Vec<u16> = (0..9 * 17u16).map(|i| (i * 5 % 7).min(4)).collect();
+    let mut input = vec![5u8, 9];
+    sfp_core::testkit::entropy_bytes::encode_for_seed(&codes, 5, &mut input);
+    assert_eq!(input[2] & 0xa0, 0xa0, "the seed has not 128 states");
+    put("exponent_entropy", "w5-many-stream", &input);
     // Exponent-like bytes (a few values, skewed) for the byte variant, with a real stream of them
     // as the hostile body.
     for width in [1u8, 5, 8] {
@@ -129,7 +135,7 @@ fn write_seeds() {
         let word_bytes = if head & 1 == 0 { 2 } else { 4 };
         let mut input = vec![head, zeros];
         for i in 0..16 * u32::from(zeros) {
-            let w = 0x3c00_0000u32 | (i % 5) << 23 | (i * 2_654_435_761) >> 9;
+            let w = 0x3c00_0000u32 | (i % 5) << 23 | i.wrapping_mul(2_654_435_761) >> 9;
             input.extend_from_slice(&w.to_le_bytes()[4 - word_bytes..]);
         }
         put("planes", &format!("words{head}-z{zeros}"), &input);

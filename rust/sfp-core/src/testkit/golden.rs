@@ -327,6 +327,29 @@ pub fn cases() -> Vec<GoldenCase> {
         chunk_size: 132_000,
         values: values(DType::BF16, 132_000),
     });
+    // Streams of 2^18 codes or more get the many-state (128-state) rANS variant. Positive values
+    // and no mantissa keep the chunk under 64 KiB, so that corrupted copies fail their checksum
+    // before they are decoded.
+    let many: usize = (1 << 18) + 100;
+    out.push(GoldenCase {
+        name: "bfloat16_m0_entropy_many".into(),
+        dtype: DType::BF16,
+        shape: vec![many as u64],
+        format: Format {
+            exponent_coding: ExponentCoding::Entropy,
+            ..format(None, Some(0))
+        },
+        chunk_size: many,
+        values: generated(DType::BF16, many, 0x3C6E_F372_FE94_F82B, |state| {
+            // Nine in ten values in one binade, the rest in the three below it.
+            let below = if state % 10 == 0 {
+                1 + (state >> 8) % 3
+            } else {
+                0
+            };
+            (DType::BF16.bias() as u64 - below) << DType::BF16.man_bits()
+        }),
+    });
     // Planes whose symbols the default level codes with rANS (the byte variant).
     out.push(GoldenCase {
         name: "float4_e2m1fn_lossless_planes_rans".into(),

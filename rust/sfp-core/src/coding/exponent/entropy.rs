@@ -3,9 +3,11 @@
 //! `N` 32-bit rANS states take the codes in turn (code `i` goes to state `i % N`), renormalising 16
 //! bits at a time, so decoding is `N` independent table lookups per round. `N` is 4, 8 (the wide
 //! variant, written for streams of at least 1024 codes: more independent work per round hides the
-//! table lookup latency) or 32 (the vector variant, for streams of at least 128 Ki codes: four AVX2
-//! registers of states, [`vector`]) or 128 (the byte variant, for codes of at most 8 bits decoded
-//! into bytes with a table of 2^12 slots, [`bytes`]). The frequency table is normalised to
+//! table lookup latency), 32 (the vector variant, for streams of at least 128 Ki codes: four AVX2
+//! registers of states, [`vector`]) or 128 (the many-state variant: streams of at least 256 Ki
+//! codes, decoded by the vector rounds over more registers, and the planes' symbols of at most 8
+//! bits, which the byte variant decodes into bytes with a table of 2^12 slots, [`bytes`]). The
+//! frequency table is normalised to
 //! `2^scale` (12 to 15 bits, whichever makes the stream smallest) and stored in the stream, densely
 //! or as the present codes alone.
 //!
@@ -56,16 +58,24 @@ const VECTOR_MIN: usize = 1 << 17;
 /// Flag in the scale byte: the stream has [`VECTOR_LANES`] states.
 const VECTOR: u8 = 0x20;
 
-/// States of the byte variant ([`bytes`]).
-const BYTE_LANES: usize = 128;
-/// Flags in the scale byte: the stream is of the byte variant.
-const BYTES: u8 = WIDE | VECTOR;
+/// States of the many-state variant: of the byte variant ([`bytes`]), and of streams of at least
+/// [`MANY_MIN`] codes, whose gathers from a table of 2^15 slots (256 KiB, beyond the first-level
+/// cache) 32 states do not keep enough of in flight.
+const MANY_LANES: usize = 128;
+/// Codes from which the encoder uses [`MANY_LANES`] states: their 96 more final states cost 384
+/// bytes per stream, 0.012 bits per code at this length (level 3 on GELU activations, bfloat16:
+/// ratio 1.6499 to 1.6495, decoding 1.25 to 1.58 GB/s, `docs/coding.md`).
+const MANY_MIN: usize = 1 << 18;
+/// Flags in the scale byte: the stream has [`MANY_LANES`] states.
+const MANY: u8 = WIDE | VECTOR;
 /// The table precision of the byte variant.
 const BYTE_SCALE: u32 = 12;
 
 /// States the encoder uses for `n` codes.
 fn lanes_for(n: u64) -> usize {
-    if n >= VECTOR_MIN as u64 {
+    if n >= MANY_MIN as u64 {
+        MANY_LANES
+    } else if n >= VECTOR_MIN as u64 {
         VECTOR_LANES
     } else if n >= WIDE_MIN as u64 {
         WIDE_LANES
@@ -369,6 +379,7 @@ pub(crate) fn encode_shifted(
 ) {
     let lanes = lanes_for(codes.len() as u64);
     let flag = match lanes {
+        MANY_LANES => MANY,
         VECTOR_LANES => VECTOR,
         WIDE_LANES => WIDE,
         _ => 0,
@@ -439,9 +450,12 @@ fn encode_any(
 ) {
     let c = (codes, mask, syms);
     match (lanes, shift) {
-        (BYTE_LANES, _) => {
-            encode_words::<BYTE_LANES, 0>(c, bytes::encode_rounds(table), words, out)
+        // The byte variant's SIMD rounds pack its table's scale of 12 and codes of 8 bits.
+        (MANY_LANES, 0) if table.scale == BYTE_SCALE => {
+            encode_words::<MANY_LANES, 0>(c, bytes::encode_rounds(table), words, out)
         }
+        (MANY_LANES, 0) => encode_words::<MANY_LANES, 0>(c, None, words, out),
+        (MANY_LANES, _) => encode_words::<MANY_LANES, 1>(c, None, words, out),
         (VECTOR_LANES, 0) => encode_words::<VECTOR_LANES, 0>(c, None, words, out),
         (VECTOR_LANES, _) => encode_words::<VECTOR_LANES, 1>(c, None, words, out),
         (WIDE_LANES, 0) => encode_words::<WIDE_LANES, 0>(c, None, words, out),
@@ -584,10 +598,8 @@ fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16])
         slots.resize(FULL_TABLE, Slot::default());
     }
     match states {
-        VECTOR_LANES => vector::decode(bytes, slots, scale, pos, out),
-        BYTE_LANES => Err(Error::decode(
-            "entropy stream: a byte-variant stream where 16-bit codes are read",
-        )),
+        VECTOR_LANES => vector::decode::<VECTOR_LANES>(bytes, slots, scale, pos, out),
+        MANY_LANES => vector::decode::<MANY_LANES>(bytes, slots, scale, pos, out),
         WIDE_LANES => decode_lanes::<WIDE_LANES>(bytes, slots, scale, pos, out),
         _ => decode_lanes::<LANES>(bytes, slots, scale, pos, out),
     }
@@ -595,10 +607,10 @@ fn decode_with(bytes: &[u8], width: u32, slots: &mut Vec<Slot>, out: &mut [u16])
 
 /// The number of states of a stream, from its first byte.
 fn states_of(bytes: &[u8]) -> usize {
-    match bytes.first().map(|&b| b & BYTES) {
+    match bytes.first().map(|&b| b & MANY) {
         Some(WIDE) => WIDE_LANES,
         Some(VECTOR) => VECTOR_LANES,
-        Some(BYTES) => BYTE_LANES,
+        Some(MANY) => MANY_LANES,
         _ => LANES,
     }
 }

@@ -1,4 +1,4 @@
-//! The byte variant: [`BYTE_LANES`] states over codes of at most 8 bits, with a table of
+//! The byte variant: [`MANY_LANES`] states over codes of at most 8 bits, with a table of
 //! `2^`[`BYTE_SCALE`] slots, decoded into bytes.
 //!
 //! Its slot fits one 32-bit word (the frequency, the slot's offset in its code's range, the code),
@@ -8,7 +8,7 @@
 //! symbols of up to 8 bits ([`crate::chunk::planes`]), where its rate is the same whatever the
 //! code lengths, unlike a Huffman table's.
 
-use super::{finish, read_states, read_table, Slot, Table, BYTES, BYTE_LANES, BYTE_SCALE, RANS_L};
+use super::{finish, read_states, read_table, Slot, Table, BYTE_SCALE, MANY, MANY_LANES, RANS_L};
 use crate::error::{Error, Result};
 
 /// The widest code of the byte variant.
@@ -29,11 +29,11 @@ pub(crate) fn byte_table(hist: &[u32]) -> Option<Table> {
 /// stream with `table` (from [`byte_table`] of their histogram), appending to `out`.
 pub(crate) fn encode_bytes(codes: &[u16], width: u32, table: &Table, out: &mut Vec<u8>) {
     let width = width.min(MAX_BYTE_WIDTH);
-    super::encode_as(codes, 0, width, (table, BYTE_LANES, BYTES), out);
+    super::encode_as(codes, 0, width, (table, MANY_LANES, MANY), out);
 }
 
 /// The SIMD encoder rounds for `table`, where this CPU's level has them.
-pub(super) fn encode_rounds<'a>(table: &'a Table) -> Option<super::Rounds<'a, BYTE_LANES>> {
+pub(super) fn encode_rounds<'a>(table: &'a Table) -> Option<super::Rounds<'a, MANY_LANES>> {
     #[cfg(target_arch = "x86_64")]
     match crate::simd::current() {
         // SAFETY (both): each level is only active after `Level::is_available` confirmed its
@@ -77,12 +77,12 @@ pub(crate) fn decode_bytes(
     }
     crate::runtime::memory::with_reused(&TABLES, |(slots, packed)| {
         let (scale, pos) = read_table(bytes, width, slots)?;
-        if super::states_of(bytes) != BYTE_LANES || scale != BYTE_SCALE {
+        if super::states_of(bytes) != MANY_LANES || scale != BYTE_SCALE {
             return Err(Error::decode(format!(
-                "entropy stream: not of the byte variant ({BYTE_LANES} states, scale {BYTE_SCALE})"
+                "entropy stream: not of the byte variant ({MANY_LANES} states, scale {BYTE_SCALE})"
             )));
         }
-        let (mut states, pos) = read_states::<BYTE_LANES>(bytes, pos)?;
+        let (mut states, pos) = read_states::<MANY_LANES>(bytes, pos)?;
         let words = &bytes[pos..];
         // One code takes every slot: the states never move and no word is read.
         if slots[0].freq as usize == SLOTS {
@@ -111,7 +111,7 @@ pub(crate) fn decode_bytes(
 fn decode_rounds(
     table: &[u32; SLOTS],
     words: &[u8],
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     out: &mut [u8],
     wp: &mut usize,
 ) -> Result<usize> {
@@ -127,11 +127,11 @@ fn decode_rounds(
     Ok(0)
 }
 
-/// Decodes `out[from..]` one code at a time, state `i % BYTE_LANES` for code `i`, with the end of
+/// Decodes `out[from..]` one code at a time, state `i % MANY_LANES` for code `i`, with the end of
 /// the stream checked; returns whether a renormalisation ran past it.
 fn steps(
     table: &[u32; SLOTS],
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     words: &[u8],
     wp: &mut usize,
     from: usize,
@@ -139,7 +139,7 @@ fn steps(
 ) -> bool {
     let mut overrun = false;
     for (i, o) in out.iter_mut().enumerate().skip(from) {
-        let x = &mut states[i % BYTE_LANES];
+        let x = &mut states[i % MANY_LANES];
         let e = table[(*x as usize) & (SLOTS - 1)];
         *o = e as u8;
         let y = (e >> (OFFSET_BITS + CODE_BITS))
@@ -160,7 +160,7 @@ fn steps(
 }
 
 /// Bytes a round may read: at most one word per state.
-const ROUND_BYTES: usize = 2 * BYTE_LANES;
+const ROUND_BYTES: usize = 2 * MANY_LANES;
 
 /// The rounds with AVX-512: eight registers of sixteen states. Per register, one gather of the
 /// packed slots, a multiply, and for the states below the floor the next words, moved to their
@@ -170,23 +170,23 @@ const ROUND_BYTES: usize = 2 * BYTE_LANES;
 unsafe fn avx512(
     table: &[u32; SLOTS],
     words: &[u8],
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     out: &mut [u8],
     wp: &mut usize,
 ) -> usize {
     use std::arch::x86_64::*;
-    const REGS: usize = BYTE_LANES / 16;
+    const REGS: usize = MANY_LANES / 16;
     let slot_mask = _mm512_set1_epi32((SLOTS - 1) as i32);
     let floor = _mm512_set1_epi32(RANS_L as i32);
     let mut x: [__m512i; REGS] =
         std::array::from_fn(|r| _mm512_loadu_si512(states.as_ptr().add(16 * r).cast()));
-    let rounds = out.len() / BYTE_LANES;
+    let rounds = out.len() / MANY_LANES;
     let mut p = *wp;
     let mut round = 0;
     // A register reads 32 bytes at its position, which is at most 15 words past where the round's
     // last register starts: inside the round's `ROUND_BYTES`.
     while round < rounds && p + ROUND_BYTES <= words.len() {
-        let dst = out.as_mut_ptr().add(round * BYTE_LANES);
+        let dst = out.as_mut_ptr().add(round * MANY_LANES);
         for (r, xr) in x.iter_mut().enumerate() {
             // Indices below `SLOTS`: inside the table.
             let e = _mm512_i32gather_epi32::<4>(
@@ -214,7 +214,7 @@ unsafe fn avx512(
         _mm512_storeu_si512(states.as_mut_ptr().add(16 * r).cast(), *v);
     }
     *wp = p;
-    round * BYTE_LANES
+    round * MANY_LANES
 }
 
 /// The rounds with AVX2: sixteen registers of eight states, as [`avx512`] with a permutation
@@ -224,12 +224,12 @@ unsafe fn avx512(
 unsafe fn avx2(
     table: &[u32; SLOTS],
     words: &[u8],
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     out: &mut [u8],
     wp: &mut usize,
 ) -> usize {
     use std::arch::x86_64::*;
-    const REGS: usize = BYTE_LANES / 8;
+    const REGS: usize = MANY_LANES / 8;
     let slot_mask = _mm256_set1_epi32((SLOTS - 1) as i32);
     let zero = _mm256_setzero_si256();
     // The low byte of each 32-bit lane, in the low four bytes of each half.
@@ -237,12 +237,12 @@ unsafe fn avx2(
         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
         -1, -1, -1, -1, -1, -1, -1, -1,
     );
-    let rounds = out.len() / BYTE_LANES;
+    let rounds = out.len() / MANY_LANES;
     let mut p = *wp;
     let mut round = 0;
     // A register reads 16 bytes at its position: inside the round's `ROUND_BYTES`, as above.
     while round < rounds && p + ROUND_BYTES <= words.len() {
-        let dst = out.as_mut_ptr().add(round * BYTE_LANES);
+        let dst = out.as_mut_ptr().add(round * MANY_LANES);
         for r in 0..REGS {
             let xr = _mm256_loadu_si256(states.as_ptr().add(8 * r).cast());
             let e =
@@ -275,7 +275,7 @@ unsafe fn avx2(
         round += 1;
     }
     *wp = p;
-    round * BYTE_LANES
+    round * MANY_LANES
 }
 
 #[cfg(test)]
@@ -319,7 +319,7 @@ mod tests {
             let codes = skewed(n, width, n as u64);
             let streams = at_every_level(|| encoded(&codes, width));
             assert!(streams.iter().all(|s| s == &streams[0]), "{n} codes");
-            assert_eq!(streams[0][0] & BYTES, BYTES);
+            assert_eq!(streams[0][0] & MANY, MANY);
             let want: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
             for got in decoded(&streams[0], width, n) {
                 assert!(got.as_ref() == Ok(&want), "{n} codes of {width} bits");
@@ -362,7 +362,25 @@ mod tests {
         assert!(decode_bytes(&vector, 8, &IDENTITY, &mut out).is_err());
         let bytes = encoded(&codes, 8);
         assert!(decode_bytes(&bytes, 9, &IDENTITY, &mut out).is_err());
-        let mut wide = vec![0u16; codes.len()];
-        assert!(super::super::decode(&bytes, 8, &mut wide).is_err());
+    }
+
+    #[test]
+    fn byte_streams_read_as_16_bit_codes_and_many_state_streams_of_other_scales_do_not_as_bytes() {
+        let codes = skewed(1 << 17, 8, 4);
+        // The byte variant is a many-state stream: the 16-bit decoder reads it too.
+        for got in at_every_level(|| {
+            let mut wide = vec![0u16; codes.len()];
+            super::super::decode(&encoded(&codes, 8), 8, &mut wide).map(|()| wide)
+        }) {
+            assert!(got.as_ref() == Ok(&codes));
+        }
+        // A many-state stream of 12-bit codes has a table wider than the byte variant's.
+        let wide_codes = skewed(1 << 18, 12, 5);
+        let mut many = Vec::new();
+        super::super::encode(&wide_codes, 12, &mut many);
+        assert_eq!(super::super::states_of(&many), MANY_LANES);
+        let mut out = vec![0u8; wide_codes.len()];
+        assert!(decode_bytes(&many, 8, &IDENTITY, &mut out).is_err());
+        assert!(decode_bytes(&many, 12, &IDENTITY, &mut out).is_err());
     }
 }

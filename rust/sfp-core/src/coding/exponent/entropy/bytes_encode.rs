@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Table, BYTE_LANES, BYTE_SCALE};
+use super::{Table, BYTE_SCALE, MANY_LANES};
 
 /// Per code, the divisor's constants in one 64-bit entry, so that one gather fetches them: `freq
 /// | start << 12 | (l - 1) << 24 | (l > 0) << 28` with `l = ceil(log2 freq)` in the low half, the
@@ -52,11 +52,11 @@ fn divisors(table: &Table) -> Option<Divisors> {
 pub(super) unsafe fn avx512(
     codes: &[u16],
     table: &Table,
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     words: &mut [u16],
     pos: &mut usize,
 ) -> bool {
-    const REGS: usize = BYTE_LANES / 16;
+    const REGS: usize = MANY_LANES / 16;
     let Some(d) = divisors(table) else {
         return false;
     };
@@ -69,10 +69,10 @@ pub(super) unsafe fn avx512(
     let entries = d.entries.as_ptr().cast::<i64>();
     let mut x: [__m512i; REGS] =
         std::array::from_fn(|r| _mm512_loadu_si512(states.as_ptr().add(16 * r).cast()));
-    let full = codes.len() / BYTE_LANES;
+    let full = codes.len() / MANY_LANES;
     let mut p = *pos;
     for round in (0..full).rev() {
-        let src = codes.as_ptr().add(round * BYTE_LANES);
+        let src = codes.as_ptr().add(round * MANY_LANES);
         for r in (0..REGS).rev() {
             let c = _mm512_cvtepu16_epi32(_mm256_loadu_si256(src.add(16 * r).cast()));
             let c = _mm512_and_si512(c, _mm512_set1_epi32(0xff));
@@ -154,11 +154,11 @@ static TOP: Top = Top({
 pub(super) unsafe fn avx2(
     codes: &[u16],
     table: &Table,
-    states: &mut [u32; BYTE_LANES],
+    states: &mut [u32; MANY_LANES],
     words: &mut [u16],
     pos: &mut usize,
 ) -> bool {
-    const REGS: usize = BYTE_LANES / 8;
+    const REGS: usize = MANY_LANES / 8;
     let Some(d) = divisors(table) else {
         return false;
     };
@@ -172,10 +172,10 @@ pub(super) unsafe fn avx2(
         0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1,
         -1, -1, -1, -1, -1, -1,
     );
-    let full = codes.len() / BYTE_LANES;
+    let full = codes.len() / MANY_LANES;
     let mut p = *pos;
     for round in (0..full).rev() {
-        let src = codes.as_ptr().add(round * BYTE_LANES);
+        let src = codes.as_ptr().add(round * MANY_LANES);
         for r in (0..REGS).rev() {
             let st = states.as_mut_ptr().add(8 * r);
             let x = _mm256_loadu_si256(st.cast());

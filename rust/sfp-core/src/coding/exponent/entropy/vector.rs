@@ -1,5 +1,5 @@
-//! The decoder of the vector variant: [`VECTOR_LANES`] states, as four AVX2 registers of eight
-//! (or two AVX-512 registers of sixteen).
+//! The decoder of the vector and many-state variants: `N` states (32 or 128), as `N / 8` AVX2
+//! registers of eight (or `N / 16` AVX-512 registers of sixteen).
 //!
 //! A round decodes one code per state: each register's slots are gathered from the table, the
 //! states stepped with one multiply, and the states that fall below the rANS floor take the next
@@ -7,19 +7,22 @@
 //! words to their lanes; AVX-512 expands them under the mask), so no state waits on another's
 //! position in the stream. The portable path steps the states one at a time, in the same order.
 
-use super::{finish, read_states, step_checked, Slot, FULL_TABLE, VECTOR_LANES};
+use super::{finish, read_states, step_checked, Slot, FULL_TABLE};
 use crate::error::{Error, Result};
 
-/// Decodes the codes of a vector stream whose table (of `2^scale` slots in `slots`) ends at `pos`.
-pub(super) fn decode(
+/// Decodes the codes of a stream of `N` states whose table (of `2^scale` slots in `slots`) ends at
+/// `pos`.
+pub(super) fn decode<const N: usize>(
     bytes: &[u8],
     slots: &[Slot],
     scale: u32,
     pos: usize,
     out: &mut [u16],
 ) -> Result<()> {
+    // Whole registers of sixteen states, at most the eight the rounds hold.
+    const { assert!(N.is_multiple_of(16) && N <= 128) };
     let level = crate::simd::current()?;
-    let (mut states, pos) = read_states::<VECTOR_LANES>(bytes, pos)?;
+    let (mut states, pos) = read_states::<N>(bytes, pos)?;
     let words = &bytes[pos..];
     let full = slots
         .get(..FULL_TABLE)
@@ -32,10 +35,10 @@ pub(super) fn decode(
         // SAFETY (both): each level is only active after `Level::is_available` confirmed its
         // features.
         crate::simd::Level::Avx512 => {
-            done = unsafe { avx512::rounds(full, scale, words, &mut states, out, &mut wp) };
+            done = unsafe { avx512::rounds::<N>(full, scale, words, &mut states, out, &mut wp) };
         }
         crate::simd::Level::Avx2 => {
-            done = unsafe { avx2::rounds(full, scale, words, &mut states, out, &mut wp) };
+            done = unsafe { avx2::rounds::<N>(full, scale, words, &mut states, out, &mut wp) };
         }
         _ => {}
     }
@@ -43,7 +46,7 @@ pub(super) fn decode(
     let mask = (1u32 << scale) - 1;
     let mut overrun = false;
     for (i, o) in out.iter_mut().enumerate().skip(done) {
-        let x = &mut states[i % VECTOR_LANES];
+        let x = &mut states[i % N];
         step_checked(x, o, full, scale, mask, words, &mut wp, &mut overrun);
     }
     finish(&states, wp, words, overrun)
@@ -53,38 +56,40 @@ pub(super) fn decode(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Slot, FULL_TABLE, VECTOR_LANES};
+    use super::{Slot, FULL_TABLE};
 
     /// Decodes whole rounds while a round's words (at most one per state) can be read without a
     /// check; returns the codes decoded. `states` and `wp` (the byte position in `words`) are
     /// left where the rounds stopped.
     #[target_feature(enable = "avx2,popcnt")]
-    pub(super) unsafe fn rounds(
+    pub(super) unsafe fn rounds<const N: usize>(
         slots: &[Slot; FULL_TABLE],
         scale: u32,
         words: &[u8],
-        states: &mut [u32; VECTOR_LANES],
+        states: &mut [u32; N],
         out: &mut [u16],
         wp: &mut usize,
     ) -> usize {
-        const REGS: usize = VECTOR_LANES / 8;
+        let regs = N / 8;
         let mask = _mm256_set1_epi32(((1u32 << scale) - 1) as i32);
         let count = _mm_cvtsi32_si128(scale as i32);
         let low = _mm256_set1_epi32(0xffff);
         let zero = _mm256_setzero_si256();
         // A slot is 8 bytes: the frequency, then the code and the offset.
         let table = slots.as_ptr().cast::<i64>();
-        let mut x: [__m256i; REGS] =
-            std::array::from_fn(|r| _mm256_loadu_si256(states.as_ptr().add(8 * r).cast()));
-        let rounds = out.len() / VECTOR_LANES;
+        let mut x: [__m256i; 16] = [zero; 16];
+        for (r, xr) in x.iter_mut().enumerate().take(regs) {
+            *xr = _mm256_loadu_si256(states.as_ptr().add(8 * r).cast());
+        }
+        let rounds = out.len() / N;
         let mut p = *wp;
         let mut round = 0;
         // A round reads 16 bytes at the position for each register, which moves at most 16 bytes
         // per register.
-        while round < rounds && p + 2 * VECTOR_LANES + 16 <= words.len() {
-            let dst = out.as_mut_ptr().add(round * VECTOR_LANES);
-            let mut sym = [zero; REGS];
-            for r in 0..REGS {
+        while round < rounds && p + 2 * N + 16 <= words.len() {
+            let dst = out.as_mut_ptr().add(round * N);
+            let mut sym = [zero; 16];
+            for r in 0..regs {
                 // Indices below 2^scale <= FULL_TABLE: inside the table.
                 let idx = _mm256_and_si256(x[r], mask);
                 // One 64-bit gather per slot (half the loads of two 32-bit ones); the even and odd
@@ -116,7 +121,7 @@ mod avx2 {
                 x[r] = _mm256_blendv_epi8(y, refill, need);
                 p += 2 * m.count_ones() as usize;
             }
-            for pair in 0..REGS / 2 {
+            for pair in 0..regs / 2 {
                 let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
                     sym[2 * pair],
                     sym[2 * pair + 1],
@@ -125,11 +130,11 @@ mod avx2 {
             }
             round += 1;
         }
-        for (r, v) in x.iter().enumerate() {
+        for (r, v) in x.iter().enumerate().take(regs) {
             _mm256_storeu_si256(states.as_mut_ptr().add(8 * r).cast(), *v);
         }
         *wp = p;
-        round * VECTOR_LANES
+        round * N
     }
 }
 
@@ -137,20 +142,20 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Slot, FULL_TABLE, VECTOR_LANES};
+    use super::{Slot, FULL_TABLE};
 
-    /// [`super::avx2::rounds`] with two registers of sixteen states, the words moved to the states
+    /// [`super::avx2::rounds`] with registers of sixteen states, the words moved to the states
     /// that take one by an expand under their mask.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
-    pub(super) unsafe fn rounds(
+    pub(super) unsafe fn rounds<const N: usize>(
         slots: &[Slot; FULL_TABLE],
         scale: u32,
         words: &[u8],
-        states: &mut [u32; VECTOR_LANES],
+        states: &mut [u32; N],
         out: &mut [u16],
         wp: &mut usize,
     ) -> usize {
-        const REGS: usize = VECTOR_LANES / 16;
+        let regs = N / 16;
         let mask = _mm512_set1_epi32(((1u32 << scale) - 1) as i32);
         let count = _mm_cvtsi32_si128(scale as i32);
         let floor = _mm512_set1_epi32(super::super::RANS_L as i32);
@@ -158,16 +163,18 @@ mod avx512 {
         let table = slots.as_ptr().cast::<i64>();
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let mut x: [__m512i; REGS] =
-            std::array::from_fn(|r| _mm512_loadu_si512(states.as_ptr().add(16 * r).cast()));
-        let rounds = out.len() / VECTOR_LANES;
+        let mut x = [_mm512_setzero_si512(); 8];
+        for (r, xr) in x.iter_mut().enumerate().take(regs) {
+            *xr = _mm512_loadu_si512(states.as_ptr().add(16 * r).cast());
+        }
+        let rounds = out.len() / N;
         let mut p = *wp;
         let mut round = 0;
         // A register reads 32 bytes at its position, which moves at most 32 bytes per register:
         // inside the bound the AVX2 rounds keep.
-        while round < rounds && p + 2 * VECTOR_LANES + 16 <= words.len() {
-            let dst = out.as_mut_ptr().add(round * VECTOR_LANES);
-            for (r, xr) in x.iter_mut().enumerate() {
+        while round < rounds && p + 2 * N + 16 <= words.len() {
+            let dst = out.as_mut_ptr().add(round * N);
+            for (r, xr) in x.iter_mut().enumerate().take(regs) {
                 // Indices below 2^scale <= FULL_TABLE: inside the table.
                 let idx = _mm512_and_si512(*xr, mask);
                 // One 64-bit gather per slot (half the loads of two 32-bit ones), then the
@@ -191,11 +198,11 @@ mod avx512 {
             }
             round += 1;
         }
-        for (r, v) in x.iter().enumerate() {
+        for (r, v) in x.iter().enumerate().take(regs) {
             _mm512_storeu_si512(states.as_mut_ptr().add(16 * r).cast(), *v);
         }
         *wp = p;
-        round * VECTOR_LANES
+        round * N
     }
 }
 
@@ -203,7 +210,7 @@ mod avx512 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use super::super::{decode, encode, VECTOR, VECTOR_MIN};
+    use super::super::{decode, encode, states_of, MANY_LANES, MANY_MIN, VECTOR_LANES, VECTOR_MIN};
     use crate::testkit::{at_every_level, damaged, skewed_codes as skewed};
 
     /// What decoding `bytes` as `n` codes of `width` gives at each SIMD level of this CPU.
@@ -217,28 +224,35 @@ mod tests {
     }
 
     #[test]
-    fn long_streams_take_the_vector_variant_and_decode_alike_at_every_level() {
-        for (n, width) in [
-            (VECTOR_MIN, 8),
-            (VECTOR_MIN + 37, 12),
-            (2 * VECTOR_MIN + 5, 3),
+    fn long_streams_take_the_vector_and_many_state_variants_and_decode_alike_at_every_level() {
+        for (n, width, states) in [
+            (VECTOR_MIN, 8, VECTOR_LANES),
+            (VECTOR_MIN + 37, 12, VECTOR_LANES),
+            (MANY_MIN - 1, 3, VECTOR_LANES),
+            (MANY_MIN, 13, MANY_LANES),
+            (MANY_MIN + 77, 5, MANY_LANES),
         ] {
             let codes = skewed(n, width, n as u64);
             let mut bytes = Vec::new();
             encode(&codes, width, &mut bytes);
-            assert_ne!(bytes[0] & VECTOR, 0, "{n} codes of {width} bits");
+            assert_eq!(states_of(&bytes), states, "{n} codes of {width} bits");
             for got in decoded(&bytes, width, n) {
                 assert!(got.as_ref() == Ok(&codes), "{n} codes of {width} bits");
             }
         }
         let mut bytes = Vec::new();
         encode(&skewed(VECTOR_MIN - 1, 8, 1), 8, &mut bytes);
-        assert_eq!(bytes[0] & VECTOR, 0);
+        assert!(states_of(&bytes) < VECTOR_LANES);
     }
 
     #[test]
-    fn damaged_vector_streams_are_errors_or_codes_and_every_level_agrees() {
-        let (n, width) = (VECTOR_MIN + 3, 6);
+    fn damaged_vector_and_many_state_streams_are_errors_or_codes_and_every_level_agrees() {
+        for (n, width) in [(VECTOR_MIN + 3, 6), (MANY_MIN + 3, 10)] {
+            damaged_streams_agree(n, width);
+        }
+    }
+
+    fn damaged_streams_agree(n: usize, width: u32) {
         let mut bytes = Vec::new();
         encode(&skewed(n, width, 9), width, &mut bytes);
         // Every truncation and bit flip is an error (or, for a flipped word, other codes) at every
@@ -254,9 +268,9 @@ mod tests {
                 assert!(results[0].is_err(), "truncated to {} bytes", bad.len());
             }
         }
-        // Both state-count flags at once name the byte variant, which is not read as 16-bit codes.
-        let mut both = bytes.clone();
-        both[0] |= 0x80;
-        assert!(decoded(&both, width, n).iter().all(Result::is_err));
+        // Another state count reads the states and words at the wrong places.
+        let mut other = bytes.clone();
+        other[0] ^= 0x80;
+        assert!(decoded(&other, width, n).iter().all(Result::is_err));
     }
 }
