@@ -12,6 +12,8 @@ use crate::simd::Level;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod blocks;
 
 pub(crate) use blocks::assemble_blocks;
@@ -308,13 +310,25 @@ impl<'a> Table<'a> {
                 joint_sign: self.linear.map_or(0, |l| l.joint_sign),
                 low_bits: self.linear.map_or(0, |l| l.low_bits),
             };
-            // SAFETY: the level is active only on a CPU with AVX2 (checked by `simd::current`);
-            // the prefix table has `mask + 1` entries (checked above).
-            let done = match (W::SIZE, self.linear.is_some()) {
-                (2, false) => unsafe { avx2::values::<2, SKIP, false>(&t, syms, values, out) },
-                (2, true) => unsafe { avx2::values::<2, SKIP, true>(&t, syms, values, out) },
-                (4, false) => unsafe { avx2::values::<4, SKIP, false>(&t, syms, values, out) },
-                (4, true) => unsafe { avx2::values::<4, SKIP, true>(&t, syms, values, out) },
+            // SAFETY: the level is active only on a CPU with its features (checked by
+            // `simd::current`); the prefix table has `mask + 1` entries (checked above).
+            let done = match (self.level, W::SIZE, self.linear.is_some()) {
+                (Level::Avx512, 2, false) => unsafe {
+                    avx512::values::<2, SKIP, false>(&t, syms, values, out)
+                },
+                (Level::Avx512, 2, true) => unsafe {
+                    avx512::values::<2, SKIP, true>(&t, syms, values, out)
+                },
+                (Level::Avx512, 4, false) => unsafe {
+                    avx512::values::<4, SKIP, false>(&t, syms, values, out)
+                },
+                (Level::Avx512, 4, true) => unsafe {
+                    avx512::values::<4, SKIP, true>(&t, syms, values, out)
+                },
+                (_, 2, false) => unsafe { avx2::values::<2, SKIP, false>(&t, syms, values, out) },
+                (_, 2, true) => unsafe { avx2::values::<2, SKIP, true>(&t, syms, values, out) },
+                (_, 4, false) => unsafe { avx2::values::<4, SKIP, false>(&t, syms, values, out) },
+                (_, 4, true) => unsafe { avx2::values::<4, SKIP, true>(&t, syms, values, out) },
                 _ => return (0, 0),
             };
             return (done.elements, done.values);
