@@ -217,12 +217,7 @@ impl<'a> Table<'a> {
     /// The sign bits of group `g` (64 elements) from the sign stream, 0 without one.
     #[inline(always)]
     fn sign_word(&self, g: usize) -> u64 {
-        let Some(signs) = self.signs else { return 0 };
-        let mut w = [0u8; 8];
-        let part = signs.get(g * 8..).unwrap_or_default();
-        let len = part.len().min(8);
-        w[..len].copy_from_slice(&part[..len]);
-        u64::from_le_bytes(w)
+        sign_word(self.signs, g)
     }
 
     /// The prefix and flags of symbol `s`.
@@ -412,6 +407,18 @@ fn build(r: &Reducer, width: u32, low_bits: u32, layout: Layout, tables: &mut Ta
             _ => 0,
         });
     }
+}
+
+/// The sign bits of group `g` (of 64 elements) from a sign stream, one bit per element, the bytes
+/// past its end read as 0 (no stream: all 0).
+#[inline(always)]
+fn sign_word(signs: Option<&[u8]>, g: usize) -> u64 {
+    let Some(signs) = signs else { return 0 };
+    let mut w = [0u8; 8];
+    let part = signs.get(g * 8..).unwrap_or_default();
+    let len = part.len().min(8);
+    w[..len].copy_from_slice(&part[..len]);
+    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]

@@ -68,13 +68,7 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: b
         if k + 64 > values.len() {
             break;
         }
-        let signs = t.signs.map_or(0, |s| {
-            let mut w = [0u8; 8];
-            let part = s.get(g * 8..).unwrap_or_default();
-            let len = part.len().min(8);
-            w[..len].copy_from_slice(&part[..len]);
-            u64::from_le_bytes(w)
-        });
+        let signs = super::sign_word(t.signs, g);
         for step in 0..8 {
             let s = _mm256_cvtepu16_epi32(_mm_loadu_si128(syms.as_ptr().add(i).cast()));
             let s = _mm256_and_si256(s, mask);
