@@ -233,10 +233,15 @@ mod tests {
             (MANY_MIN + 77, 5, MANY_LANES),
         ] {
             let codes = skewed(n, width, n as u64);
-            let mut bytes = Vec::new();
-            encode(&codes, width, &mut bytes);
-            assert_eq!(states_of(&bytes), states, "{n} codes of {width} bits");
-            for got in decoded(&bytes, width, n) {
+            let streams = at_every_level(|| {
+                let mut bytes = Vec::new();
+                encode(&codes, width, &mut bytes);
+                bytes
+            });
+            assert!(streams.iter().all(|s| s == &streams[0]), "{n} codes");
+            let bytes = &streams[0];
+            assert_eq!(states_of(bytes), states, "{n} codes of {width} bits");
+            for got in decoded(bytes, width, n) {
                 assert!(got.as_ref() == Ok(&codes), "{n} codes of {width} bits");
             }
         }
