@@ -127,21 +127,27 @@ fn maximum_level_frames_decode_alike_at_every_level() {
     assert!(names.iter().any(|k| k.starts_with("zeros+")), "{names:?}");
 }
 
-/// Window formats at the maximum level: their exponent codes are not the exponent fields, so the
+/// Lossy formats at the maximum level: their exponent codes are not the exponent fields, so the
 /// vector loops take each element's leading bits from the symbol's table (lossless chunks compute
 /// them from the symbol); both decode to the quantized elements at every level.
 #[test]
 fn maximum_level_window_frames_decode_alike_at_every_level() {
     let mut kinds = std::collections::BTreeSet::new();
     for (dtype, relu, exp_bits, man_bits) in [
-        (DType::BF16, false, 5, 7),
-        (DType::BF16, true, 4, 5),
-        (DType::F32, false, 6, 12),
-        (DType::F16, false, 4, 8),
+        (DType::BF16, false, Some(5), 7),
+        (DType::BF16, true, Some(4), 5),
+        (DType::F32, false, Some(6), 12),
+        (DType::F16, false, Some(4), 8),
+        // Whole exponents and low mantissas of one raw lane (at most 8 bits), which the vector
+        // loops read where they are packed.
+        (DType::F32, false, None, 8),
+        (DType::F32, true, None, 5),
+        (DType::F16, false, None, 6),
+        (DType::BF16, false, None, 3),
     ] {
         let n = 70_001;
         let format = Format {
-            exp_bits: Some(exp_bits),
+            exp_bits,
             man_bits: Some(man_bits),
             level: CodingLevel::Max,
             ..Format::LOSSLESS

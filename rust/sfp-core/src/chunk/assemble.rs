@@ -82,13 +82,7 @@ pub(crate) fn assemble<W: Word>(
     let check = r.zero_code_is_zero();
     let stray = match low {
         Low::Values(values) => t.stored::<W>(layout.zero_skip, check, syms, values, out)?,
-        Low::Packed { bytes, bits } => {
-            if check {
-                t.packed::<W, true>(syms, bytes, bits, out)
-            } else {
-                t.packed::<W, false>(syms, bytes, bits, out)
-            }
-        }
+        Low::Packed { bytes, bits } => t.packed_low::<W>(check, syms, bytes, bits, out),
     };
     no_stray(stray)
 }
@@ -280,6 +274,21 @@ impl<'a> Table<'a> {
         (k, stray)
     }
 
+    /// What the vector loops need of the table.
+    #[cfg(target_arch = "x86_64")]
+    fn lookup(&self) -> avx2::Lookup<'a> {
+        avx2::Lookup {
+            prefix: self.prefix32,
+            mask: self.mask as u32,
+            drop: self.drop,
+            code_shift: self.code_shift,
+            sign_shift: self.sign_shift,
+            signs: self.signs,
+            joint_sign: self.linear.map_or(0, |l| l.joint_sign),
+            low_bits: self.linear.map_or(0, |l| l.low_bits),
+        }
+    }
+
     /// The leading whole groups of [`Table::values`] with the vector loop where the level has one
     /// (elements of 16 or 32 bits, nothing to check); returns the elements written (a multiple
     /// of 64) and the stored values read.
@@ -295,16 +304,7 @@ impl<'a> Table<'a> {
             && matches!(self.level, Level::Avx2 | Level::Avx512)
             && self.prefix32.len() == self.mask + 1
         {
-            let t = avx2::Lookup {
-                prefix: self.prefix32,
-                mask: self.mask as u32,
-                drop: self.drop,
-                code_shift: self.code_shift,
-                sign_shift: self.sign_shift,
-                signs: self.signs,
-                joint_sign: self.linear.map_or(0, |l| l.joint_sign),
-                low_bits: self.linear.map_or(0, |l| l.low_bits),
-            };
+            let t = self.lookup();
             // SAFETY: the level is active only on a CPU with its features (checked by
             // `simd::current`); the prefix table has `mask + 1` entries (checked above).
             let done = match (self.level, W::SIZE, self.linear.is_some()) {
@@ -331,6 +331,58 @@ impl<'a> Table<'a> {
         (0, 0)
     }
 
+    /// [`Table::packed`], checking signed zeros when `check` says so.
+    fn packed_low<W: Word>(
+        &self,
+        check: bool,
+        syms: &[u16],
+        bytes: &[u8],
+        bits: u32,
+        out: &mut [u8],
+    ) -> u64 {
+        if check {
+            self.packed::<W, true>(syms, bytes, bits, out)
+        } else {
+            self.packed::<W, false>(syms, bytes, bits, out)
+        }
+    }
+
+    /// The leading whole groups of [`Table::packed`] with the vector loop where the level has one
+    /// (fields of 1-8 bits, elements of 16 or 32 bits, nothing to check); returns the elements
+    /// written.
+    #[allow(unused_variables)]
+    fn packed_simd<W: Word>(&self, syms: &[u16], bytes: &[u8], bits: u32, out: &mut [u8]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.level, Level::Avx2 | Level::Avx512)
+            && (1..=8).contains(&bits)
+            && self.prefix32.len() == self.mask + 1
+        {
+            let t = self.lookup();
+            // SAFETY: the level is active only on a CPU with its features (checked by
+            // `simd::current`); the prefix table has `mask + 1` entries (checked above).
+            return match (self.level, W::SIZE, self.linear.is_some()) {
+                (Level::Avx512, 2, false) => unsafe {
+                    avx512::packed::<2, false>(&t, syms, bytes, bits, out)
+                },
+                (Level::Avx512, 2, true) => unsafe {
+                    avx512::packed::<2, true>(&t, syms, bytes, bits, out)
+                },
+                (Level::Avx512, 4, false) => unsafe {
+                    avx512::packed::<4, false>(&t, syms, bytes, bits, out)
+                },
+                (Level::Avx512, 4, true) => unsafe {
+                    avx512::packed::<4, true>(&t, syms, bytes, bits, out)
+                },
+                (_, 2, false) => unsafe { avx2::packed::<2, false>(&t, syms, bytes, bits, out) },
+                (_, 2, true) => unsafe { avx2::packed::<2, true>(&t, syms, bytes, bits, out) },
+                (_, 4, false) => unsafe { avx2::packed::<4, false>(&t, syms, bytes, bits, out) },
+                (_, 4, true) => unsafe { avx2::packed::<4, true>(&t, syms, bytes, bits, out) },
+                _ => 0,
+            };
+        }
+        0
+    }
+
     /// Elements from low values packed flat at `bits`, one per element; returns the stray bits.
     fn packed<W: Word, const CHECK: bool>(
         &self,
@@ -340,6 +392,21 @@ impl<'a> Table<'a> {
         out: &mut [u8],
     ) -> u64 {
         if !CHECK {
+            let done = self.packed_simd::<W>(syms, bytes, bits, out);
+            if done > 0 {
+                // Whole groups of 64, so the rest starts on a byte of the fields and of the signs.
+                let rest = Table {
+                    signs: self.signs.map(|s| s.get(done / 8..).unwrap_or_default()),
+                    ..*self
+                };
+                let from = done * bits as usize / 8;
+                return rest.packed::<W, CHECK>(
+                    &syms[done..],
+                    bytes.get(from..).unwrap_or_default(),
+                    bits,
+                    &mut out[done * W::SIZE..],
+                );
+            }
             if let Some(words) = crate::kernel::words_mut::<W>(out) {
                 self.packed_words(syms, bytes, bits, words);
                 return 0;

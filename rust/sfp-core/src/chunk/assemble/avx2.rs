@@ -31,6 +31,89 @@ pub(super) struct Done {
     pub values: usize,
 }
 
+/// The table's constants in registers, for both loops.
+struct Consts {
+    mask: __m256i,
+    drop: __m128i,
+    sign_shift: __m128i,
+    bit_of_lane: __m256i,
+    one: __m256i,
+    joint_sign: __m128i,
+    joint_sign_bit: __m256i,
+    low_bits: __m128i,
+    /// The low two bytes of each 32-bit lane, packed into the lane's first eight bytes.
+    low_halves: __m256i,
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn consts(t: &Lookup<'_>) -> Consts {
+    Consts {
+        mask: _mm256_set1_epi32(t.mask as i32),
+        drop: _mm_cvtsi32_si128(t.drop as i32),
+        sign_shift: _mm_cvtsi32_si128(t.sign_shift as i32),
+        bit_of_lane: _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        one: _mm256_set1_epi32(1),
+        joint_sign: _mm_cvtsi32_si128(t.joint_sign as i32),
+        joint_sign_bit: _mm256_set1_epi32(t.joint_sign as i32),
+        low_bits: _mm_cvtsi32_si128(t.low_bits as i32),
+        low_halves: _mm256_setr_epi8(
+            0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1,
+            -1, -1, -1, -1, -1, -1, -1,
+        ),
+    }
+}
+
+/// Eight symbols from `at`, masked below the prefix table's length.
+///
+/// # Safety
+/// `at` must be valid for reading eight symbols.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn symbols(c: &Consts, at: *const u16) -> __m256i {
+    _mm256_and_si256(_mm256_cvtepu16_epi32(_mm_loadu_si128(at.cast())), c.mask)
+}
+
+/// Stores the eight elements of symbols `s` with their low values `v` and the sign bits
+/// `negative` (bit `j` for element `j`) at `dst`: each symbol's prefix (computed with `LINEAR`,
+/// else gathered), the low value shifted up to it, the sign bit.
+///
+/// # Safety
+/// `dst` must be valid for writing eight elements of `SIZE` bytes; `s` must be masked
+/// ([`symbols`]) and `t.prefix` hold `t.mask + 1` entries.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn put<const SIZE: usize, const LINEAR: bool>(
+    c: &Consts,
+    t: &Lookup<'_>,
+    s: __m256i,
+    v: __m256i,
+    negative: u64,
+    dst: *mut u8,
+) {
+    let p = if LINEAR {
+        _mm256_or_si256(
+            _mm256_sll_epi32(_mm256_srl_epi32(s, c.joint_sign), c.low_bits),
+            _mm256_sll_epi32(_mm256_and_si256(s, c.joint_sign_bit), c.sign_shift),
+        )
+    } else {
+        _mm256_i32gather_epi32::<4>(t.prefix.as_ptr().cast(), s)
+    };
+    let byte = _mm256_set1_epi32((negative & 0xff) as i32);
+    let sign = _mm256_and_si256(_mm256_srlv_epi32(byte, c.bit_of_lane), c.one);
+    let e = _mm256_or_si256(
+        _mm256_or_si256(p, _mm256_sll_epi32(v, c.drop)),
+        _mm256_sll_epi32(sign, c.sign_shift),
+    );
+    if SIZE == 2 {
+        let e = _mm256_shuffle_epi8(e, c.low_halves);
+        let e = _mm256_permute4x64_epi64::<0b00_00_10_00>(e);
+        _mm_storeu_si128(dst.cast(), _mm256_castsi256_si128(e));
+    } else {
+        _mm256_storeu_si256(dst.cast(), e);
+    }
+}
+
 /// Writes whole groups of 64 elements of `SIZE` bytes (2 or 4) while each group's 64 stored
 /// values are there to read; the caller finishes the rest. With `LINEAR` the prefixes are the
 /// symbols shifted into place (`joint_sign` and `low_bits`), not gathered.
@@ -47,21 +130,9 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: b
     // SAFETY (whole function): symbol indices are masked below the prefix table's length; a group
     // runs only with 64 symbols, 64 output elements and 64 stored values left from its start, and
     // each step of 8 reads at most 8 values past the group's running count.
-    let mask = _mm256_set1_epi32(t.mask as i32);
-    let drop = _mm_cvtsi32_si128(t.drop as i32);
+    let c = consts(t);
     let code_shift = _mm_cvtsi32_si128(t.code_shift as i32);
-    let sign_shift = _mm_cvtsi32_si128(t.sign_shift as i32);
-    let bit_of_lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let one = _mm256_set1_epi32(1);
-    let joint_sign = _mm_cvtsi32_si128(t.joint_sign as i32);
-    let joint_sign_bit = _mm256_set1_epi32(t.joint_sign as i32);
-    let low_bits = _mm_cvtsi32_si128(t.low_bits as i32);
     let zero = _mm256_setzero_si256();
-    // The low two bytes of each 32-bit lane, packed into the lane's first eight bytes.
-    let low_halves = _mm256_setr_epi8(
-        0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1,
-        -1, -1, -1, -1, -1, -1,
-    );
     let groups = syms.len().min(out.len() / SIZE) / 64;
     let (mut i, mut k) = (0usize, 0usize);
     for g in 0..groups {
@@ -70,16 +141,7 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: b
         }
         let signs = super::sign_word(t.signs, g);
         for step in 0..8 {
-            let s = _mm256_cvtepu16_epi32(_mm_loadu_si128(syms.as_ptr().add(i).cast()));
-            let s = _mm256_and_si256(s, mask);
-            let p = if LINEAR {
-                _mm256_or_si256(
-                    _mm256_sll_epi32(_mm256_srl_epi32(s, joint_sign), low_bits),
-                    _mm256_sll_epi32(_mm256_and_si256(s, joint_sign_bit), sign_shift),
-                )
-            } else {
-                _mm256_i32gather_epi32::<4>(t.prefix.as_ptr().cast(), s)
-            };
+            let s = symbols(&c, syms.as_ptr().add(i));
             let at = values.as_ptr().add(k);
             let lo = _mm256_loadu_si256(at.cast());
             let hi = _mm256_loadu_si256(at.add(4).cast());
@@ -99,20 +161,14 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: b
             } else {
                 k += 8;
             }
-            let byte = _mm256_set1_epi32(((signs >> (8 * step)) & 0xff) as i32);
-            let sign = _mm256_and_si256(_mm256_srlv_epi32(byte, bit_of_lane), one);
-            let e = _mm256_or_si256(
-                _mm256_or_si256(p, _mm256_sll_epi32(v, drop)),
-                _mm256_sll_epi32(sign, sign_shift),
+            put::<SIZE, LINEAR>(
+                &c,
+                t,
+                s,
+                v,
+                signs >> (8 * step),
+                out.as_mut_ptr().add(i * SIZE),
             );
-            let dst = out.as_mut_ptr().add(i * SIZE);
-            if SIZE == 2 {
-                let e = _mm256_shuffle_epi8(e, low_halves);
-                let e = _mm256_permute4x64_epi64::<0b00_00_10_00>(e);
-                _mm_storeu_si128(dst.cast(), _mm256_castsi256_si128(e));
-            } else {
-                _mm256_storeu_si256(dst.cast(), e);
-            }
             i += 8;
         }
     }
@@ -120,4 +176,70 @@ pub(super) unsafe fn values<const SIZE: usize, const SKIP: bool, const LINEAR: b
         elements: i,
         values: k,
     }
+}
+
+/// [`values`] without zero skip, the low values read where they are packed (`bits` of 1-8 each,
+/// LSB first) instead of from 64-bit slots: a step's eight fields are `bits` bytes, and each lane
+/// takes the one or two bytes of its field by a byte shuffle of them and shifts it down. Returns
+/// the elements written, whole groups of 64 while a step's 16 bytes can be read.
+///
+/// # Safety
+/// The CPU must have AVX2, `bits` must be 1..=8 and `t.prefix` must hold `t.mask + 1` entries.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn packed<const SIZE: usize, const LINEAR: bool>(
+    t: &Lookup<'_>,
+    syms: &[u16],
+    bytes: &[u8],
+    bits: u32,
+    out: &mut [u8],
+) -> usize {
+    // Lane j's field starts at bit j * bits of the step: in byte j * bits / 8, shifted by the rest;
+    // it takes the next byte too when it crosses into it. The step's bytes are in both 128-bit
+    // lanes, which a byte shuffle indexes within.
+    let mut pick = [-1i8; 32];
+    let mut shift = [0i32; 8];
+    for j in 0..8 {
+        let bit = j as u32 * bits;
+        pick[4 * j] = (bit / 8) as i8;
+        if bit % 8 + bits > 8 {
+            pick[4 * j + 1] = (bit / 8 + 1) as i8;
+        }
+        shift[j] = (bit % 8) as i32;
+    }
+    let pick = _mm256_loadu_si256(pick.as_ptr().cast());
+    let shift = _mm256_loadu_si256(shift.as_ptr().cast());
+    let field = _mm256_set1_epi32(((1u32 << bits) - 1) as i32);
+    let c = consts(t);
+    let step_bytes = bits as usize;
+    let groups = syms.len().min(out.len() / SIZE) / 64;
+    let mut i = 0usize;
+    for g in 0..groups {
+        let base = 8 * step_bytes * g;
+        // The group's last step reads 16 bytes from `7 step_bytes` on.
+        if base + 7 * step_bytes + 16 > bytes.len() {
+            break;
+        }
+        let signs = super::sign_word(t.signs, g);
+        for step in 0..8 {
+            // SAFETY: the step's 16 bytes are inside `bytes` (checked above for the group's last
+            // step); the group's 64 symbols and elements are there (`groups`).
+            let window = _mm_loadu_si128(bytes.as_ptr().add(base + step * step_bytes).cast());
+            let window = _mm256_broadcastsi128_si256(window);
+            let v = _mm256_and_si256(
+                _mm256_srlv_epi32(_mm256_shuffle_epi8(window, pick), shift),
+                field,
+            );
+            let s = symbols(&c, syms.as_ptr().add(i));
+            put::<SIZE, LINEAR>(
+                &c,
+                t,
+                s,
+                v,
+                signs >> (8 * step),
+                out.as_mut_ptr().add(i * SIZE),
+            );
+            i += 8;
+        }
+    }
+    i
 }

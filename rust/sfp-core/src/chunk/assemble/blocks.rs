@@ -49,6 +49,18 @@ pub(crate) fn assemble_blocks<W: Word>(
     let mut first = 0usize;
     for b in 0..stored.div_ceil(mantissa::BLOCK) {
         let count = (stored - b * mantissa::BLOCK).min(mantissa::BLOCK);
+        if !skip {
+            // One raw lane: its fields are read where they are packed, with no 64-bit values.
+            if let Some(raw) = blocks.next_raw(count)? {
+                let end = first + count;
+                let signs = signs.map(|s| s.get(first / 8..).unwrap_or_default());
+                let part = Table { signs, ..t };
+                let out = &mut out[first * W::SIZE..end * W::SIZE];
+                stray |= part.packed_low::<W>(check, &syms[first..end], raw, blocks.width(), out);
+                first = end;
+                continue;
+            }
+        }
         let values = &mut low[..count];
         blocks.next(values)?;
         // The elements that take this block's values; the last block takes every element left.
