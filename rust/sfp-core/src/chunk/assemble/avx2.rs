@@ -114,6 +114,24 @@ unsafe fn put<const SIZE: usize, const LINEAR: bool>(
     }
 }
 
+/// How each of sixteen 32-bit lanes takes its field of `bits` (1-8) from the bytes of a step, LSB
+/// first: lane `j`'s field starts at bit `j * bits`, in byte `j * bits / 8`, and takes the next
+/// byte too when it crosses into it; the byte shuffle's picks (-1 for none) and the shifts down
+/// that follow. The first eight lanes are the same for a step of eight.
+pub(super) fn field_picks(bits: u32) -> ([i8; 64], [i32; 16]) {
+    let mut pick = [-1i8; 64];
+    let mut shift = [0i32; 16];
+    for j in 0..16 {
+        let bit = j as u32 * bits;
+        pick[4 * j] = (bit / 8) as i8;
+        if bit % 8 + bits > 8 {
+            pick[4 * j + 1] = (bit / 8 + 1) as i8;
+        }
+        shift[j] = (bit % 8) as i32;
+    }
+    (pick, shift)
+}
+
 /// Writes whole groups of 64 elements of `SIZE` bytes (2 or 4) while each group's 64 stored
 /// values are there to read; the caller finishes the rest. With `LINEAR` the prefixes are the
 /// symbols shifted into place (`joint_sign` and `low_bits`), not gathered.
@@ -193,19 +211,9 @@ pub(super) unsafe fn packed<const SIZE: usize, const LINEAR: bool>(
     bits: u32,
     out: &mut [u8],
 ) -> usize {
-    // Lane j's field starts at bit j * bits of the step: in byte j * bits / 8, shifted by the rest;
-    // it takes the next byte too when it crosses into it. The step's bytes are in both 128-bit
-    // lanes, which a byte shuffle indexes within.
-    let mut pick = [-1i8; 32];
-    let mut shift = [0i32; 8];
-    for j in 0..8 {
-        let bit = j as u32 * bits;
-        pick[4 * j] = (bit / 8) as i8;
-        if bit % 8 + bits > 8 {
-            pick[4 * j + 1] = (bit / 8 + 1) as i8;
-        }
-        shift[j] = (bit % 8) as i32;
-    }
+    // The step's bytes are in both 128-bit lanes, which a byte shuffle indexes within; the first
+    // eight lanes of the table are this step's.
+    let (pick, shift) = field_picks(bits);
     let pick = _mm256_loadu_si256(pick.as_ptr().cast());
     let shift = _mm256_loadu_si256(shift.as_ptr().cast());
     let field = _mm256_set1_epi32(((1u32 << bits) - 1) as i32);

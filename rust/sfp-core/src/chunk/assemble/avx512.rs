@@ -140,19 +140,8 @@ pub(super) unsafe fn packed<const SIZE: usize, const LINEAR: bool>(
     bits: u32,
     out: &mut [u8],
 ) -> usize {
-    // Lane j's field starts at bit j * bits of the step: in byte j * bits / 8, shifted by the rest;
-    // it takes the next byte too when it crosses into it. The step's bytes are broadcast to every
-    // 128-bit lane, which a byte shuffle indexes within.
-    let mut pick = [-1i8; 64];
-    let mut shift = [0i32; 16];
-    for j in 0..16 {
-        let bit = j as u32 * bits;
-        pick[4 * j] = (bit / 8) as i8;
-        if bit % 8 + bits > 8 {
-            pick[4 * j + 1] = (bit / 8 + 1) as i8;
-        }
-        shift[j] = (bit % 8) as i32;
-    }
+    // The step's bytes are broadcast to every 128-bit lane, which a byte shuffle indexes within.
+    let (pick, shift) = super::avx2::field_picks(bits);
     let pick = _mm512_loadu_si512(pick.as_ptr().cast());
     let shift = _mm512_loadu_si512(shift.as_ptr().cast());
     let field = _mm512_set1_epi32(((1u32 << bits) - 1) as i32);

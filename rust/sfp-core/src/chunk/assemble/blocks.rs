@@ -37,7 +37,8 @@ pub(crate) fn assemble_blocks<W: Word>(
     }
     let t = Table::new::<W>(r, man_bits, width, layout, signs, tables)?;
     let check = r.zero_code_is_zero();
-    let mut blocks = mantissa::Blocks::new(mantissas, man_bits - layout.top)?;
+    let low_bits = man_bits - layout.top;
+    let mut blocks = mantissa::Blocks::new(mantissas, low_bits)?;
     let shift = t.code_shift;
     let stored = if skip {
         syms.len() - zero_codes(syms, layout)
@@ -56,7 +57,7 @@ pub(crate) fn assemble_blocks<W: Word>(
                 let signs = signs.map(|s| s.get(first / 8..).unwrap_or_default());
                 let part = Table { signs, ..t };
                 let out = &mut out[first * W::SIZE..end * W::SIZE];
-                stray |= part.packed_low::<W>(check, &syms[first..end], raw, blocks.width(), out);
+                stray |= part.packed_low::<W>(check, &syms[first..end], raw, low_bits, out);
                 first = end;
                 continue;
             }

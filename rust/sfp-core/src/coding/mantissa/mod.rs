@@ -376,11 +376,6 @@ impl<'a> Blocks<'a> {
         crate::runtime::memory::with_reused(&SYMS, |syms| self.next_with(syms, out))
     }
 
-    /// The width of the stream's values.
-    pub(crate) fn width(&self) -> u32 {
-        self.width
-    }
-
     /// The next block's packed fields when its values are one raw lane (a width of at most 8 bits
     /// stored flat): `count` fields, LSB first, which a decoder can read as they stand instead of
     /// through [`Blocks::next`]. `None`, and nothing read, for any other block.
@@ -388,10 +383,20 @@ impl<'a> Blocks<'a> {
     /// # Errors
     /// [`Error::Decode`] when the lane is truncated or not the packed length of `count` fields.
     pub(crate) fn next_raw(&mut self, count: usize) -> Result<Option<&'a [u8]>> {
-        let pos = self.pos;
-        if !(1..=LANE_BITS).contains(&self.width) || self.bytes.get(pos) != Some(&RAW) {
+        if !(1..=LANE_BITS).contains(&self.width) || self.bytes.get(self.pos) != Some(&RAW) {
             return Ok(None);
         }
+        let (_, body) = self.lane()?;
+        bitpack::check_packed_len(body.len(), count, self.width)?;
+        Ok(Some(body))
+    }
+
+    /// The next lane: its coder id and body; the position moves past it.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when its header or body is truncated.
+    fn lane(&mut self) -> Result<(u8, &'a [u8])> {
+        let pos = self.pos;
         let head = self
             .bytes
             .get(pos..pos + 5)
@@ -402,29 +407,19 @@ impl<'a> Blocks<'a> {
             .get(pos + 5..)
             .and_then(|b| b.get(..len))
             .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
-        bitpack::check_packed_len(body.len(), count, self.width)?;
         self.pos = pos + 5 + len;
-        Ok(Some(body))
+        Ok((head[0], body))
     }
 
     /// [`Blocks::next`] with `syms` as the lane buffer.
     fn next_with(&mut self, syms: &mut Vec<u16>, block: &mut [u64]) -> Result<()> {
-        let (level, bytes) = (self.level, self.bytes);
+        let level = self.level;
         if self.width == 0 {
             block.fill(0);
         }
         for (lo, w) in lanes(self.width) {
-            let pos = self.pos;
-            let head = bytes
-                .get(pos..pos + 5)
-                .ok_or_else(|| Error::decode("mantissa stream: truncated lane header"))?;
-            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            let body = bytes
-                .get(pos + 5..)
-                .and_then(|b| b.get(..len))
-                .ok_or_else(|| Error::decode("mantissa stream: truncated lane"))?;
-            self.pos = pos + 5 + len;
-            match head[0] {
+            let (id, body) = self.lane()?;
+            match id {
                 // The lowest lane sets each value, the others add their bits.
                 RAW => unpack::raw_lane(level, body, w, lo, block)?,
                 id @ (ENTROPY | HUFFMAN) => {
