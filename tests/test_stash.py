@@ -119,6 +119,32 @@ def test_bytes_held_are_the_frames_and_each_tensor_counts_once() -> None:
     torch.testing.assert_close(x.grad, want, rtol=0, atol=0)
 
 
+def test_a_frame_saved_by_several_operations_is_decoded_once_per_backward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import schrodinger_fp.torch.stash as stash_module
+
+    decoded: list[int] = []
+    real = stash_module.decode
+    monkeypatch.setattr(stash_module, "decode", lambda f: decoded.append(len(f)) or real(f))
+    x = torch.randn(64, 256, requires_grad=True)
+    fmt = sfp.Format(exp_bits=3, man_bits=2)
+    with compressed_stash(fmt) as stash:
+        y = x * 2
+        # sin, cos (by another tensor object) and mul (twice) save y; mm a transposed view of it
+        z = (torch.sin(y) + torch.cos(y.t().t()) + y * y).sum() + (y.t() @ y).sum()
+    assert stash.stats.encoded == 1
+    z.backward(retain_graph=True)
+    assert len(decoded) == 1
+    q = torch.from_numpy(sfp.quantize(y.detach().numpy(), fmt))
+    want = 2 * (torch.cos(q) - torch.sin(q) + 2 * q + 2 * q.sum(1, keepdim=True))
+    torch.testing.assert_close(x.grad, want, rtol=1e-5, atol=1e-3)
+    first = x.grad.clone()
+    x.grad = None
+    z.backward()  # a graph kept for a second backward restores every save again
+    assert len(decoded) > 1 and torch.equal(x.grad, first)
+
+
 def test_small_integer_and_boolean_tensors_are_held_losslessly() -> None:
     x = torch.randn(16, 4, 32, 32, requires_grad=True)
 

@@ -337,3 +337,26 @@ def test_the_adapter_knows_what_it_quantized_so_bitwave_passes_skip_it() -> None
     same = {"man": dict.fromkeys(adapter.specs, fmt)}
     ev = gradient_evidence(adapter, same, probe)
     assert ev.current > 0 and ev.current == ev.narrower["man"]
+
+
+def test_every_probe_pass_draws_what_torch_manual_seed_of_the_step_draws() -> None:
+    model = small_mlp()
+    policy = sfp.Policy()
+    policy.set_default(sfp.Format(exp_bits=4, man_bits=2))
+    adapter = attach(model, policy, torch.randn(4, 64))
+    adapter.step(6)
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+    draws: list[torch.Tensor] = []
+
+    def probe(part: slice) -> torch.Tensor:
+        draws.append(torch.rand(5))
+        noise = torch.nn.functional.dropout(x[part], 0.5, training=True)
+        return torch.nn.functional.cross_entropy(model(noise), y[part])
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    gradient_evidence(adapter, {"man": dict.fromkeys(adapter.specs, policy.default)}, probe)
+    assert torch.equal(torch.get_rng_state(), before)  # the training's random state is left
+    torch.manual_seed(7)
+    expected = torch.rand(5)
+    assert len(draws) == 4 and all(torch.equal(d, expected) for d in draws)

@@ -27,6 +27,7 @@ from schrodinger_fp.training.controllers.flush import (
 from schrodinger_fp.training.controllers.qmath import (
     Plan,
     QuantumContext,
+    _finite_magnitudes,
     _first_damage,
     bit_gradients,
 )
@@ -56,6 +57,21 @@ def test_magnitude_range_from_the_bits_equals_abs_max_and_smallest_nonzero(dtype
         assert magnitude_range(y) == plain_range(y)
         assert magnitude_range(y[5:]) == plain_range(y[5:])  # no zero, no subnormal first
     assert magnitude_range(np.array([-0.0, 0.0], dtype)) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_copy_says_finiteness_and_the_magnitude_range(dtype: type) -> None:
+    y = values(dtype)
+    assert _finite_magnitudes(y) == (True, plain_range(y))
+    assert _finite_magnitudes(np.array([-0.0, 0.0], dtype)) == (True, (0.0, 0.0))
+    assert _finite_magnitudes(np.array([], dtype)) == (True, None)
+    big = np.finfo(dtype).max
+    for bad in (np.inf, -np.inf, np.nan, -np.nan):
+        z = values(dtype)
+        z[11] = bad
+        assert _finite_magnitudes(z) == (False, None)
+    edge = np.array([big, -big], dtype)  # the largest finite bits, one below infinity's
+    assert _finite_magnitudes(edge) == (True, (float(big), float(big)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

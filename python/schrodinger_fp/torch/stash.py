@@ -113,13 +113,18 @@ class StashStats:
         entry[1] += held
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Frame:
     """One saved tensor held as an encoded frame.
 
     ``stride`` None: the frame holds the values in C order of ``shape``; else
     in memory order, restored with these strides (a transposed or permuted
     tensor is encoded where it lies, without a contiguous copy first).
+
+    A frame saved by several operations (a module output, and the layer that
+    reads it) is decoded once: ``saves`` counts the saves not restored yet,
+    and the decoded values are kept from the first restore to the last (a
+    graph without the stash holds the tensor all along).
     """
 
     data: bytes
@@ -127,11 +132,18 @@ class _Frame:
     dtype: torch.dtype
     device: torch.device
     stride: tuple[int, ...] | None = None
+    saves: int = 0
+    decoded: torch.Tensor | None = None
 
     def values(self) -> torch.Tensor:
         """The decoded values, one dimension, in the frame's order, on the tensor's device."""
-        t = _from_numpy(decode(self.data), self.dtype).reshape(-1)
-        return t.to(self.device) if self.device.type != "cpu" else t
+        t = self.decoded
+        if t is None:
+            t = _from_numpy(decode(self.data), self.dtype).reshape(-1)
+            t = t.to(self.device) if self.device.type != "cpu" else t
+        self.saves -= 1  # a graph kept for a second backward restores more often than saved
+        self.decoded = t if self.saves > 0 else None
+        return t
 
     def restore(self) -> torch.Tensor:
         flat = self.values()
@@ -294,6 +306,15 @@ class CompressedStash:
 
     # -- hooks -----------------------------------------------------------
     def _pack(self, t: torch.Tensor) -> Any:
+        held = self._find(t)
+        if isinstance(held, _Frame):
+            held.saves += 1
+        elif isinstance(held, _View):
+            held.frame.saves += 1
+        return held
+
+    def _find(self, t: torch.Tensor) -> Any:
+        """What holds ``t``: what holds its memory already, or a new hold."""
         key = _key(t)
         first = self._seen.get(key)
         # the memory of a tensor that is gone may hold a new one: only a live first tensor counts

@@ -39,6 +39,8 @@ def exponent_bits_needed(
     flushes at most :func:`flush_budget` of the energy (estimated on a strided
     sample of about ``sample`` values), ``highest`` when none does.
     """
+    if lowest == highest:  # one answer whatever the values (a tensor not narrowed yet)
+        return lowest
     flat = values.reshape(-1)
     # of the whole tensor: a sample may miss its largest value
     top, finite = _top_and_finite(flat)

@@ -169,17 +169,20 @@ def _quantize_corner(
         return quantize(a, fmt), fmt
 
 
-def _first_damage(y: np.ndarray, k: int, finite: bool = False) -> int:
+def _first_damage(
+    y: np.ndarray, k: int, finite: bool = False, magnitudes: tuple[float, float] | None = None
+) -> int:
     """The largest exponent bitlength below ``k`` whose window cannot hold every binade of ``y``.
 
     A window of ``e`` bits holds ``2**e - 1`` binades, so with ``b`` binades
     between the smallest and largest magnitude nothing changes above
     ``ceil(log2(b + 1)) - 1``; the search for the first damaging container
     starts there instead of walking down one quantization at a time.
-    ``finite``: ``y`` is known to hold no NaN or infinity.
+    ``finite``: ``y`` is known to hold no NaN or infinity; ``magnitudes``: its
+    :func:`magnitude_range`, when the caller has it.
     """
     if finite and y.size:
-        largest, smallest = magnitude_range(y)
+        largest, smallest = magnitude_range(y) if magnitudes is None else magnitudes
     else:
         mag = np.abs(y)
         largest = float(mag.max()) if mag.size else 0.0
@@ -226,16 +229,18 @@ def _segment_below(
     base: Format,
     top: int | None = None,
     finite: bool | None = None,
+    magnitudes: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, int] | None:
     """``y - Q_j(y)`` for the first lower container ``j`` that changes a value, and ``k - j``.
 
     ``top``: the window's top when ``y`` is a sample (the whole tensor's, not the sample's).
-    ``finite``: whether ``y`` holds no NaN or infinity, when the caller knows.
+    ``finite``: whether ``y`` holds no NaN or infinity, when the caller knows; ``magnitudes``:
+    its :func:`magnitude_range` then, if known.
     """
     if finite is None:
         finite = bool(np.isfinite(y).all())
     k = corner[0] if kind == "man" else corner[1]
-    start = k - 1 if kind == "man" else _first_damage(y, k, finite)
+    start = k - 1 if kind == "man" else _first_damage(y, k, finite, magnitudes)
     for j in range(min(start, k - 1), lowest - 1, -1):
         lower = (j, corner[1]) if kind == "man" else (corner[0], j)
         q, _ = _quantize_corner(y, base, lower, top)
@@ -401,36 +406,41 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
     grads: dict[str, float] = {}
     spreads: dict[str, float] = {}
     exp_lowest = None
-    finite = bool(np.isfinite(y).all())  # once for both fields
+    magnitudes = None
+    exp_k = ctx.plan.corner[1]
+    if ctx.plan.exp_lowest is not None and not (exp_k == ctx.plan.exp_lowest and "exp" in upper):
+        # the exponent's search starts from the magnitudes, which say whether y is finite too
+        finite, magnitudes = _finite_magnitudes(y)
+    else:
+        finite = bool(np.isfinite(y).all())  # once for both fields
     loss_scale = None
-    if ctx.plan.man_lowest is not None or ctx.plan.exp_lowest is not None:
-        with np.errstate(invalid="ignore", over="ignore"):
+    # one error state for the whole sum (entering one costs as much as a small tensor's product)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if ctx.plan.man_lowest is not None or ctx.plan.exp_lowest is not None:
             values = _wide(gf) * _wide(y)
-        if not finite:
-            values[~np.isfinite(values)] = 0
-        loss_scale = math.sqrt(scale * float(values @ values))
-    for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
-        if lowest is None:
-            continue
-        k = ctx.plan.corner[0] if kind == "man" else ctx.plan.corner[1]
-        above = k == lowest and kind in upper
-        seg = (
-            _segment_above(upper[kind], y)
-            if above
-            else _segment_below(y, ctx.plan.corner, kind, lowest, base, top, finite)
-        )
-        if seg is None:
-            grads[kind] = spreads[kind] = 0.0
-            continue
-        d, span = seg
-        grads[kind] = scale * float(np.dot(gf, d)) / span
-        if kind == "exp" and not above:
-            d32, y32 = _wide(d), _wide(y)
-            with np.errstate(invalid="ignore", over="ignore"):
+            if not finite:
+                values[~np.isfinite(values)] = 0
+            loss_scale = math.sqrt(scale * float(values @ values))
+        for kind, lowest in (("man", ctx.plan.man_lowest), ("exp", ctx.plan.exp_lowest)):
+            if lowest is None:
+                continue
+            k = ctx.plan.corner[0] if kind == "man" else exp_k
+            above = k == lowest and kind in upper
+            seg = (
+                _segment_above(upper[kind], y)
+                if above
+                else _segment_below(y, ctx.plan.corner, kind, lowest, base, top, finite, magnitudes)
+            )
+            if seg is None:
+                grads[kind] = spreads[kind] = 0.0
+                continue
+            d, span = seg
+            grads[kind] = scale * float(np.dot(gf, d)) / span
+            if kind == "exp" and not above:
+                d32, y32 = _wide(d), _wide(y)
                 flushed, energy = float(d32 @ d32), float(y32 @ y32)
-            if flushed > flush_budget(ctx.plan.corner[0]) * energy:
-                exp_lowest = k - span + 1
-        with np.errstate(invalid="ignore", over="ignore"):
+                if flushed > flush_budget(ctx.plan.corner[0]) * energy:
+                    exp_lowest = k - span + 1
             # d is a fresh array read for the last time: the terms are written over it
             terms = (
                 np.multiply(gf, d, out=d)
@@ -447,6 +457,27 @@ def bit_gradients(g: np.ndarray, ctx: QuantumContext, sample: int | None = SAMPL
         spreads.get("exp"),
         loss_scale,
     )
+
+
+def _finite_magnitudes(y: np.ndarray) -> tuple[bool, tuple[float, float] | None]:
+    """Whether ``y`` holds no NaN or infinity, and then its :func:`magnitude_range`, in one copy.
+
+    With the sign bit cleared, NaN and infinities have the largest bits of all.
+    """
+    if not y.size:
+        return True, None
+    unsigned = np.dtype(f"u{y.dtype.itemsize}")
+    bits = np.ascontiguousarray(y).view(unsigned)
+    mag = np.bitwise_and(bits, unsigned.type((1 << (8 * y.dtype.itemsize - 1)) - 1))
+    top = mag.max()
+    if top >= np.asarray(np.inf, dtype=y.dtype).view(unsigned):
+        return False, None
+    if top == 0:
+        return True, (0.0, 0.0)
+    largest = np.asarray(top, dtype=unsigned).view(y.dtype)
+    mag -= unsigned.type(1)
+    smallest = np.asarray(mag.min() + unsigned.type(1), dtype=unsigned).view(y.dtype)
+    return True, (float(largest), float(smallest))
 
 
 def _wide(a: np.ndarray) -> np.ndarray:
