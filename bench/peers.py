@@ -34,6 +34,28 @@ _NP = {
 }
 
 
+def retain_freed_memory() -> bool:
+    """Keeps freed memory in this process for later allocations (glibc's ``mallopt``): large
+    buffers are then served from memory already mapped, not from fresh pages the kernel must
+    zero on first touch. A codec that returns a new buffer per call runs up to twice as fast so
+    (ZipNN: its decode of the float16 weights 1.3 -> 2.6 GB/s on an AMD EPYC VM), and decoding
+    into ``out=`` never pays for fresh pages at all: with this, every codec is measured without
+    the cost of fresh memory. False (nothing changed) where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    m_mmap_threshold, m_trim_threshold = -3, -1
+    # Above the largest buffer the suite makes, so that none is mapped anew or given back.
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 31))
+
+
 def corpus_path() -> Path:
     """The corpus file: ``../shared/corpus`` beside the checkout, else ``/work/shared/corpus``."""
     for base in (

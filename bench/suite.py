@@ -2,7 +2,7 @@
 
 ``python bench/suite.py`` (``--repeats N``, ``--dtypes float32,...``, ``--json out.json``) loads the
 corpus (MiniLM-L6-v2 weights, cast to float32, bfloat16, float16 with ml_dtypes), then
-measures, on thesame data and in the same run:
+measures, on the same data and in the same run:
 
 * memcpy: ``np.copyto`` into a preallocated array and ``x.copy()`` into a new one (the limit);
 * lossless: ours (flat and coded exponents), zstd, blosc2 (shuffle + zstd), bitshuffle + lz4
@@ -15,6 +15,11 @@ Every codec runs single-threaded unless the row says otherwise; times are the be
 (the machine is shared, so the best is the least disturbed), and the codecs of a table (with
 memcpy) take turns, one run each per round, so that a slow spell slows them all and the speed
 ratios between them hold; every round trip is checked bit for bit.
+Ours decode into a preallocated array; ZipNN, zstd and the others return a new buffer, whose fresh
+pages the kernel zeroes on first touch unless the C library reuses memory a call before freed, which
+the process's allocation history decides: ZipNN's figures move by up to 2x with it.
+``--retain-memory`` makes the C library keep freed memory (glibc's ``mallopt``), so that no codec
+pays for fresh pages: the peers' best case.
 Speeds are GB/s of raw input and fractions of memcpy (encode and quantize-new against copy into a
 new array, decode and in-place quantize against copy into a preallocated one); "peak MB" is the
 largest
@@ -234,13 +239,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--no-activations", action="store_true", help="skip the GELU/ReLU activation cases"
     )
+    ap.add_argument(
+        "--retain-memory",
+        action="store_true",
+        help="keep freed memory for later allocations, so no codec pays for fresh pages",
+    )
     args = ap.parse_args(argv)
     rep = args.repeats
+    retained = args.retain_memory and peers.retain_freed_memory()
+    if args.retain_memory and not retained:
+        raise SystemExit("--retain-memory needs glibc's mallopt")
     x32 = peers.weights()
-    report: dict[str, Any] = {"machine": machine(), "values": int(x32.size), "rows": []}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "values": int(x32.size),
+        "retain_memory": retained,
+        "rows": [],
+    }
+    memory = (
+        "freed memory retained (`--retain-memory`): no codec pays for fresh pages"
+        if retained
+        else "the C library's default: a new buffer of this size is fresh pages"
+    )
     print(
         f"# schrodinger-fp benchmark suite\n\nmachine: {report['machine']}\n"
-        f"corpus: MiniLM-L6-v2 weights, {x32.size} values; best of {rep}\n"
+        f"corpus: MiniLM-L6-v2 weights, {x32.size} values; best of {rep}; memory: {memory}\n"
     )
 
     lossless: list[peers.Codec] = [
