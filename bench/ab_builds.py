@@ -66,8 +66,8 @@ def main() -> None:
             else:
                 m.encode(src, args.dtype, [a.size], fmt, None, 1)
             seconds[tag].append(time.perf_counter() - t0)
-        if args.side == "decode" and not np.array_equal(raw, src):
-            raise SystemExit("a build decoded other values")
+            if args.side == "decode" and not np.array_equal(raw, src):
+                raise SystemExit(f"build {tag} decoded other values")
     print(f"{args.side}, level {args.level}, {args.file} ({a.nbytes / 1e6:.1f} MB), one thread")
     for tag, ts in seconds.items():
         ts.sort()

@@ -35,11 +35,9 @@ _NP = {
 
 
 def retain_freed_memory() -> bool:
-    """Keeps freed memory for later allocations (glibc's ``mallopt``), so that large buffers come
-    from memory already mapped, not from fresh pages the kernel zeroes on first touch. A codec that
-    returns a new buffer per call then runs up to twice as fast (ZipNN's decode of the float16
-    weights in the suite: 1.24 -> 2.83 GB/s on an AMD EPYC VM), as ours decoding into ``out=``
-    always does. False, changing nothing, where the C library has no ``mallopt``."""
+    """Keeps freed memory for later allocations (glibc's ``mallopt``), so that no buffer is fresh
+    pages (``bench/suite.py --retain-memory`` says why that matters); False, changing nothing,
+    where the C library has no ``mallopt``."""
     import ctypes
     import ctypes.util
 

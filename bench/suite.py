@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     memory = (
         "freed memory retained (`--retain-memory`): no codec pays for fresh pages"
         if retained
-        else "the C library's default: a new buffer of this size is fresh pages"
+        else "the C library's default: a peer's new buffer may be fresh pages"
     )
     print(
         f"# schrodinger-fp benchmark suite\n\nmachine: {report['machine']}\n"
